@@ -1,0 +1,1 @@
+//! Local-filesystem versioned store (being written).
