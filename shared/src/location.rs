@@ -1,0 +1,263 @@
+//! A [`Location`] is one configured place (a local directory or an S3 bucket and prefix) seen as
+//! a versioned object store of its own: names are relative to the location, so steps say
+//! `models.put("model.json", …)` without caring where that is. [`Locations`] opens every location
+//! of a [`Config`] once, building the S3 client only if some location is on S3 (local runs never
+//! touch AWS configuration).
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::config::{Config, LocationUrl};
+use crate::store::local::LocalStore;
+use crate::store::s3::S3Store;
+use crate::store::{ByteReader, ObjectMeta, ObjectStore, PutMode, StoreError};
+
+/// Errors reading or writing a JSON record in a location.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{url} (version {version}) is not a valid {what}: {source}; it may have been written by an incompatible version or edited by hand")]
+    Decode {
+        url: String,
+        version: String,
+        what: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("cannot encode {what} as JSON: {source}")]
+    Encode {
+        what: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// One configured location: a store plus a key prefix inside it.
+#[derive(Debug, Clone)]
+pub struct Location {
+    store: Arc<dyn ObjectStore>,
+    prefix: String,
+    url: LocationUrl,
+}
+
+impl Location {
+    /// A location at `prefix` (no leading or trailing `/`, may be empty) inside `store`.
+    pub fn new(store: Arc<dyn ObjectStore>, prefix: impl Into<String>, url: LocationUrl) -> Self {
+        Location {
+            store,
+            prefix: prefix.into(),
+            url,
+        }
+    }
+
+    /// A location over a local directory, for tests and tools.
+    pub fn local(root: impl Into<std::path::PathBuf>) -> Self {
+        let root = root.into();
+        let url = LocationUrl::File { root: root.clone() };
+        Location::new(Arc::new(LocalStore::new(root)), "", url)
+    }
+
+    /// The configured URL of this location.
+    pub fn url(&self) -> &LocationUrl {
+        &self.url
+    }
+
+    /// The full URL of an object in this location, for messages and records.
+    pub fn object_url(&self, name: &str) -> String {
+        format!("{}/{name}", self.url.to_string().trim_end_matches('/'))
+    }
+
+    fn key(&self, name: &str) -> String {
+        if self.prefix.is_empty() {
+            name.to_string()
+        } else {
+            format!("{}/{name}", self.prefix)
+        }
+    }
+
+    /// Turns a store key back into a name relative to this location.
+    fn relative(&self, mut meta: ObjectMeta) -> ObjectMeta {
+        if !self.prefix.is_empty()
+            && let Some(rest) = meta.key.strip_prefix(&self.prefix)
+            && let Some(rest) = rest.strip_prefix('/')
+        {
+            meta.key = rest.to_string();
+        }
+        meta
+    }
+
+    pub async fn put(&self, name: &str, body: Bytes, mode: PutMode) -> Result<ObjectMeta, StoreError> {
+        let meta = self.store.put(&self.key(name), body, mode).await?;
+        Ok(self.relative(meta))
+    }
+
+    pub async fn get(&self, name: &str, version: Option<&str>) -> Result<(ObjectMeta, Bytes), StoreError> {
+        let (meta, body) = self.store.get(&self.key(name), version).await?;
+        Ok((self.relative(meta), body))
+    }
+
+    /// Like [`Location::get`] of the latest version, but a missing object is `None`.
+    pub async fn get_if_exists(&self, name: &str) -> Result<Option<(ObjectMeta, Bytes)>, StoreError> {
+        match self.get(name, None).await {
+            Ok(found) => Ok(Some(found)),
+            Err(StoreError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub async fn get_reader(
+        &self,
+        name: &str,
+        version: Option<&str>,
+    ) -> Result<(ObjectMeta, ByteReader), StoreError> {
+        let (meta, reader) = self.store.get_reader(&self.key(name), version).await?;
+        Ok((self.relative(meta), reader))
+    }
+
+    pub async fn head(&self, name: &str, version: Option<&str>) -> Result<ObjectMeta, StoreError> {
+        Ok(self.relative(self.store.head(&self.key(name), version).await?))
+    }
+
+    /// Latest versions of every object under `sub_prefix` (relative to this location), sorted.
+    pub async fn list(&self, sub_prefix: &str) -> Result<Vec<ObjectMeta>, StoreError> {
+        let prefix = if self.prefix.is_empty() {
+            sub_prefix.to_string()
+        } else {
+            format!("{}/{sub_prefix}", self.prefix)
+        };
+        let found = self.store.list(&prefix).await?;
+        Ok(found.into_iter().map(|meta| self.relative(meta)).collect())
+    }
+
+    /// Every version of `name`, newest first.
+    pub async fn list_versions(&self, name: &str) -> Result<Vec<ObjectMeta>, StoreError> {
+        let found = self.store.list_versions(&self.key(name)).await?;
+        Ok(found.into_iter().map(|meta| self.relative(meta)).collect())
+    }
+
+    /// Copies a version of `name` here to `dest_name` in `dest` as a new version there. Within
+    /// one store this is a server-side copy; across stores the bytes pass through this process.
+    pub async fn copy_to(
+        &self,
+        name: &str,
+        version: Option<&str>,
+        dest: &Location,
+        dest_name: &str,
+    ) -> Result<ObjectMeta, StoreError> {
+        if self.store.url() == dest.store.url() {
+            let meta = self
+                .store
+                .copy(&self.key(name), version, &dest.key(dest_name))
+                .await?;
+            return Ok(dest.relative(meta));
+        }
+        let (_, body) = self.get(name, version).await?;
+        dest.put(dest_name, body, PutMode::Overwrite).await
+    }
+
+    /// Writes `value` as pretty JSON (records are small and read by people too).
+    pub async fn put_json<T: Serialize>(
+        &self,
+        name: &str,
+        what: &'static str,
+        value: &T,
+        mode: PutMode,
+    ) -> Result<ObjectMeta, RecordError> {
+        let mut body = serde_json::to_vec_pretty(value).map_err(|source| RecordError::Encode { what, source })?;
+        body.push(b'\n');
+        Ok(self.put(name, Bytes::from(body), mode).await?)
+    }
+
+    /// Reads a JSON record, latest or a given version.
+    pub async fn get_json<T: DeserializeOwned>(
+        &self,
+        name: &str,
+        what: &'static str,
+        version: Option<&str>,
+    ) -> Result<(ObjectMeta, T), RecordError> {
+        let (meta, body) = self.get(name, version).await?;
+        let value = serde_json::from_slice(&body).map_err(|source| RecordError::Decode {
+            url: self.object_url(name),
+            version: meta.version_id.clone(),
+            what,
+            source,
+        })?;
+        Ok((meta, value))
+    }
+
+    /// Like [`Location::get_json`] of the latest version, but a missing record is `None`.
+    pub async fn get_json_if_exists<T: DeserializeOwned>(
+        &self,
+        name: &str,
+        what: &'static str,
+    ) -> Result<Option<(ObjectMeta, T)>, RecordError> {
+        match self.get_json(name, what, None).await {
+            Ok(found) => Ok(Some(found)),
+            Err(RecordError::Store(StoreError::NotFound { .. })) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// Every configured location, opened.
+#[derive(Debug, Clone)]
+pub struct Locations {
+    pub source_data: Location,
+    pub compiled_data: Location,
+    pub test_data: Location,
+    pub models: Location,
+    pub production: Location,
+    pub reports: Location,
+}
+
+impl Locations {
+    /// Opens every location of `config`. The S3 client is built once, and only if needed, from
+    /// the standard AWS chain (env, profile, role; `AWS_ENDPOINT_URL` for S3-compatible servers).
+    pub async fn open(config: &Config) -> Locations {
+        let needs_s3 = config
+            .named_locations()
+            .iter()
+            .any(|(_, url)| matches!(url, LocationUrl::S3 { .. }));
+        let client = if needs_s3 {
+            Some(crate::store::s3::client_from_env().await)
+        } else {
+            None
+        };
+        Self::open_with_client(config, client)
+    }
+
+    /// Opens every location with an S3 client the caller built (tests, local S3 servers).
+    pub fn open_with_client(config: &Config, client: Option<aws_sdk_s3::Client>) -> Locations {
+        let open = |url: &LocationUrl| -> Location {
+            match url {
+                LocationUrl::File { root } => {
+                    Location::new(Arc::new(LocalStore::new(root.clone())), "", url.clone())
+                }
+                LocationUrl::S3 { bucket, prefix } => {
+                    let client = client.clone().unwrap_or_else(|| {
+                        // Only reachable when a caller passes no client for an S3 config; an
+                        // unconfigured client still fails cleanly (and visibly) on first use.
+                        aws_sdk_s3::Client::from_conf(
+                            aws_sdk_s3::Config::builder()
+                                .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+                                .build(),
+                        )
+                    });
+                    Location::new(Arc::new(S3Store::new(client, bucket.clone())), prefix.clone(), url.clone())
+                }
+            }
+        };
+        Locations {
+            source_data: open(&config.source_data),
+            compiled_data: open(&config.compiled_data),
+            test_data: open(&config.test_data),
+            models: open(&config.models),
+            production: open(&config.production),
+            reports: open(&config.reports),
+        }
+    }
+}
