@@ -97,7 +97,9 @@ impl LocationUrl {
             let prefix = prefix.trim_end_matches('/');
             if !prefix.is_empty() {
                 if prefix.starts_with('/') {
-                    return Err("the key prefix must not start with '/' (write s3://bucket/prefix)".into());
+                    return Err(
+                        "the key prefix must not start with '/' (write s3://bucket/prefix)".into(),
+                    );
                 }
                 for segment in prefix.split('/') {
                     if segment.is_empty() || segment == "." || segment == ".." {
@@ -114,7 +116,9 @@ impl LocationUrl {
         }
         if let Some(rest) = value.strip_prefix("file://") {
             if rest.is_empty() {
-                return Err("the path after file:// is empty; expected e.g. file://data/sourcedata".into());
+                return Err(
+                    "the path after file:// is empty; expected e.g. file://data/sourcedata".into(),
+                );
             }
             let path = Path::new(rest);
             let joined = if path.is_absolute() {
@@ -377,8 +381,8 @@ mod tests {
     #[test]
     fn resolves_relative_paths_against_the_config_directory() {
         let dir = tempfile::tempdir().unwrap();
-        let config = Config::load_with_env(Some(&write_config(dir.path(), GOOD)), &BTreeMap::new())
-            .unwrap();
+        let config =
+            Config::load_with_env(Some(&write_config(dir.path(), GOOD)), &BTreeMap::new()).unwrap();
         let base = std::path::absolute(dir.path()).unwrap();
         assert_eq!(
             config.source_data,
@@ -457,7 +461,10 @@ mod tests {
         let err = Config::load_with_env(Some(&write_config(dir.path(), body)), &BTreeMap::new())
             .unwrap_err()
             .to_string();
-        assert!(err.contains("'compiled_data'") && err.contains("RISK_COMPILED_DATA"), "{err}");
+        assert!(
+            err.contains("'compiled_data'") && err.contains("RISK_COMPILED_DATA"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -470,7 +477,10 @@ mod tests {
         let err = Config::load_with_env(Some(&write_config(dir.path(), GOOD)), &env)
             .unwrap_err()
             .to_string();
-        assert!(err.contains("'models'") && err.contains("'production'"), "{err}");
+        assert!(
+            err.contains("'models'") && err.contains("'production'"),
+            "{err}"
+        );
     }
 
     #[test]

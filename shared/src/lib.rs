@@ -6,4 +6,5 @@
 
 pub mod config;
 pub mod data;
+pub mod dependencies;
 pub mod store;
