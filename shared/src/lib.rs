@@ -7,4 +7,5 @@
 pub mod config;
 pub mod data;
 pub mod dependencies;
+pub mod stats;
 pub mod store;
