@@ -206,15 +206,15 @@ mod tests {
     use super::*;
     use crate::data::schema::client_schema;
 
-    fn batch(
-        rows: &[(
-            Option<&str>,
-            Option<i64>,
-            Option<i64>,
-            Option<i64>,
-            Option<i8>,
-        )],
-    ) -> RecordBatch {
+    type Row<'a> = (
+        Option<&'a str>,
+        Option<i64>,
+        Option<i64>,
+        Option<i64>,
+        Option<i8>,
+    );
+
+    fn batch(rows: &[Row]) -> RecordBatch {
         RecordBatch::try_new(
             client_schema(),
             vec![
