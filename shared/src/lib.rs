@@ -7,3 +7,6 @@
 pub mod config;
 pub mod data;
 pub mod store;
+/// Helpers for tests and local demos only (finding the S3 test server, fresh buckets); not used
+/// by the pipeline itself.
+pub mod testing;
