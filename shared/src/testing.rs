@@ -1,7 +1,8 @@
 //! Finding the S3-compatible test server (moto, started by `scripts/test.sh`) and giving each
-//! test a fresh versioned bucket on it. The server is named by [`ENDPOINT_ENV`]; credentials and
-//! region come from `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and `AWS_REGION` (defaults:
-//! `test`, `test`, `us-east-1`, which moto accepts). Without a server, tests that need one are
+//! test a fresh versioned bucket on it. The server is named by
+//! [`ENDPOINT_ENV`](crate::testing::ENDPOINT_ENV); credentials and region come from
+//! `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and `AWS_REGION` (defaults: `test`, `test`,
+//! `us-east-1`, which moto accepts). Without a server, tests that need one are
 //! skipped locally but fail in CI (`CI=true`), so a broken CI setup cannot pass silently.
 
 use std::sync::atomic::{AtomicU64, Ordering};

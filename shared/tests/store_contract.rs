@@ -451,6 +451,16 @@ mod local_only {
     use super::*;
     use shared::store::local::LocalStore;
 
+    /// The process umask as the last file created shows it (0o022 on most systems).
+    #[cfg(unix)]
+    fn umask() -> u32 {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let probe = dir.path().join("probe");
+        std::fs::write(&probe, "").unwrap();
+        0o666 & !std::fs::metadata(&probe).unwrap().permissions().mode()
+    }
+
     fn new_store() -> (tempfile::TempDir, LocalStore) {
         let dir = tempfile::tempdir().unwrap();
         let store = LocalStore::new(dir.path().join("store"));
@@ -501,6 +511,16 @@ mod local_only {
             std::fs::read_to_string(&path).unwrap(),
             "written by the store"
         );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(
+                mode & 0o044,
+                0o044 & !umask(),
+                "written files are not private"
+            );
+        }
     }
 
     #[tokio::test]
@@ -680,5 +700,116 @@ mod local_only {
         reader.read_to_string(&mut text).await.unwrap();
         assert_eq!(text, "old content");
         assert_eq!(meta.size, 11);
+    }
+}
+
+mod s3_only {
+    use super::*;
+    use shared::store::s3::{S3Store, client_for_endpoint, create_versioned_bucket};
+
+    #[tokio::test]
+    async fn an_unversioned_bucket_reports_the_null_version() {
+        let Some(test) = shared::testing::s3_test_bucket("s3_only::unversioned").await else {
+            return;
+        };
+        let plain = format!("{}-plain", test.bucket);
+        test.client
+            .create_bucket()
+            .bucket(&plain)
+            .send()
+            .await
+            .unwrap();
+        let store = S3Store::new(test.client.clone(), plain);
+        let first = put(&store, "a.csv", "one").await;
+        let second = put(&store, "a.csv", "two").await;
+        assert_eq!(first.version_id, NULL_VERSION);
+        assert_eq!(second.version_id, NULL_VERSION);
+        let versions = store.list_versions("a.csv").await.unwrap();
+        assert_eq!(versions.len(), 1);
+        assert_eq!(versions[0].etag, second.etag);
+        assert_eq!(store.list("").await.unwrap()[0].version_id, NULL_VERSION);
+        let copied = store.copy("a.csv", None, "b.csv").await.unwrap();
+        assert_eq!(copied.version_id, NULL_VERSION);
+        assert_eq!(read(&store, "b.csv", None).await, "two");
+    }
+
+    #[tokio::test]
+    async fn creating_the_versioned_bucket_again_is_fine() {
+        let Some(test) = shared::testing::s3_test_bucket("s3_only::create_twice").await else {
+            return;
+        };
+        create_versioned_bucket(&test.client, &test.bucket)
+            .await
+            .unwrap();
+        let written = put(&test.store(), "x", "x").await;
+        assert_ne!(written.version_id, NULL_VERSION);
+    }
+
+    #[tokio::test]
+    async fn a_missing_bucket_is_an_s3_error_naming_it() {
+        let Some(test) = shared::testing::s3_test_bucket("s3_only::missing_bucket").await else {
+            return;
+        };
+        let store = S3Store::new(test.client.clone(), format!("{}-absent", test.bucket));
+        for result in [
+            store.put("k", body("x"), PutMode::Overwrite).await,
+            store.get("k", None).await.map(|(m, _)| m),
+        ] {
+            match result {
+                Err(StoreError::S3 {
+                    status: Some(404),
+                    message,
+                    retryable: false,
+                    ..
+                }) => assert!(message.contains("does not exist"), "{message}"),
+                other => panic!("expected an S3 error, got {other:?}"),
+            }
+        }
+        assert!(matches!(
+            store.list("").await,
+            Err(StoreError::S3 {
+                status: Some(404),
+                ..
+            })
+        ));
+    }
+
+    /// Needs no server: nothing listens on the port.
+    #[tokio::test]
+    async fn an_unreachable_server_is_a_retryable_error() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        drop(listener);
+        let credentials = aws_sdk_s3::config::Credentials::new(
+            "AKIDLEAKCHECK",
+            "SECRETLEAKCHECK",
+            None,
+            None,
+            "test",
+        );
+        let client = client_for_endpoint(
+            &format!("http://127.0.0.1:{port}"),
+            "us-east-1",
+            credentials,
+        );
+        let store = S3Store::new(client, "bucket");
+        let err = store
+            .put("k", body("x"), PutMode::Overwrite)
+            .await
+            .unwrap_err();
+        assert!(err.is_retryable(), "{err:?}");
+        assert!(
+            matches!(err, StoreError::S3 { status: None, .. }),
+            "{err:?}"
+        );
+        let message = err.to_string();
+        assert!(
+            message.contains("s3://bucket") && message.contains("PutObject"),
+            "{message}"
+        );
+        assert!(
+            !message.contains("LEAKCHECK"),
+            "no credentials in messages: {message}"
+        );
     }
 }

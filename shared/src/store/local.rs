@@ -10,7 +10,8 @@
 //! On-disk layout (all paths under the root):
 //! - `<key>`: the current content (plain file).
 //! - `.versions/objects/<h2>/<md5 of key>/<order>.data`: bytes of one version (immutable).
-//! - `.versions/objects/<h2>/<md5 of key>/<order>.json`: its [`VersionRecord`].
+//! - `.versions/objects/<h2>/<md5 of key>/<order>.json`: its record (version id, etag, size,
+//!   last-modified time, and the size/mtime/inode of the visible file written for it).
 //! - `.versions/objects/<h2>/<md5 of key>/lock`: serialises writers of that key.
 //! - `.versions/tmp/`: staging area for atomic renames (same filesystem as the root).
 //!
@@ -44,7 +45,8 @@ pub struct LocalStore {
 }
 
 /// What identifies the exact visible file a version was written as: if the visible file no
-/// longer has these, someone replaced or edited it by hand.
+/// longer has these, someone replaced or edited it by hand. (An in-place edit that keeps the
+/// size and lands in the same filesystem timestamp tick as the store's write goes unnoticed.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 struct Stamp {
     size: u64,
@@ -364,6 +366,7 @@ impl LocalStore {
         let paths = self.paths(key);
         let visible = self.stat_visible(&paths)?;
         let (meta, _) = self.resolve(key, &paths, visible, version)?;
+        tracing::debug!(store = %self.url(), key, version_id = %meta.version_id, "head");
         Ok(meta)
     }
 
@@ -373,7 +376,7 @@ impl LocalStore {
         &self,
         key: &str,
         version: Option<&str>,
-    ) -> Result<(ObjectMeta, fs::File), StoreError> {
+    ) -> Result<(ObjectMeta, fs::File, PathBuf), StoreError> {
         Self::check_key(key)?;
         let paths = self.paths(key);
         let opened = match fs::File::open(&paths.visible) {
@@ -389,9 +392,9 @@ impl LocalStore {
         let stamp = opened.as_ref().map(|(_, stamp)| *stamp);
         let (meta, source) = self.resolve(key, &paths, stamp, version)?;
         match (source, opened) {
-            (Source::Visible, Some((file, _))) => Ok((meta, file)),
+            (Source::Visible, Some((file, _))) => Ok((meta, file, paths.visible)),
             (Source::History(path), _) => match fs::File::open(&path) {
-                Ok(file) => Ok((meta, file)),
+                Ok(file) => Ok((meta, file, path)),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => Err(StoreError::CorruptMetadata {
                     path,
                     detail: "the bytes of this version are missing from the history".into(),
@@ -533,12 +536,12 @@ impl LocalStore {
 
         // Stage both copies before taking the lock, so the lock is held only for renames.
         let staging = self.staging_dir()?;
-        let mut history_tmp = NamedTempFile::new_in(&staging)
+        let mut history_tmp = staging_file(&staging)
             .map_err(|e| io_error(&staging, "cannot create a temporary file", e))?;
         let (size, etag) = copy_hashing(source, history_tmp.as_file_mut())
             .map_err(|e| io_error(history_tmp.path(), "cannot write", e))?;
         sync(&history_tmp)?;
-        let mut visible_tmp = NamedTempFile::new_in(&staging)
+        let mut visible_tmp = staging_file(&staging)
             .map_err(|e| io_error(&staging, "cannot create a temporary file", e))?;
         let mut staged = fs::File::open(history_tmp.path())
             .map_err(|e| io_error(history_tmp.path(), "cannot read back", e))?;
@@ -656,7 +659,7 @@ impl LocalStore {
             }
         }
         let order = next_order(last_order);
-        let mut copy = NamedTempFile::new_in(&staging)
+        let mut copy = staging_file(&staging)
             .map_err(|e| io_error(&staging, "cannot create a temporary file", e))?;
         let mut original = fs::File::open(&paths.visible).map_err(|e| {
             io_error(
@@ -690,7 +693,7 @@ impl LocalStore {
         path: &Path,
         record: &VersionRecord,
     ) -> Result<(), StoreError> {
-        let mut tmp = NamedTempFile::new_in(staging)
+        let mut tmp = staging_file(staging)
             .map_err(|e| io_error(staging, "cannot create a temporary file", e))?;
         let json = serde_json::to_vec_pretty(record).map_err(|e| StoreError::CorruptMetadata {
             path: path.to_path_buf(),
@@ -711,7 +714,7 @@ impl LocalStore {
         dst_key: &str,
     ) -> Result<ObjectMeta, StoreError> {
         Self::check_key(dst_key)?;
-        let (src_meta, mut file) = self.open_blocking(src_key, src_version)?;
+        let (src_meta, mut file, _) = self.open_blocking(src_key, src_version)?;
         let meta = self.put_blocking(dst_key, &mut file, &PutMode::Overwrite)?;
         tracing::debug!(store = %self.url(), src_key, src_version = %src_meta.version_id, dst_key, "copy");
         Ok(meta)
@@ -758,10 +761,10 @@ impl ObjectStore for LocalStore {
             version_id.map(str::to_string),
         );
         blocking(&self.root, move || {
-            let (meta, mut file) = store.open_blocking(&key, version.as_deref())?;
+            let (meta, mut file, path) = store.open_blocking(&key, version.as_deref())?;
             let mut body = Vec::with_capacity(usize::try_from(meta.size).unwrap_or(0));
             file.read_to_end(&mut body)
-                .map_err(|e| io_error(&store.paths(&key).visible, "cannot read", e))?;
+                .map_err(|e| io_error(&path, "cannot read", e))?;
             tracing::debug!(store = %store.url(), key, version_id = %meta.version_id, "get");
             Ok((meta, Bytes::from(body)))
         })
@@ -779,9 +782,9 @@ impl ObjectStore for LocalStore {
             version_id.map(str::to_string),
         );
         let (meta, file) = blocking(&self.root, move || {
-            let opened = store.open_blocking(&key, version.as_deref())?;
-            tracing::debug!(store = %store.url(), key, version_id = %opened.0.version_id, "get_reader");
-            Ok(opened)
+            let (meta, file, _) = store.open_blocking(&key, version.as_deref())?;
+            tracing::debug!(store = %store.url(), key, version_id = %meta.version_id, "get_reader");
+            Ok((meta, file))
         })
         .await?;
         let reader: ByteReader = Box::pin(tokio::fs::File::from_std(file));
@@ -812,7 +815,12 @@ impl ObjectStore for LocalStore {
 
     async fn list_versions(&self, key: &str) -> Result<Vec<ObjectMeta>, StoreError> {
         let (store, key) = (self.clone(), key.to_string());
-        blocking(&self.root, move || store.list_versions_blocking(&key)).await
+        blocking(&self.root, move || {
+            let versions = store.list_versions_blocking(&key)?;
+            tracing::debug!(store = %store.url(), key, count = versions.len(), "list_versions");
+            Ok(versions)
+        })
+        .await
     }
 
     async fn copy(
@@ -902,6 +910,16 @@ fn copy_hashing(source: &mut dyn Read, dest: &mut fs::File) -> io::Result<(u64, 
         size += n as u64;
     }
     Ok((size, hex(&hasher.finalize())))
+}
+
+/// A temporary file in the staging directory, with the permissions an ordinary new file gets
+/// (0666 less the umask) rather than tempfile's private 0600: it becomes a visible file people
+/// browse.
+fn staging_file(dir: &Path) -> io::Result<NamedTempFile> {
+    let mut builder = tempfile::Builder::new();
+    #[cfg(unix)]
+    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
+    builder.tempfile_in(dir)
 }
 
 fn sync(file: &NamedTempFile) -> Result<(), StoreError> {

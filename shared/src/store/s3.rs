@@ -385,13 +385,15 @@ impl ObjectStore for S3Store {
         if output.delete_marker() == Some(true) {
             return Err(self.not_found(key, version_id));
         }
-        Ok(ObjectMeta {
+        let meta = ObjectMeta {
             key: key.to_string(),
             version_id: version_or_null(output.version_id()),
             etag: unquote(output.e_tag()),
             size: size_of(output.content_length()),
             last_modified: to_chrono(output.last_modified()),
-        })
+        };
+        tracing::debug!(store = %self.url(), key, version_id = %meta.version_id, "head");
+        Ok(meta)
     }
 
     /// Uses ListObjectVersions rather than ListObjectsV2: only it returns the version id of each
