@@ -445,7 +445,10 @@ impl LocalStore {
             for entry in entries {
                 let entry = entry.map_err(|e| io_error(&dir, "cannot list directory", e))?;
                 let Some(name) = entry.file_name().to_str().map(str::to_string) else {
-                    tracing::warn!(path = %entry.path().display(), "skipping a file whose name is not UTF-8");
+                    tracing::warn!(
+                        path = %entry.path().display(),
+                        "skipping a file whose name is not UTF-8"
+                    );
                     continue;
                 };
                 if key_prefix.is_empty() && name == VERSIONS_DIR {
@@ -474,7 +477,11 @@ impl LocalStore {
                     Err(e) => return Err(io_error(&entry.path(), "cannot read file metadata", e)),
                 };
                 if let Err(e) = Self::check_key(&key) {
-                    tracing::warn!(path = %entry.path().display(), error = %e, "skipping a file that cannot be an object key");
+                    tracing::warn!(
+                        path = %entry.path().display(),
+                        error = %e,
+                        "skipping a file that cannot be an object key"
+                    );
                     continue;
                 }
                 let paths = self.paths(&key);
@@ -499,8 +506,9 @@ impl LocalStore {
                     return Err(io_error(
                         &path,
                         &format!(
-                            "cannot store key '{key}': this is the file of key '{blocking_key}', and a local store cannot \
-                             also use it as a folder; rename one of the two keys"
+                            "cannot store key '{key}': this is the file of key '{blocking_key}', \
+                             and a local store cannot also use it as a folder; rename one of \
+                             the two keys"
                         ),
                         io::Error::from(io::ErrorKind::NotADirectory),
                     ));
@@ -509,8 +517,9 @@ impl LocalStore {
                     return Err(io_error(
                         &paths.visible,
                         &format!(
-                            "cannot store key '{key}': this is the folder of keys starting with '{key}/', and a local \
-                             store cannot also use it as a file; rename one of them"
+                            "cannot store key '{key}': this is the folder of keys starting \
+                             with '{key}/', and a local store cannot also use it as a file; \
+                             rename one of them"
                         ),
                         io::Error::from(io::ErrorKind::IsADirectory),
                     ));
@@ -716,7 +725,13 @@ impl LocalStore {
         Self::check_key(dst_key)?;
         let (src_meta, mut file, _) = self.open_blocking(src_key, src_version)?;
         let meta = self.put_blocking(dst_key, &mut file, &PutMode::Overwrite)?;
-        tracing::debug!(store = %self.url(), src_key, src_version = %src_meta.version_id, dst_key, "copy");
+        tracing::debug!(
+            store = %self.url(),
+            src_key,
+            src_version = %src_meta.version_id,
+            dst_key,
+            "copy"
+        );
         Ok(meta)
     }
 }

@@ -120,6 +120,8 @@ pub async fn create_versioned_bucket(client: &Client, bucket: &str) -> Result<()
 }
 
 impl S3Store {
+    /// A store over `bucket`; does no I/O (the bucket must exist, see
+    /// [`create_versioned_bucket`]).
     pub fn new(client: Client, bucket: impl Into<String>) -> S3Store {
         S3Store {
             client,
@@ -131,6 +133,7 @@ impl S3Store {
         &self.bucket
     }
 
+    /// The client, for S3 calls outside the store's scope (e.g. bucket notifications).
     pub fn client(&self) -> &Client {
         &self.client
     }
@@ -171,14 +174,20 @@ impl S3Store {
             }
             _ => false,
         };
-        let hint = match (status, code.as_deref()) {
-            (_, Some("NoSuchBucket")) => {
-                format!(" (bucket '{}' does not exist: create it or fix the configured location)", self.bucket)
-            }
-            (Some(403), _) | (_, Some("AccessDenied" | "InvalidAccessKeyId" | "SignatureDoesNotMatch")) => {
-                " (check the AWS credentials and that their IAM policy allows this operation on the bucket)".to_string()
-            }
-            _ => String::new(),
+        let denied = matches!(
+            code.as_deref(),
+            Some("AccessDenied" | "InvalidAccessKeyId" | "SignatureDoesNotMatch")
+        );
+        let hint = if code.as_deref() == Some("NoSuchBucket") {
+            format!(
+                " (bucket '{}' does not exist: create it or fix the configured location)",
+                self.bucket
+            )
+        } else if denied || status == Some(403) {
+            " (check the AWS credentials, and that their IAM policy allows this on the bucket)"
+                .to_string()
+        } else {
+            String::new()
         };
         let message = match (&code, err.message()) {
             (Some(code), Some(message)) => format!("{code}: {message}{hint}"),
@@ -300,7 +309,7 @@ impl ObjectStore for S3Store {
             Err(err) => {
                 let status = err.raw_response().map(|r| r.status().as_u16());
                 let refused = matches!(status, Some(412 | 409))
-                    // If-Match on a key that does not exist: nothing matched, so nothing is replaced.
+                    // If-Match on a missing key: nothing matched, so nothing is replaced.
                     || (matches!(mode, PutMode::ReplaceIfMatch(_))
                         && (status == Some(404) || err.code() == Some("NoSuchKey")));
                 if mode != PutMode::Overwrite && refused {
@@ -356,7 +365,13 @@ impl ObjectStore for S3Store {
                 retryable: true,
             })?
             .into_bytes();
-        tracing::debug!(store = %self.url(), key, version_id = %meta.version_id, size = bytes.len(), "get");
+        tracing::debug!(
+            store = %self.url(),
+            key,
+            version_id = %meta.version_id,
+            size = bytes.len(),
+            "get"
+        );
         Ok((meta, bytes))
     }
 
@@ -526,7 +541,14 @@ impl ObjectStore for S3Store {
             size: source.size,
             last_modified: to_chrono(result.and_then(|r| r.last_modified())),
         };
-        tracing::debug!(store = %self.url(), src_key, src_version = %source.version_id, dst_key, version_id = %meta.version_id, "copy");
+        tracing::debug!(
+            store = %self.url(),
+            src_key,
+            src_version = %source.version_id,
+            dst_key,
+            version_id = %meta.version_id,
+            "copy"
+        );
         Ok(meta)
     }
 }
