@@ -9,3 +9,6 @@ pub mod data;
 pub mod dependencies;
 pub mod stats;
 pub mod store;
+/// Helpers for tests and local demos only (finding the S3 test server, fresh buckets); not used
+/// by the pipeline itself.
+pub mod testing;

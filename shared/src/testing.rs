@@ -1,0 +1,102 @@
+//! Finding the S3-compatible test server (moto, started by `scripts/test.sh`) and giving each
+//! test a fresh versioned bucket on it. The server is named by
+//! [`ENDPOINT_ENV`](crate::testing::ENDPOINT_ENV); credentials and region come from
+//! `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and `AWS_REGION` (defaults: `test`, `test`,
+//! `us-east-1`, which moto accepts). Without a server, tests that need one are
+//! skipped locally but fail in CI (`CI=true`), so a broken CI setup cannot pass silently.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3::config::Credentials;
+
+use crate::store::StoreError;
+use crate::store::s3::{S3Store, client_for_endpoint, create_versioned_bucket};
+
+/// The environment variable holding the test server's URL, e.g. `http://127.0.0.1:5123`.
+pub const ENDPOINT_ENV: &str = "RISK_TEST_S3_ENDPOINT";
+
+/// A fresh, empty, versioned bucket on the test server.
+#[derive(Debug, Clone)]
+pub struct TestBucket {
+    pub client: Client,
+    pub bucket: String,
+    pub endpoint: String,
+}
+
+impl TestBucket {
+    /// A store over this bucket.
+    pub fn store(&self) -> S3Store {
+        S3Store::new(self.client.clone(), self.bucket.clone())
+    }
+}
+
+/// Creates a fresh versioned bucket on the test server for the test `test_name`.
+///
+/// Returns `None` after printing `SKIPPED (no S3 test server): …` to stderr when [`ENDPOINT_ENV`]
+/// is unset or the server does not answer, so the caller can simply return. Panics instead when
+/// `CI` is `true`, and always panics when the server answers with an error.
+pub async fn s3_test_bucket(test_name: &str) -> Option<TestBucket> {
+    let endpoint = match std::env::var(ENDPOINT_ENV) {
+        Ok(endpoint) if !endpoint.trim().is_empty() => endpoint.trim().to_string(),
+        _ => return skip(test_name, &format!("{ENDPOINT_ENV} is not set")),
+    };
+    let env_or = |name: &str, default: &str| {
+        std::env::var(name)
+            .ok()
+            .filter(|v| !v.is_empty())
+            .unwrap_or_else(|| default.to_string())
+    };
+    let credentials = Credentials::new(
+        env_or("AWS_ACCESS_KEY_ID", "test"),
+        env_or("AWS_SECRET_ACCESS_KEY", "test"),
+        None,
+        None,
+        "risk-test",
+    );
+    let client = client_for_endpoint(&endpoint, &env_or("AWS_REGION", "us-east-1"), credentials);
+    let bucket = unique_bucket_name();
+    match create_versioned_bucket(&client, &bucket).await {
+        Ok(()) => Some(TestBucket {
+            client,
+            bucket,
+            endpoint,
+        }),
+        Err(StoreError::S3 {
+            status: None,
+            message,
+            ..
+        }) => skip(
+            test_name,
+            &format!("the server at {endpoint} ({ENDPOINT_ENV}) does not answer: {message}"),
+        ),
+        Err(e) => {
+            panic!("{test_name}: the S3 test server at {endpoint} refused to create a bucket: {e}")
+        }
+    }
+}
+
+fn skip(test_name: &str, reason: &str) -> Option<TestBucket> {
+    if std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true")) {
+        panic!("{test_name}: an S3 test server is required in CI, but {reason}");
+    }
+    eprintln!("SKIPPED (no S3 test server): {test_name}: {reason}");
+    None
+}
+
+/// A bucket name no other test (in this or a concurrent process) uses: S3 bucket names are at
+/// most 63 lowercase characters.
+fn unique_bucket_name() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!(
+        "risk-test-{}-{}-{}",
+        std::process::id(),
+        nanos,
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
