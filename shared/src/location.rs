@@ -20,7 +20,9 @@ use crate::store::{ByteReader, ObjectMeta, ObjectStore, PutMode, StoreError};
 pub enum RecordError {
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("{url} (version {version}) is not a valid {what}: {source}; it may have been written by an incompatible version or edited by hand")]
+    #[error(
+        "{url} (version {version}) is not a valid {what}: {source}; it may have been written by an incompatible version or edited by hand"
+    )]
     Decode {
         url: String,
         version: String,
@@ -90,18 +92,30 @@ impl Location {
         meta
     }
 
-    pub async fn put(&self, name: &str, body: Bytes, mode: PutMode) -> Result<ObjectMeta, StoreError> {
+    pub async fn put(
+        &self,
+        name: &str,
+        body: Bytes,
+        mode: PutMode,
+    ) -> Result<ObjectMeta, StoreError> {
         let meta = self.store.put(&self.key(name), body, mode).await?;
         Ok(self.relative(meta))
     }
 
-    pub async fn get(&self, name: &str, version: Option<&str>) -> Result<(ObjectMeta, Bytes), StoreError> {
+    pub async fn get(
+        &self,
+        name: &str,
+        version: Option<&str>,
+    ) -> Result<(ObjectMeta, Bytes), StoreError> {
         let (meta, body) = self.store.get(&self.key(name), version).await?;
         Ok((self.relative(meta), body))
     }
 
     /// Like [`Location::get`] of the latest version, but a missing object is `None`.
-    pub async fn get_if_exists(&self, name: &str) -> Result<Option<(ObjectMeta, Bytes)>, StoreError> {
+    pub async fn get_if_exists(
+        &self,
+        name: &str,
+    ) -> Result<Option<(ObjectMeta, Bytes)>, StoreError> {
         match self.get(name, None).await {
             Ok(found) => Ok(Some(found)),
             Err(StoreError::NotFound { .. }) => Ok(None),
@@ -167,7 +181,8 @@ impl Location {
         value: &T,
         mode: PutMode,
     ) -> Result<ObjectMeta, RecordError> {
-        let mut body = serde_json::to_vec_pretty(value).map_err(|source| RecordError::Encode { what, source })?;
+        let mut body = serde_json::to_vec_pretty(value)
+            .map_err(|source| RecordError::Encode { what, source })?;
         body.push(b'\n');
         Ok(self.put(name, Bytes::from(body), mode).await?)
     }
@@ -247,7 +262,11 @@ impl Locations {
                                 .build(),
                         )
                     });
-                    Location::new(Arc::new(S3Store::new(client, bucket.clone())), prefix.clone(), url.clone())
+                    Location::new(
+                        Arc::new(S3Store::new(client, bucket.clone())),
+                        prefix.clone(),
+                        url.clone(),
+                    )
                 }
             }
         };

@@ -1,5 +1,6 @@
-//! The contract every [`ObjectStore`] keeps, written once and run against both implementations:
-//! `local::<check>` on a `LocalStore` in a temporary directory, and `s3::<check>` on an
+//! The contract every [`ObjectStore`] keeps, written once and run against every implementation:
+//! `local::<check>` on a `LocalStore` in a temporary directory, `memory::<check>` on the
+//! in-memory scratch store, and `s3::<check>` on an
 //! `S3Store` over a fresh bucket on the S3 test server (skipped locally without one, see
 //! `shared::testing`). Behaviour only the local store has (hand-placed files, cross-thread
 //! locking, the reserved history directory) is tested in `local_only`.
@@ -18,6 +19,15 @@ macro_rules! contract_tests {
                 async fn $check() {
                     let dir = tempfile::tempdir().unwrap();
                     let store = shared::store::local::LocalStore::new(dir.path().join("store"));
+                    super::$check(&store).await;
+                }
+            )*
+        }
+        mod memory {
+            $(
+                #[tokio::test]
+                async fn $check() {
+                    let store = shared::store::memory::MemoryStore::new("contract");
                     super::$check(&store).await;
                 }
             )*

@@ -1,11 +1,13 @@
 //! Versioned object storage: one small trait, [`ObjectStore`], with an S3 implementation
 //! ([`s3::S3Store`]) and a local-filesystem implementation ([`local::LocalStore`]) that keeps
-//! every version of every object the way a versioned S3 bucket does. Pipeline steps only ever
-//! talk to this trait, through a [`crate::config::Location`]; they never touch the filesystem
+//! every version of every object the way a versioned S3 bucket does, plus an in-memory one
+//! ([`memory::MemoryStore`]) for scratch work. Pipeline steps only ever
+//! talk to this trait, through a [`crate::location::Location`]; they never touch the filesystem
 //! or S3 directly. Conditional puts (create-only, replace-if-unchanged) give later steps safe
 //! concurrent updates; a refused precondition is the distinct [`StoreError::PreconditionFailed`].
 
 pub mod local;
+pub mod memory;
 pub mod s3;
 
 use std::fmt;
