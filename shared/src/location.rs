@@ -43,34 +43,42 @@ pub enum RecordError {
 pub struct Location {
     store: Arc<dyn ObjectStore>,
     prefix: String,
-    url: LocationUrl,
+    /// How the location is shown: its configured URL (`file://…`, `s3://…`, `memory://…`).
+    url: String,
 }
 
 impl Location {
     /// A location at `prefix` (no leading or trailing `/`, may be empty) inside `store`.
-    pub fn new(store: Arc<dyn ObjectStore>, prefix: impl Into<String>, url: LocationUrl) -> Self {
+    pub fn new(store: Arc<dyn ObjectStore>, prefix: impl Into<String>, url: impl Into<String>) -> Self {
         Location {
             store,
             prefix: prefix.into(),
-            url,
+            url: url.into(),
         }
+    }
+
+    /// A fresh, empty in-memory location (scratch work that must not touch any configured place).
+    pub fn scratch(name: &str) -> Self {
+        let store = crate::store::memory::MemoryStore::new(name);
+        let url = store.url();
+        Location::new(Arc::new(store), "", url)
     }
 
     /// A location over a local directory, for tests and tools.
     pub fn local(root: impl Into<std::path::PathBuf>) -> Self {
         let root = root.into();
-        let url = LocationUrl::File { root: root.clone() };
+        let url = LocationUrl::File { root: root.clone() }.to_string();
         Location::new(Arc::new(LocalStore::new(root)), "", url)
     }
 
-    /// The configured URL of this location.
-    pub fn url(&self) -> &LocationUrl {
+    /// The URL of this location, as configured.
+    pub fn url(&self) -> &str {
         &self.url
     }
 
     /// The full URL of an object in this location, for messages and records.
     pub fn object_url(&self, name: &str) -> String {
-        format!("{}/{name}", self.url.to_string().trim_end_matches('/'))
+        format!("{}/{name}", self.url.trim_end_matches('/'))
     }
 
     fn key(&self, name: &str) -> String {
@@ -250,7 +258,7 @@ impl Locations {
         let open = |url: &LocationUrl| -> Location {
             match url {
                 LocationUrl::File { root } => {
-                    Location::new(Arc::new(LocalStore::new(root.clone())), "", url.clone())
+                    Location::new(Arc::new(LocalStore::new(root.clone())), "", url.to_string())
                 }
                 LocationUrl::S3 { bucket, prefix } => {
                     let client = client.clone().unwrap_or_else(|| {
@@ -265,7 +273,7 @@ impl Locations {
                     Location::new(
                         Arc::new(S3Store::new(client, bucket.clone())),
                         prefix.clone(),
-                        url.clone(),
+                        url.to_string(),
                     )
                 }
             }

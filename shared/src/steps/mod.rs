@@ -1,0 +1,93 @@
+//! Every pipeline step as a plain async function over a [`Pipeline`] (the opened locations and
+//! the settings): ingestion, training, scoring, deployment, diagnostics, reporting, and the full
+//! process that chains them. No Lambda types appear here; the Lambda handlers and the
+//! command-line tool only parse their input, call one of these, and print or return the result.
+
+pub mod deployment;
+pub mod diagnostics;
+pub mod fullprocess;
+pub mod ingestion;
+pub mod reporting;
+pub mod scoring;
+pub mod training;
+
+use std::time::Duration;
+
+use chrono::Utc;
+
+use crate::data::error::DataError;
+use crate::dependencies::DependencyCheck;
+use crate::location::{Locations, RecordError};
+use crate::model::{ModelError, TrainingParams, ValidTrainingParams};
+use crate::store::StoreError;
+
+/// Everything a step needs: where things are, and how to train.
+#[derive(Debug, Clone)]
+pub struct Pipeline {
+    pub locations: Locations,
+    pub training: ValidTrainingParams,
+    pub dependency_check: DependencyCheck,
+}
+
+impl Pipeline {
+    /// A pipeline with default training parameters and the dependency check configured from the
+    /// environment.
+    pub fn new(locations: Locations) -> Result<Self, StepError> {
+        Ok(Pipeline {
+            locations,
+            training: TrainingParams::default().check()?,
+            dependency_check: DependencyCheck::from_env(),
+        })
+    }
+}
+
+/// Errors of the steps. Each says what is wrong and what to do; [`StepError::is_retryable`]
+/// tells a transient failure (worth retrying) from a permanent one.
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Record(#[from] RecordError),
+    #[error(transparent)]
+    Data(#[from] DataError),
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error("there is no compiled data set yet in {location}: run ingestion first (are there CSV files in {source_location}?)")]
+    NoCompiledData {
+        location: String,
+        source_location: String,
+    },
+    #[error("there is no deployed model in {location}: run the full process (it bootstraps) or train, score and deploy")]
+    NoDeployment { location: String },
+    #[error("there is no usable test data in {location}: add a CSV file of the client schema there")]
+    NoTestData { location: String },
+    #[error("{what} was changed by another run while this one worked ({detail}); nothing was lost, run again")]
+    ConcurrentUpdate { what: String, detail: String },
+    #[error("internal task failed: {0}")]
+    Task(String),
+}
+
+impl StepError {
+    /// Whether running the step again later may succeed.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            StepError::Store(e) => e.is_retryable(),
+            StepError::Record(RecordError::Store(e)) => e.is_retryable(),
+            StepError::ConcurrentUpdate { .. } => true,
+            _ => false,
+        }
+    }
+}
+
+/// A new run id: sortable by time, unique enough for one deployment (`run-20261126T093100123Z-4f2a`).
+pub fn new_run_id() -> String {
+    let now = Utc::now();
+    let entropy = now.timestamp_subsec_nanos() ^ std::process::id().rotate_left(16);
+    format!("run-{}-{:04x}", now.format("%Y%m%dT%H%M%S%3fZ"), entropy & 0xffff)
+}
+
+/// Milliseconds of a duration, for records (fractional, so sub-millisecond steps are not 0).
+pub fn millis(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1000.0
+}

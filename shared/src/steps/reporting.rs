@@ -1,0 +1,165 @@
+//! Reporting: the deployed model scored on the test data, drawn as a confusion-matrix PNG and
+//! written up as a JSON report (for machines) and a Markdown report (for people), all in
+//! `reports` as new versions.
+
+use std::fmt::Write as _;
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::deployment::deployed_model;
+use super::scoring::{evaluate, load_test_data};
+use super::{Pipeline, StepError};
+use crate::model::{ClassificationMetrics, confusion_matrix_png};
+use crate::records::{ObjectRef, names};
+use crate::store::PutMode;
+
+/// One coefficient of the deployed model, in raw feature units (for people reading the report).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Coefficient {
+    pub feature: String,
+    pub per_unit: f64,
+    pub standardized: f64,
+}
+
+/// The metrics report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    pub model: ObjectRef,
+    /// F1 recorded at deployment.
+    pub deployed_f1: f64,
+    pub deployed_at: DateTime<Utc>,
+    pub test_data: Vec<ObjectRef>,
+    pub metrics: ClassificationMetrics,
+    pub coefficients: Vec<Coefficient>,
+    pub intercept_per_unit: f64,
+    pub training_rows: usize,
+    pub training_data: Option<String>,
+    pub confusion_matrix_png: ObjectRef,
+    pub generated_at: DateTime<Utc>,
+    pub run_id: String,
+}
+
+/// What reporting wrote.
+#[derive(Debug, Clone)]
+pub struct ReportOutcome {
+    pub report: Report,
+    pub json: ObjectRef,
+    pub markdown: ObjectRef,
+    pub png: ObjectRef,
+}
+
+/// Scores the deployed model on the test data and writes the plot and both reports.
+pub async fn run_reporting(pipeline: &Pipeline, run_id: &str) -> Result<ReportOutcome, StepError> {
+    let (deployment, model) = deployed_model(pipeline).await?;
+    let test = load_test_data(pipeline).await?;
+    let evaluation = evaluate(&model, test.batches).await?;
+    let reports = &pipeline.locations.reports;
+
+    let title_version = format!("{} ({})", short_version(&deployment.model.version_id), deployment.run_id);
+    let matrix = evaluation.metrics.confusion;
+    let png = tokio::task::spawn_blocking(move || confusion_matrix_png(&matrix, &title_version))
+        .await
+        .map_err(|e| StepError::Task(e.to_string()))??;
+    let png_written = reports
+        .put(names::CONFUSION_MATRIX_PNG, Bytes::from(png), PutMode::Overwrite)
+        .await?;
+    let png_ref = ObjectRef::new(reports, &png_written);
+
+    let (per_unit, intercept_per_unit) = model.coefficients_in_original_units();
+    let coefficients = model
+        .features
+        .iter()
+        .zip(per_unit)
+        .map(|(feature, per_unit)| Coefficient {
+            feature: feature.name.clone(),
+            per_unit,
+            standardized: feature.coefficient_standardized,
+        })
+        .collect();
+    let report = Report {
+        model: deployment.model.clone(),
+        deployed_f1: deployment.f1,
+        deployed_at: deployment.deployed_at,
+        test_data: test.files,
+        metrics: evaluation.metrics,
+        coefficients,
+        intercept_per_unit,
+        training_rows: model.rows.rows_used,
+        training_data: model.metadata.training_data_location.clone().map(|location| {
+            match &model.metadata.training_data_version {
+                Some(version) => format!("{location} (version {version})"),
+                None => location,
+            }
+        }),
+        confusion_matrix_png: png_ref.clone(),
+        generated_at: Utc::now(),
+        run_id: run_id.to_string(),
+    };
+    let json = reports
+        .put_json(names::REPORT_JSON, "report", &report, PutMode::Overwrite)
+        .await?;
+    let markdown = reports
+        .put(
+            names::REPORT_MARKDOWN,
+            Bytes::from(markdown_report(&report)),
+            PutMode::Overwrite,
+        )
+        .await?;
+    tracing::info!(f1 = report.metrics.f1, png = %png_ref.url, "report written");
+    Ok(ReportOutcome {
+        json: ObjectRef::new(reports, &json),
+        markdown: ObjectRef::new(reports, &markdown),
+        png: png_ref,
+        report,
+    })
+}
+
+fn short_version(version: &str) -> &str {
+    version.get(..12).unwrap_or(version)
+}
+
+fn format_optional(value: Option<f64>) -> String {
+    value.map_or_else(|| "undefined (one class only)".to_string(), |v| format!("{v:.4}"))
+}
+
+/// The human-readable report.
+pub fn markdown_report(report: &Report) -> String {
+    let m = &report.metrics;
+    let c = &m.confusion;
+    let mut out = String::new();
+    let _ = writeln!(out, "# Attrition model report\n");
+    let _ = writeln!(out, "- Model: `{}` (version `{}`)", report.model.url, report.model.version_id);
+    let _ = writeln!(out, "- Deployed: {} with F1 {:.4}", report.deployed_at.to_rfc3339(), report.deployed_f1);
+    if let Some(data) = &report.training_data {
+        let _ = writeln!(out, "- Trained on: {data}, {} rows", report.training_rows);
+    }
+    for file in &report.test_data {
+        let _ = writeln!(out, "- Test data: `{}` (version `{}`)", file.url, file.version_id);
+    }
+    let _ = writeln!(out, "- Generated: {} by run `{}`\n", report.generated_at.to_rfc3339(), report.run_id);
+    let _ = writeln!(out, "## Metrics on the test data ({} rows)\n", m.rows);
+    let _ = writeln!(out, "| metric | value |\n|---|---|");
+    let _ = writeln!(out, "| F1 | {:.4} |", m.f1);
+    let _ = writeln!(out, "| precision | {:.4} |", m.precision);
+    let _ = writeln!(out, "| recall | {:.4} |", m.recall);
+    let _ = writeln!(out, "| accuracy | {:.4} |", m.accuracy);
+    let _ = writeln!(out, "| ROC AUC | {} |\n", format_optional(m.roc_auc));
+    let _ = writeln!(out, "## Confusion matrix\n");
+    let _ = writeln!(out, "| actual \\ predicted | stayed (0) | exited (1) |\n|---|---|---|");
+    let _ = writeln!(out, "| stayed (0) | {} | {} |", c.true_negatives, c.false_positives);
+    let _ = writeln!(out, "| exited (1) | {} | {} |\n", c.false_negatives, c.true_positives);
+    let _ = writeln!(out, "![confusion matrix]({})\n", names::CONFUSION_MATRIX_PNG);
+    let _ = writeln!(out, "## Coefficients\n");
+    let _ = writeln!(out, "| feature | per unit | standardised |\n|---|---|---|");
+    for coefficient in &report.coefficients {
+        let _ = writeln!(
+            out,
+            "| {} | {:.6} | {:.4} |",
+            coefficient.feature, coefficient.per_unit, coefficient.standardized
+        );
+    }
+    let _ = writeln!(out, "| (intercept) | {:.6} | |", report.intercept_per_unit);
+    out
+}
