@@ -1,1 +1,332 @@
-fn main() {}
+//! `risk`: the command-line tool. Runs any pipeline step, or the full process, against the
+//! locations in the configuration (local directories by default, S3 when configured), and can
+//! place files into the source location the way an upload to the bucket would. All logic lives
+//! in the `shared` crate; this file parses arguments, calls a step, and prints what it did.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use bytes::Bytes;
+use clap::{Parser, Subcommand};
+use shared::config::{CONFIG_PATH_ENV, Config};
+use shared::location::Locations;
+use shared::records::{ObjectRef, names};
+use shared::steps::diagnostics::run_diagnostics;
+use shared::steps::fullprocess::{Decision, RunRecord, run_full_process};
+use shared::steps::ingestion::{IngestScope, ingest};
+use shared::steps::reporting::run_reporting;
+use shared::steps::scoring::{ScoreRecord, score_model};
+use shared::steps::training::{load_model, train_model};
+use shared::steps::{Pipeline, deployment, new_run_id};
+use shared::store::PutMode;
+
+#[derive(Parser)]
+#[command(
+    name = "risk",
+    version,
+    about = "Attrition-risk pipeline: ingest client CSVs, train, score, deploy, diagnose, report",
+    long_about = "Attrition-risk pipeline: ingest client CSVs, train, score, deploy, diagnose and report, \
+                  against the locations named in the configuration (local directories by default; \
+                  s3:// locations use the standard AWS credential chain and AWS_ENDPOINT_URL)."
+)]
+struct Cli {
+    /// Configuration file naming every location (overridable per setting by RISK_* variables).
+    #[arg(long, global = true, env = CONFIG_PATH_ENV, default_value = "config.json")]
+    config: PathBuf,
+
+    /// Print the resulting record as JSON on stdout instead of a summary.
+    #[arg(long, global = true)]
+    json: bool,
+
+    /// More log detail (-v: debug, -vv: trace). RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// The full process: ingest new files; bootstrap if nothing is deployed; otherwise check the
+    /// deployed model for drift on the new data and retrain, rescore, redeploy, diagnose and
+    /// report if it drifted. With no new files it does nothing and writes nothing.
+    Fullprocess,
+    /// Ingest source CSV files not ingested yet into the compiled data set.
+    Ingest {
+        /// Only these keys of the source location (default: every new file).
+        #[arg(long = "key")]
+        keys: Vec<String>,
+    },
+    /// Train a model on the compiled data set and save it in the models location.
+    Train,
+    /// Score the latest model in the models location on the test data and save the score.
+    Score,
+    /// Deploy the latest model and its score, with the ingestion record, to production.
+    Deploy,
+    /// Diagnostics of the deployed model: predictions, summary statistics, missing values,
+    /// timings and dependency status.
+    Diagnostics,
+    /// Confusion-matrix plot and metric reports of the deployed model on the test data.
+    Report,
+    /// Copy local files into the source location, as an upload to the source bucket would.
+    Put {
+        /// Files to upload; each keeps its file name as its key.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Key prefix inside the source location.
+        #[arg(long, default_value = "")]
+        prefix: String,
+    },
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "info",
+        1 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .compact()
+        .init();
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    let config = Config::load(&cli.config)
+        .with_context(|| format!("configuration {} is not usable", cli.config.display()))?;
+    let pipeline = Pipeline::new(Locations::open(&config).await)?;
+    let run_id = new_run_id();
+    let json = cli.json;
+    match cli.command {
+        Command::Fullprocess => {
+            let record = run_full_process(&pipeline, &run_id).await?;
+            emit(json, &record, || print_run(&record))
+        }
+        Command::Ingest { keys } => {
+            let scope = if keys.is_empty() {
+                IngestScope::All
+            } else {
+                IngestScope::Keys(keys)
+            };
+            let outcome = ingest(&pipeline, &scope, &run_id).await?;
+            emit(json, &outcome.record, || {
+                if !outcome.found_new_files() {
+                    println!("No new source files in {}.", pipeline.locations.source_data.url());
+                    return;
+                }
+                for file in &outcome.new_files {
+                    println!(
+                        "{:<40} {:?}: {} read, {} accepted, {} rejected, {} duplicates{}",
+                        file.key,
+                        file.outcome,
+                        file.rows_read,
+                        file.rows_accepted,
+                        file.rows_rejected,
+                        file.rows_duplicate,
+                        file.error.as_deref().map(|e| format!(" — {e}")).unwrap_or_default()
+                    );
+                }
+                if let Some(compiled) = &outcome.record.compiled {
+                    println!("Compiled data: {} rows at {}", compiled.rows, describe(&compiled.object));
+                }
+            })
+        }
+        Command::Train => {
+            let trained = train_model(&pipeline).await?;
+            emit(json, &trained.model, || {
+                println!(
+                    "Trained on {} rows; model saved at {} (objective {:.4}, gradient norm {:.2e})",
+                    trained.model.rows.rows_used,
+                    describe(&trained.artifact),
+                    trained.model.diagnostics.objective,
+                    trained.model.diagnostics.gradient_norm
+                )
+            })
+        }
+        Command::Score => {
+            let (model_ref, model) = load_model(&pipeline.locations.models, None).await?;
+            let scored = score_model(&pipeline, &model_ref, &model, &run_id).await?;
+            emit(json, &scored.record, || {
+                let m = &scored.record.metrics;
+                println!(
+                    "Model {}: F1 {:.4}, precision {:.4}, recall {:.4}, accuracy {:.4} on {} test rows; saved at {}",
+                    model_ref.version_id,
+                    m.f1,
+                    m.precision,
+                    m.recall,
+                    m.accuracy,
+                    m.rows,
+                    describe(&scored.artifact)
+                )
+            })
+        }
+        Command::Deploy => {
+            let models = &pipeline.locations.models;
+            let (model_ref, _) = load_model(models, None).await?;
+            let (score_meta, score) = models
+                .get_json::<ScoreRecord>(names::SCORE, "score record", None)
+                .await?;
+            if score.model.version_id != model_ref.version_id {
+                bail!(
+                    "the latest score is for model version {}, but the latest model is {}: run `risk score` first",
+                    score.model.version_id,
+                    model_ref.version_id
+                );
+            }
+            let score_ref = ObjectRef::new(models, &score_meta);
+            let record = deployment::deploy(&pipeline, &model_ref, &score_ref, &run_id).await?;
+            emit(json, &record, || {
+                println!("Deployed model {} (F1 {:.4}) to {}", describe(&record.model), record.f1, pipeline.locations.production.url())
+            })
+        }
+        Command::Diagnostics => {
+            let (record, written) = run_diagnostics(&pipeline, &run_id).await?;
+            emit(json, &record, || {
+                println!("Diagnostics saved at {}", describe(&written));
+                println!("Predictions ({} rows):", record.predictions.rows.len());
+                for row in record.predictions.rows.iter().take(10) {
+                    println!(
+                        "  {:<12} risk {:.3} -> {}",
+                        row.corporation.as_deref().unwrap_or("(missing)"),
+                        row.probability,
+                        row.predicted
+                    );
+                }
+                println!("Summary of the compiled data ({} rows):", record.summary.rows);
+                for column in &record.summary.columns {
+                    println!(
+                        "  {:<20} mean {:>12} median {:>10} std {:>12} missing {:.1}%",
+                        column.column,
+                        fmt_opt(column.mean),
+                        fmt_opt(column.median),
+                        fmt_opt(column.std),
+                        column.missing_percent
+                    );
+                }
+                match (&record.timings, &record.timing_error) {
+                    (Some(t), _) => println!(
+                        "Timings: ingestion {:.1} ms, training {:.1} ms ({} files, {} rows)",
+                        t.ingestion_ms, t.training_ms, t.source_files, t.rows_compiled
+                    ),
+                    (None, Some(e)) => println!("Timings: not measured: {e}"),
+                    (None, None) => {}
+                }
+                println!("Dependencies:");
+                for dep in &record.dependencies {
+                    println!(
+                        "  {:<20} {:<10} latest {:<10} {:?}{}",
+                        dep.name,
+                        dep.current,
+                        dep.latest.as_deref().unwrap_or("?"),
+                        dep.status,
+                        dep.reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default()
+                    );
+                }
+            })
+        }
+        Command::Report => {
+            let outcome = run_reporting(&pipeline, &run_id).await?;
+            emit(json, &outcome.report, || {
+                println!(
+                    "F1 {:.4} on {} test rows. Wrote {}, {} and {}",
+                    outcome.report.metrics.f1,
+                    outcome.report.metrics.rows,
+                    describe(&outcome.png),
+                    describe(&outcome.json),
+                    describe(&outcome.markdown)
+                )
+            })
+        }
+        Command::Put { files, prefix } => {
+            let source = &pipeline.locations.source_data;
+            for file in files {
+                let name = file
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .with_context(|| format!("{} has no usable file name", file.display()))?;
+                let key = if prefix.is_empty() {
+                    name.to_string()
+                } else {
+                    format!("{}/{name}", prefix.trim_end_matches('/'))
+                };
+                let body = tokio::fs::read(&file)
+                    .await
+                    .with_context(|| format!("cannot read {}", file.display()))?;
+                let meta = source.put(&key, Bytes::from(body), PutMode::Overwrite).await?;
+                println!("{} -> {} (version {})", file.display(), source.object_url(&key), meta.version_id);
+            }
+            Ok(())
+        }
+    }
+}
+
+fn fmt_opt(value: Option<f64>) -> String {
+    value.map_or_else(|| "-".to_string(), |v| format!("{v:.3}"))
+}
+
+fn describe(object: &ObjectRef) -> String {
+    format!("{} (version {})", object.url, object.version_id)
+}
+
+fn emit<T: serde::Serialize>(json: bool, value: &T, human: impl FnOnce()) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(value)?);
+    } else {
+        human();
+    }
+    Ok(())
+}
+
+fn print_run(record: &RunRecord) {
+    println!("Run {}: {:?}", record.run_id, record.decision);
+    println!("  {}", record.reason);
+    for file in &record.new_files {
+        println!(
+            "  new file {:<36} {:?}: {} accepted, {} rejected, {} duplicates{}",
+            file.key,
+            file.outcome,
+            file.rows_accepted,
+            file.rows_rejected,
+            file.rows_duplicate,
+            file.error.as_deref().map(|e| format!(" — {e}")).unwrap_or_default()
+        );
+    }
+    if record.decision == Decision::NoNewData {
+        println!("  Nothing was written.");
+        return;
+    }
+    if let (Some(before), Some(after)) = (&record.model_before, &record.model_after)
+        && before != after
+    {
+        println!("  model {} -> {}", before.version_id, after.version_id);
+    }
+    if let Some(f1) = record.new_model_f1 {
+        println!("  new model F1 on the test data: {f1:.4}");
+    }
+    for step in &record.steps {
+        println!("  {:<12} {:>9.1} ms", step.step, step.ms);
+    }
+    println!("  wrote {} objects:", record.wrote.len());
+    for object in &record.wrote {
+        println!("    {}", describe(object));
+    }
+}

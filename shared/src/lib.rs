@@ -9,6 +9,7 @@ pub mod data;
 pub mod dependencies;
 pub mod location;
 pub mod records;
+pub mod steps;
 pub mod stats;
 pub mod store;
 /// Helpers for tests and local demos only (finding the S3 test server, fresh buckets); not used

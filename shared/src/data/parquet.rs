@@ -69,11 +69,17 @@ impl<W: Write + Send> ParquetBatchWriter<W> {
 
     /// Writes the footer and returns the number of rows written.
     pub fn finish(self) -> Result<u64, DataError> {
-        self.writer.close().map_err(|source| DataError::Parquet {
+        self.finish_into_inner().map(|(_, rows)| rows)
+    }
+
+    /// Writes the footer and hands back the sink (e.g. the buffer the file was written to)
+    /// with the number of rows written.
+    pub fn finish_into_inner(self) -> Result<(W, u64), DataError> {
+        let sink = self.writer.into_inner().map_err(|source| DataError::Parquet {
             file: self.name,
             source,
         })?;
-        Ok(self.rows)
+        Ok((sink, self.rows))
     }
 }
 

@@ -390,9 +390,7 @@ impl Compiler {
     }
 
     fn finish(self) -> Result<(Vec<u8>, u64), StepError> {
-        let rows = self.rows;
-        let bytes = self.writer.finish_into_inner()?;
-        Ok((bytes, rows))
+        Ok(self.writer.finish_into_inner()?)
     }
 }
 
