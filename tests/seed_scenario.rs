@@ -1,0 +1,284 @@
+//! End to end on the seed's scenario, with local versioned stores in a temporary directory:
+//! bootstrap on `practicedata`, then the `sourcedata` files arrive and the full process checks
+//! the deployed model for drift, then a run with nothing new changes nothing. Also drives the
+//! `risk` binary itself the way the README's main command does.
+
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use shared::config::Config;
+use shared::location::Locations;
+use shared::records::{DeploymentRecord, FileOutcome, IngestionRecord, names};
+use shared::steps::diagnostics::DiagnosticsRecord;
+use shared::steps::fullprocess::{Decision, run_full_process};
+use shared::steps::scoring::ScoreRecord;
+use shared::steps::training::load_compiled_data;
+use shared::steps::{Pipeline, scoring};
+use shared::store::PutMode;
+
+fn repo(relative: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
+}
+
+/// A configuration whose every location is a fresh directory under `root`, with the seed's
+/// test data copied in.
+fn scenario_config(root: &Path) -> PathBuf {
+    let test_dir = root.join("testdata");
+    std::fs::create_dir_all(&test_dir).unwrap();
+    std::fs::copy(repo("data/testdata/testdata.csv"), test_dir.join("testdata.csv")).unwrap();
+    let config = root.join("config.json");
+    std::fs::write(
+        &config,
+        r#"{
+            "source_data": "file://source",
+            "compiled_data": "file://store/compiled",
+            "test_data": "file://testdata",
+            "models": "file://store/models",
+            "production": "file://store/production",
+            "reports": "file://store/reports"
+        }"#,
+    )
+    .unwrap();
+    config
+}
+
+async fn pipeline(config: &Path) -> Pipeline {
+    // SAFETY of the environment: the dependency check must not wait on the network in tests.
+    let mut pipeline = Pipeline::new(Locations::open(&Config::load(config).unwrap()).await).unwrap();
+    pipeline.dependency_check.index_url = None;
+    pipeline
+}
+
+async fn upload(pipeline: &Pipeline, files: &[&str]) {
+    for file in files {
+        let body = std::fs::read(repo(file)).unwrap();
+        let name = Path::new(file).file_name().unwrap().to_str().unwrap();
+        pipeline
+            .locations
+            .source_data
+            .put(name, Bytes::from(body), PutMode::Overwrite)
+            .await
+            .unwrap();
+    }
+}
+
+/// Every file under `root`, with its size: a run that writes nothing leaves this unchanged.
+fn snapshot(root: &Path) -> Vec<(PathBuf, u64)> {
+    let mut found = Vec::new();
+    let mut pending = vec![root.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let entry = entry.unwrap();
+            let meta = entry.metadata().unwrap();
+            if meta.is_dir() {
+                pending.push(entry.path());
+            } else {
+                found.push((entry.path(), meta.len()));
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+fn assert_png(bytes: &[u8]) {
+    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "PNG signature");
+    assert_eq!(&bytes[12..16], b"IHDR");
+    let width = u32::from_be_bytes(bytes[16..20].try_into().unwrap());
+    let height = u32::from_be_bytes(bytes[20..24].try_into().unwrap());
+    assert!((300..=4000).contains(&width) && (300..=4000).contains(&height), "{width}x{height}");
+    assert!(bytes.len() > 5_000 && bytes.len() < 5_000_000, "{} bytes", bytes.len());
+}
+
+#[tokio::test]
+async fn seed_scenario_bootstrap_then_drift_check_then_nothing_new() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = scenario_config(dir.path());
+    let pipeline = pipeline(&config).await;
+    let locations = &pipeline.locations;
+
+    // 1. Bootstrap on the practice data.
+    upload(&pipeline, &["data/practicedata/dataset1.csv", "data/practicedata/dataset2.csv"]).await;
+    let first = run_full_process(&pipeline, "run-1").await.unwrap();
+    assert_eq!(first.decision, Decision::Bootstrap, "{}", first.reason);
+    assert_eq!(first.new_files.len(), 2);
+
+    let (_, record) = locations
+        .compiled_data
+        .get_json::<IngestionRecord>(names::INGESTION_RECORD, "ingestion record", None)
+        .await
+        .unwrap();
+    let files: Vec<_> = record.files.iter().map(|f| (f.key.as_str(), f.rows_read, f.rows_accepted, f.outcome)).collect();
+    assert_eq!(
+        files,
+        [("dataset1.csv", 17, 17, FileOutcome::Ingested), ("dataset2.csv", 19, 19, FileOutcome::Ingested)]
+    );
+    let compiled = record.compiled.clone().unwrap();
+    assert_eq!(compiled.rows, 26, "36 practice rows less 10 exact duplicates");
+    assert_eq!(compiled.duplicates_dropped, 10);
+
+    let (_, deployed_1) = locations
+        .production
+        .get_json::<DeploymentRecord>(names::DEPLOYMENT, "deployment", None)
+        .await
+        .unwrap();
+    let (_, score_1) = locations
+        .production
+        .get_json::<ScoreRecord>(names::SCORE, "score", Some(&deployed_1.score.version_id))
+        .await
+        .unwrap();
+    assert_eq!(deployed_1.f1, score_1.metrics.f1);
+    assert_eq!(score_1.model.version_id, deployed_1.model_source.version_id);
+    assert_eq!(Some(deployed_1.model.clone()), first.model_after);
+    let latest_score = locations.production.get(names::LATEST_SCORE_TXT, None).await.unwrap().1;
+    assert_eq!(String::from_utf8_lossy(&latest_score).trim().parse::<f64>().unwrap(), deployed_1.f1);
+    let ingested_txt = locations.production.get(names::INGESTED_FILES_TXT, None).await.unwrap().1;
+    assert_eq!(String::from_utf8_lossy(&ingested_txt), "dataset1.csv\ndataset2.csv\n");
+
+    // 2. The source data arrives: the deployed model is scored on the new compiled data.
+    upload(&pipeline, &["data/sourcedata/dataset3.csv", "data/sourcedata/dataset4.csv"]).await;
+    let (_, bootstrap_model) = shared::steps::deployment::deployed_model(&pipeline).await.unwrap();
+    let second = run_full_process(&pipeline, "run-2").await.unwrap();
+    let keys: Vec<_> = second.new_files.iter().map(|f| f.key.as_str()).collect();
+    assert_eq!(keys, ["dataset3.csv", "dataset4.csv"]);
+
+    // The two figures the decision rests on, recomputed independently.
+    let (_, batches) = load_compiled_data(&pipeline, &locations.compiled_data).await.unwrap();
+    let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+    assert_eq!(rows as u64, 26 + second.rows_added);
+    let new_data_f1 = scoring::evaluate(&bootstrap_model, batches).await.unwrap().metrics.f1;
+    assert_eq!(second.deployed_f1, Some(deployed_1.f1));
+    assert_eq!(second.new_data_f1, Some(new_data_f1));
+    assert_eq!(second.decision, Decision::Drift, "{}", second.reason);
+    assert!(new_data_f1 < deployed_1.f1);
+
+    // Drift: a new model version, scored and deployed; the old versions are all still there.
+    let (_, deployed_2) = locations
+        .production
+        .get_json::<DeploymentRecord>(names::DEPLOYMENT, "deployment", None)
+        .await
+        .unwrap();
+    assert_ne!(deployed_2.model.version_id, deployed_1.model.version_id);
+    assert_ne!(deployed_2.model_source.version_id, deployed_1.model_source.version_id);
+    assert_eq!(second.model_before, Some(deployed_1.model.clone()));
+    assert_eq!(second.model_after, Some(deployed_2.model.clone()));
+    assert_eq!(second.new_model_f1, Some(deployed_2.f1));
+    let model_versions = locations.models.list_versions(names::MODEL).await.unwrap();
+    assert_eq!(model_versions.len(), 2);
+    assert_eq!(model_versions[0].version_id, deployed_2.model_source.version_id, "newest first");
+    assert_eq!(locations.models.list_versions(names::SCORE).await.unwrap().len(), 2);
+    assert_eq!(locations.production.list_versions(names::DEPLOYMENT).await.unwrap().len(), 2);
+    assert_eq!(locations.production.list_versions(names::MODEL).await.unwrap().len(), 2);
+
+    // Reports: a real PNG, both reports, and a diagnostics record with every part.
+    let png = locations.reports.get(names::CONFUSION_MATRIX_PNG, None).await.unwrap().1;
+    assert_png(&png);
+    let markdown = locations.reports.get(names::REPORT_MARKDOWN, None).await.unwrap().1;
+    assert!(String::from_utf8_lossy(&markdown).contains("| F1 |"));
+    let (_, diagnostics) = locations
+        .reports
+        .get_json::<DiagnosticsRecord>(names::DIAGNOSTICS, "diagnostics", None)
+        .await
+        .unwrap();
+    assert_eq!(diagnostics.predictions.model, deployed_2.model);
+    assert_eq!(diagnostics.predictions.rows.len(), 5, "one per test row");
+    assert!(diagnostics.predictions.rows.iter().all(|r| (0.0..=1.0).contains(&r.probability)));
+    assert_eq!(diagnostics.summary.rows, 26 + second.rows_added);
+    for column in ["lastmonth_activity", "lastyear_activity", "number_of_employees", "exited"] {
+        let summary = diagnostics.summary.column(column).unwrap();
+        assert!(summary.mean.is_some() && summary.median.is_some() && summary.std.is_some(), "{column}");
+    }
+    assert_eq!(diagnostics.missing_values.len(), 5);
+    assert!(diagnostics.missing_values.iter().all(|m| m.percent == 0.0));
+    let timings = diagnostics.timings.as_ref().expect(diagnostics.timing_error.as_deref().unwrap_or("timings"));
+    assert!(timings.ingestion_ms > 0.0 && timings.training_ms > 0.0);
+    assert_eq!(timings.source_files, 4);
+    assert!(timings.scratch_location.starts_with("memory://"));
+    assert!(!diagnostics.dependencies.is_empty());
+    assert!(diagnostics.dependencies.iter().any(|d| d.name == "smartcore"));
+
+    // The run records say what was written.
+    let runs = locations.reports.list("runs/").await.unwrap();
+    assert_eq!(runs.len(), 2);
+    assert!(second.wrote.iter().any(|o| o.url.ends_with(names::CONFUSION_MATRIX_PNG)));
+
+    // 3. Nothing new: nothing is written anywhere.
+    let before = snapshot(dir.path());
+    let third = run_full_process(&pipeline, "run-3").await.unwrap();
+    assert_eq!(third.decision, Decision::NoNewData);
+    assert_eq!(snapshot(dir.path()), before);
+}
+
+#[tokio::test]
+async fn a_file_uploaded_again_with_new_content_is_new_data_and_a_bad_file_is_kept_and_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = scenario_config(dir.path());
+    let pipeline = pipeline(&config).await;
+    upload(&pipeline, &["data/practicedata/dataset1.csv", "data/practicedata/dataset2.csv"]).await;
+    run_full_process(&pipeline, "run-1").await.unwrap();
+
+    let source = &pipeline.locations.source_data;
+    // Same key, new content (one good row, one bad row), and a file that is not CSV data at all.
+    source
+        .put(
+            "dataset1.csv",
+            Bytes::from_static(b"corporation,lastmonth_activity,lastyear_activity,number_of_employees,exited\nzzzz,1,2,3,1\nyyyy,1,-2,3,0\n"),
+            PutMode::Overwrite,
+        )
+        .await
+        .unwrap();
+    source
+        .put("broken.csv", Bytes::from_static(b"a;b;c\n1;2;3\n"), PutMode::Overwrite)
+        .await
+        .unwrap();
+    let run = run_full_process(&pipeline, "run-2").await.unwrap();
+    let found: Vec<_> = run.new_files.iter().map(|f| (f.key.as_str(), f.outcome, f.rows_accepted, f.rows_rejected)).collect();
+    assert_eq!(
+        found,
+        [("broken.csv", FileOutcome::Rejected, 0, 0), ("dataset1.csv", FileOutcome::Ingested, 1, 1)]
+    );
+    assert!(run.new_files[0].error.as_deref().unwrap().contains("';'"), "{:?}", run.new_files[0].error);
+    assert_eq!(run.rows_added, 1);
+
+    // The rejected row is quarantined with its reason; both source files are untouched.
+    let (_, record) = pipeline
+        .locations
+        .compiled_data
+        .get_json::<IngestionRecord>(names::INGESTION_RECORD, "ingestion record", None)
+        .await
+        .unwrap();
+    let entry = record.files.iter().rfind(|f| f.key == "dataset1.csv").unwrap();
+    let quarantine = entry.quarantine.as_ref().expect("quarantined rows");
+    let name = quarantine.url.rsplit_once("/compiled/").unwrap().1;
+    let rows = pipeline.locations.compiled_data.get(name, None).await.unwrap().1;
+    let text = String::from_utf8_lossy(&rows);
+    assert!(text.contains("negative") && text.contains("lastyear_activity") && text.contains("yyyy"), "{text}");
+    assert_eq!(source.list_versions("dataset1.csv").await.unwrap().len(), 2);
+    assert!(source.head("broken.csv", None).await.is_ok());
+}
+
+#[test]
+fn the_cli_runs_the_full_process_and_a_second_run_finds_nothing_new() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = scenario_config(dir.path());
+    std::fs::create_dir_all(dir.path().join("source")).unwrap();
+    for file in ["dataset3.csv", "dataset4.csv"] {
+        std::fs::copy(repo(&format!("data/sourcedata/{file}")), dir.path().join("source").join(file)).unwrap();
+    }
+    let risk = |args: &[&str]| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_risk"))
+            .args(args)
+            .arg("--config")
+            .arg(&config)
+            .env("RISK_DEPENDENCY_CHECK", "off")
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let first = risk(&["fullprocess"]);
+    assert!(first.contains("Bootstrap"), "{first}");
+    assert!(first.contains("dataset3.csv") && first.contains("confusionmatrix.png"), "{first}");
+    let second = risk(&["fullprocess"]);
+    assert!(second.contains("NoNewData") && second.contains("Nothing was written"), "{second}");
+}
