@@ -6,4 +6,5 @@
 
 pub mod config;
 pub mod data;
+pub mod model;
 pub mod store;
