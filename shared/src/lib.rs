@@ -1,6 +1,6 @@
 //! The whole attrition-risk pipeline as a library: configuration and storage locations, the
-//! versioned object-store abstraction (S3 and local filesystem), the validating data layer
-//! (CSV in, Arrow in memory, Parquet at rest), and — in later modules — the model and every
+//! versioned object-store abstraction (S3, local filesystem, memory), the validating data layer
+//! (CSV in, Arrow in memory, Parquet at rest), the model, the pipeline's records, and every
 //! pipeline step. Lambda handlers and the command-line tool are thin wrappers over this crate,
 //! so everything here is testable without Lambda or AWS.
 
@@ -8,9 +8,10 @@ pub mod config;
 pub mod data;
 pub mod dependencies;
 pub mod location;
+pub mod model;
 pub mod records;
-pub mod steps;
 pub mod stats;
+pub mod steps;
 pub mod store;
 /// Helpers for tests and local demos only (finding the S3 test server, fresh buckets); not used
 /// by the pipeline itself.
