@@ -130,7 +130,10 @@ async fn run(cli: Cli) -> Result<()> {
             let outcome = ingest(&pipeline, &scope, &run_id).await?;
             emit(json, &outcome.record, || {
                 if !outcome.found_new_files() {
-                    println!("No new source files in {}.", pipeline.locations.source_data.url());
+                    println!(
+                        "No new source files in {}.",
+                        pipeline.locations.source_data.url()
+                    );
                     return;
                 }
                 for file in &outcome.new_files {
@@ -142,11 +145,18 @@ async fn run(cli: Cli) -> Result<()> {
                         file.rows_accepted,
                         file.rows_rejected,
                         file.rows_duplicate,
-                        file.error.as_deref().map(|e| format!(" — {e}")).unwrap_or_default()
+                        file.error
+                            .as_deref()
+                            .map(|e| format!(" — {e}"))
+                            .unwrap_or_default()
                     );
                 }
                 if let Some(compiled) = &outcome.record.compiled {
-                    println!("Compiled data: {} rows at {}", compiled.rows, describe(&compiled.object));
+                    println!(
+                        "Compiled data: {} rows at {}",
+                        compiled.rows,
+                        describe(&compiled.object)
+                    );
                 }
             })
         }
@@ -195,7 +205,12 @@ async fn run(cli: Cli) -> Result<()> {
             let score_ref = ObjectRef::new(models, &score_meta);
             let record = deployment::deploy(&pipeline, &model_ref, &score_ref, &run_id).await?;
             emit(json, &record, || {
-                println!("Deployed model {} (F1 {:.4}) to {}", describe(&record.model), record.f1, pipeline.locations.production.url())
+                println!(
+                    "Deployed model {} (F1 {:.4}) to {}",
+                    describe(&record.model),
+                    record.f1,
+                    pipeline.locations.production.url()
+                )
             })
         }
         Command::Diagnostics => {
@@ -211,7 +226,10 @@ async fn run(cli: Cli) -> Result<()> {
                         row.predicted
                     );
                 }
-                println!("Summary of the compiled data ({} rows):", record.summary.rows);
+                println!(
+                    "Summary of the compiled data ({} rows):",
+                    record.summary.rows
+                );
                 for column in &record.summary.columns {
                     println!(
                         "  {:<20} mean {:>12} median {:>10} std {:>12} missing {:.1}%",
@@ -238,7 +256,10 @@ async fn run(cli: Cli) -> Result<()> {
                         dep.current,
                         dep.latest.as_deref().unwrap_or("?"),
                         dep.status,
-                        dep.reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default()
+                        dep.reason
+                            .as_deref()
+                            .map(|r| format!(" ({r})"))
+                            .unwrap_or_default()
                     );
                 }
             })
@@ -271,8 +292,15 @@ async fn run(cli: Cli) -> Result<()> {
                 let body = tokio::fs::read(&file)
                     .await
                     .with_context(|| format!("cannot read {}", file.display()))?;
-                let meta = source.put(&key, Bytes::from(body), PutMode::Overwrite).await?;
-                println!("{} -> {} (version {})", file.display(), source.object_url(&key), meta.version_id);
+                let meta = source
+                    .put(&key, Bytes::from(body), PutMode::Overwrite)
+                    .await?;
+                println!(
+                    "{} -> {} (version {})",
+                    file.display(),
+                    source.object_url(&key),
+                    meta.version_id
+                );
             }
             Ok(())
         }
@@ -307,7 +335,10 @@ fn print_run(record: &RunRecord) {
             file.rows_accepted,
             file.rows_rejected,
             file.rows_duplicate,
-            file.error.as_deref().map(|e| format!(" — {e}")).unwrap_or_default()
+            file.error
+                .as_deref()
+                .map(|e| format!(" — {e}"))
+                .unwrap_or_default()
         );
     }
     if record.decision == Decision::NoNewData {

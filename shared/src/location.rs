@@ -49,7 +49,11 @@ pub struct Location {
 
 impl Location {
     /// A location at `prefix` (no leading or trailing `/`, may be empty) inside `store`.
-    pub fn new(store: Arc<dyn ObjectStore>, prefix: impl Into<String>, url: impl Into<String>) -> Self {
+    pub fn new(
+        store: Arc<dyn ObjectStore>,
+        prefix: impl Into<String>,
+        url: impl Into<String>,
+    ) -> Self {
         Location {
             store,
             prefix: prefix.into(),

@@ -75,10 +75,13 @@ impl<W: Write + Send> ParquetBatchWriter<W> {
     /// Writes the footer and hands back the sink (e.g. the buffer the file was written to)
     /// with the number of rows written.
     pub fn finish_into_inner(self) -> Result<(W, u64), DataError> {
-        let sink = self.writer.into_inner().map_err(|source| DataError::Parquet {
-            file: self.name,
-            source,
-        })?;
+        let sink = self
+            .writer
+            .into_inner()
+            .map_err(|source| DataError::Parquet {
+                file: self.name,
+                source,
+            })?;
         Ok((sink, self.rows))
     }
 }

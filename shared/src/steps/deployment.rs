@@ -24,7 +24,11 @@ pub async fn deploy(
     run_id: &str,
 ) -> Result<DeploymentRecord, StepError> {
     let locations = &pipeline.locations;
-    let (models, production, compiled) = (&locations.models, &locations.production, &locations.compiled_data);
+    let (models, production, compiled) = (
+        &locations.models,
+        &locations.production,
+        &locations.compiled_data,
+    );
     let current = production
         .get_json_if_exists::<DeploymentRecord>(names::DEPLOYMENT, "deployment record")
         .await?;
@@ -35,10 +39,20 @@ pub async fn deploy(
     let ingestion_source = compiled.head(names::INGESTION_RECORD, None).await?;
 
     let model_copy = models
-        .copy_to(names::MODEL, Some(&model.version_id), production, names::MODEL)
+        .copy_to(
+            names::MODEL,
+            Some(&model.version_id),
+            production,
+            names::MODEL,
+        )
         .await?;
     let score_copy = models
-        .copy_to(names::SCORE, Some(&score.version_id), production, names::SCORE)
+        .copy_to(
+            names::SCORE,
+            Some(&score.version_id),
+            production,
+            names::SCORE,
+        )
         .await?;
     let ingestion_copy = compiled
         .copy_to(
@@ -90,10 +104,12 @@ pub async fn deploy(
         .put_json(names::DEPLOYMENT, "deployment record", &record, mode)
         .await
         .map_err(|e| match e {
-            RecordError::Store(StoreError::PreconditionFailed { detail, .. }) => StepError::ConcurrentUpdate {
-                what: production.object_url(names::DEPLOYMENT),
-                detail,
-            },
+            RecordError::Store(StoreError::PreconditionFailed { detail, .. }) => {
+                StepError::ConcurrentUpdate {
+                    what: production.object_url(names::DEPLOYMENT),
+                    detail,
+                }
+            }
             other => other.into(),
         })?;
     tracing::info!(
@@ -106,7 +122,9 @@ pub async fn deploy(
 }
 
 /// The current deployment record, if anything was ever deployed.
-pub async fn current_deployment(pipeline: &Pipeline) -> Result<Option<DeploymentRecord>, StepError> {
+pub async fn current_deployment(
+    pipeline: &Pipeline,
+) -> Result<Option<DeploymentRecord>, StepError> {
     Ok(pipeline
         .locations
         .production
@@ -116,7 +134,9 @@ pub async fn current_deployment(pipeline: &Pipeline) -> Result<Option<Deployment
 }
 
 /// The deployment record and the exact model version it names.
-pub async fn deployed_model(pipeline: &Pipeline) -> Result<(DeploymentRecord, TrainedModel), StepError> {
+pub async fn deployed_model(
+    pipeline: &Pipeline,
+) -> Result<(DeploymentRecord, TrainedModel), StepError> {
     let production = &pipeline.locations.production;
     let record = current_deployment(pipeline)
         .await?

@@ -44,7 +44,10 @@ pub struct PredictionSet {
 }
 
 /// Predicts every row of `batches` with `model`, keeping the corporation code and known outcome.
-pub fn predict_rows(model: &TrainedModel, batches: &[RecordBatch]) -> Result<Vec<PredictionRow>, StepError> {
+pub fn predict_rows(
+    model: &TrainedModel,
+    batches: &[RecordBatch],
+) -> Result<Vec<PredictionRow>, StepError> {
     let mut rows = Vec::with_capacity(batches.iter().map(RecordBatch::num_rows).sum());
     for batch in batches {
         let predictions = model.predict(batch)?;
@@ -114,7 +117,9 @@ pub struct DiagnosticsRecord {
 }
 
 /// Summarises the compiled data set named by the ingestion record.
-pub async fn summarize_compiled_data(pipeline: &Pipeline) -> Result<(ObjectRef, DataSummary), StepError> {
+pub async fn summarize_compiled_data(
+    pipeline: &Pipeline,
+) -> Result<(ObjectRef, DataSummary), StepError> {
     let (data, batches) = load_compiled_data(pipeline, &pipeline.locations.compiled_data).await?;
     let mut builder = SummaryBuilder::new();
     for batch in &batches {
@@ -139,7 +144,10 @@ pub fn missing_shares(summary: &DataSummary) -> Vec<MissingShare> {
 }
 
 /// Times a full ingestion of every source file and a training run, against a scratch location.
-pub async fn time_ingestion_and_training(pipeline: &Pipeline, run_id: &str) -> Result<Timings, StepError> {
+pub async fn time_ingestion_and_training(
+    pipeline: &Pipeline,
+    run_id: &str,
+) -> Result<Timings, StepError> {
     let scratch = Location::scratch(&format!("diagnostics-{run_id}"));
     let started = Instant::now();
     let ingestion = ingest_into(pipeline, &scratch, &IngestScope::All, run_id).await?;
@@ -157,7 +165,10 @@ pub async fn time_ingestion_and_training(pipeline: &Pipeline, run_id: &str) -> R
 }
 
 /// Predictions of the deployed model for every CSV in `data` (the test data by default).
-pub async fn deployed_predictions(pipeline: &Pipeline, data: Option<&Location>) -> Result<PredictionSet, StepError> {
+pub async fn deployed_predictions(
+    pipeline: &Pipeline,
+    data: Option<&Location>,
+) -> Result<PredictionSet, StepError> {
     let (deployment, model) = deployed_model(pipeline).await?;
     let data = read_csv_location(data.unwrap_or(&pipeline.locations.test_data)).await?;
     let batches = data.batches;
@@ -172,7 +183,10 @@ pub async fn deployed_predictions(pipeline: &Pipeline, data: Option<&Location>) 
 }
 
 /// Runs every diagnostic and saves the record in `reports`.
-pub async fn run_diagnostics(pipeline: &Pipeline, run_id: &str) -> Result<(DiagnosticsRecord, ObjectRef), StepError> {
+pub async fn run_diagnostics(
+    pipeline: &Pipeline,
+    run_id: &str,
+) -> Result<(DiagnosticsRecord, ObjectRef), StepError> {
     let predictions = deployed_predictions(pipeline, None).await?;
     let (compiled_data, summary) = summarize_compiled_data(pipeline).await?;
     let (timings, timing_error) = match time_ingestion_and_training(pipeline, run_id).await {
@@ -196,7 +210,12 @@ pub async fn run_diagnostics(pipeline: &Pipeline, run_id: &str) -> Result<(Diagn
     };
     let reports = &pipeline.locations.reports;
     let written = reports
-        .put_json(names::DIAGNOSTICS, "diagnostics record", &record, PutMode::Overwrite)
+        .put_json(
+            names::DIAGNOSTICS,
+            "diagnostics record",
+            &record,
+            PutMode::Overwrite,
+        )
         .await?;
     Ok((record, ObjectRef::new(reports, &written)))
 }

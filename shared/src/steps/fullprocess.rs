@@ -1,13 +1,15 @@
 //! The full process, the job the original cron ran every ten minutes: ingest whatever source
 //! files are new; with no deployment yet, bootstrap (train, score, deploy, diagnostics,
-//! reporting); otherwise score the deployed model on the newly compiled data and, if that F1 is
-//! lower than the F1 recorded at deployment (model drift), retrain, rescore, redeploy and rerun
+//! reporting); otherwise score the deployed model on the newly compiled data — the rows this run
+//! added, which the model has never seen — and, if that F1 is lower than the F1 recorded at
+//! deployment (model drift), retrain, rescore, redeploy and rerun
 //! diagnostics and reporting. A run that finds nothing new writes nothing at all, so the schedule
 //! costs only a listing; every other run writes a run record saying what it found, what it
 //! decided and why (with both F1 figures), what it wrote, and how long each step took.
 
 use std::time::Instant;
 
+use arrow::array::RecordBatch;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -83,7 +85,7 @@ pub struct RunRecord {
     pub reason: String,
     /// F1 recorded when the deployed model was deployed (before this run).
     pub deployed_f1: Option<f64>,
-    /// F1 of that model on the newly compiled data.
+    /// F1 of that model on the rows this run added to the compiled data.
     pub new_data_f1: Option<f64>,
     /// The deployed model before and after this run.
     pub model_before: Option<ObjectRef>,
@@ -106,6 +108,23 @@ impl Stopwatch {
             ms: super::millis(started.elapsed()),
         });
     }
+}
+
+/// The last `count` rows of `batches`: ingestion appends a run's new rows after every row
+/// compiled before, so these are exactly the rows this run added.
+fn rows_added_last(batches: &[RecordBatch], count: u64) -> Vec<RecordBatch> {
+    let mut remaining = usize::try_from(count).unwrap_or(usize::MAX);
+    let mut tail = Vec::new();
+    for batch in batches.iter().rev() {
+        if remaining == 0 {
+            break;
+        }
+        let take = remaining.min(batch.num_rows());
+        tail.push(batch.slice(batch.num_rows() - take, take));
+        remaining -= take;
+    }
+    tail.reverse();
+    tail
 }
 
 /// Runs the full process once.
@@ -142,14 +161,20 @@ pub async fn run_full_process(pipeline: &Pipeline, run_id: &str) -> Result<RunRe
     }
     wrote.extend(ingestion.record_version.iter().cloned());
     wrote.extend(ingestion.record.compiled.iter().map(|c| c.object.clone()));
-    wrote.extend(ingestion.new_files.iter().filter_map(|f| f.quarantine.clone()));
+    wrote.extend(
+        ingestion
+            .new_files
+            .iter()
+            .filter_map(|f| f.quarantine.clone()),
+    );
 
     let deployment = current_deployment(pipeline).await?;
     record.model_before = deployment.as_ref().map(|d| d.model.clone());
     let retrain = match &deployment {
         _ if ingestion.record.compiled.is_none() => {
             record.decision = Decision::NoNewRows;
-            record.reason = "new files arrived but none had a usable row; see the ingestion record".into();
+            record.reason =
+                "new files arrived but none had a usable row; see the ingestion record".into();
             false
         }
         None => {
@@ -159,14 +184,18 @@ pub async fn run_full_process(pipeline: &Pipeline, run_id: &str) -> Result<RunRe
         }
         Some(_) if !ingestion.compiled_data_changed() => {
             record.decision = Decision::NoNewRows;
-            record.reason = "new files added no new rows (rejected or exact duplicates): nothing to score".into();
+            record.reason =
+                "new files added no new rows (rejected or exact duplicates): nothing to score"
+                    .into();
             false
         }
         Some(deployed) => {
             let started = Instant::now();
             let (_, model) = deployed_model(pipeline).await?;
-            let (data, batches) = load_compiled_data(pipeline, &pipeline.locations.compiled_data).await?;
-            let evaluation = evaluate(&model, batches).await?;
+            let (data, batches) =
+                load_compiled_data(pipeline, &pipeline.locations.compiled_data).await?;
+            let new_rows = rows_added_last(&batches, ingestion.rows_added);
+            let evaluation = evaluate(&model, new_rows).await?;
             steps.record("drift_check", started);
             let new_f1 = evaluation.metrics.f1;
             record.deployed_f1 = Some(deployed.f1);
@@ -174,15 +203,15 @@ pub async fn run_full_process(pipeline: &Pipeline, run_id: &str) -> Result<RunRe
             if new_f1 < deployed.f1 {
                 record.decision = Decision::Drift;
                 record.reason = format!(
-                    "model drift: the deployed model's F1 on the new compiled data ({new_f1:.4}, {} rows, version {}) is lower than its recorded F1 ({:.4}); retraining",
+                    "model drift: the deployed model's F1 on the {} rows this run added to the compiled data (version {}) is {new_f1:.4}, lower than its recorded F1 ({:.4}); retraining",
                     evaluation.metrics.rows, data.version_id, deployed.f1
                 );
                 true
             } else {
                 record.decision = Decision::NoDrift;
                 record.reason = format!(
-                    "no drift: the deployed model's F1 on the new compiled data ({new_f1:.4}) is not lower than its recorded F1 ({:.4}); keeping it",
-                    deployed.f1
+                    "no drift: the deployed model's F1 on the {} rows this run added ({new_f1:.4}) is not lower than its recorded F1 ({:.4}); keeping it",
+                    evaluation.metrics.rows, deployed.f1
                 );
                 false
             }

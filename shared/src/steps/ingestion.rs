@@ -22,9 +22,7 @@ use crate::data::parquet::{ParquetBatchWriter, read_parquet};
 use crate::data::rejected::{RejectedRow, write_rejected_csv};
 use crate::data::schema::COLUMNS;
 use crate::location::Location;
-use crate::records::{
-    CompiledData, FileOutcome, IngestedFile, IngestionRecord, ObjectRef, names,
-};
+use crate::records::{CompiledData, FileOutcome, IngestedFile, IngestionRecord, ObjectRef, names};
 use crate::store::{ObjectMeta, PutMode, StoreError};
 
 /// What one ingestion did.
@@ -109,8 +107,9 @@ pub async fn ingest_into(
             found
         }
     };
-    let (csv, skipped_non_csv): (Vec<ObjectMeta>, Vec<ObjectMeta>) =
-        candidates.into_iter().partition(|meta| is_csv_key(&meta.key));
+    let (csv, skipped_non_csv): (Vec<ObjectMeta>, Vec<ObjectMeta>) = candidates
+        .into_iter()
+        .partition(|meta| is_csv_key(&meta.key));
     for meta in &skipped_non_csv {
         tracing::info!(key = %meta.key, "not a .csv file; left alone");
     }
@@ -206,7 +205,9 @@ pub async fn ingest_into(
                         StepError::Task(format!("cannot encode rejected rows of {}: {e}", meta.key))
                     })?;
                     let name = quarantine_name(run_id, &meta.key);
-                    let written = compiled.put(&name, Bytes::from(csv), PutMode::Overwrite).await?;
+                    let written = compiled
+                        .put(&name, Bytes::from(csv), PutMode::Overwrite)
+                        .await?;
                     entry.quarantine = Some(ObjectRef::new(compiled, &written));
                 }
                 tracing::info!(
@@ -230,7 +231,8 @@ pub async fn ingest_into(
     }
 
     let rows_added = compiler.rows - rows_before;
-    let duplicates_dropped = duplicates_before + new_files.iter().map(|f| f.rows_duplicate).sum::<u64>();
+    let duplicates_dropped =
+        duplicates_before + new_files.iter().map(|f| f.rows_duplicate).sum::<u64>();
     if rows_added > 0 || record.compiled.is_none() && compiler.rows > 0 {
         let (bytes, rows) = run_blocking(move || compiler.finish()).await?;
         let written = compiled
@@ -255,12 +257,12 @@ pub async fn ingest_into(
         .put_json(names::INGESTION_RECORD, "ingestion record", &record, mode)
         .await
         .map_err(|e| match e {
-            crate::location::RecordError::Store(StoreError::PreconditionFailed { detail, .. }) => {
-                StepError::ConcurrentUpdate {
-                    what: compiled.object_url(names::INGESTION_RECORD),
-                    detail,
-                }
-            }
+            crate::location::RecordError::Store(StoreError::PreconditionFailed {
+                detail, ..
+            }) => StepError::ConcurrentUpdate {
+                what: compiled.object_url(names::INGESTION_RECORD),
+                detail,
+            },
             other => other.into(),
         })?;
     compiled
@@ -345,14 +347,19 @@ impl Compiler {
         if kept == batch.num_rows() {
             self.writer.write(batch)?;
         } else if kept > 0 {
-            let filtered = filter_record_batch(batch, &keep).map_err(|e| StepError::Task(e.to_string()))?;
+            let filtered =
+                filter_record_batch(batch, &keep).map_err(|e| StepError::Task(e.to_string()))?;
             self.writer.write(&filtered)?;
         }
         self.rows += kept as u64;
         Ok(duplicates)
     }
 
-    fn add_csv(&mut self, display_name: &str, input: impl std::io::Read) -> Result<FileRead, StepError> {
+    fn add_csv(
+        &mut self,
+        display_name: &str,
+        input: impl std::io::Read,
+    ) -> Result<FileRead, StepError> {
         let mut reader = CsvBatchReader::open(display_name, input)?;
         let mut rejected = Vec::new();
         let mut duplicates = 0;
@@ -371,20 +378,32 @@ impl Compiler {
 
     fn fingerprints(&self, batch: &RecordBatch) -> Vec<u128> {
         let corporation = batch.column(0).as_string::<i32>();
-        let ints: Vec<_> = (1..4).map(|i| batch.column(i).as_primitive::<Int64Type>()).collect();
+        let ints: Vec<_> = (1..4)
+            .map(|i| batch.column(i).as_primitive::<Int64Type>())
+            .collect();
         let exited = batch.column(4).as_primitive::<Int8Type>();
         (0..batch.num_rows())
             .map(|row| {
                 let hash_with = |keys: &std::hash::RandomState| {
                     let mut hasher = keys.build_hasher();
-                    corporation.is_valid(row).then(|| corporation.value(row)).hash(&mut hasher);
+                    corporation
+                        .is_valid(row)
+                        .then(|| corporation.value(row))
+                        .hash(&mut hasher);
                     for column in &ints {
-                        column.is_valid(row).then(|| column.value(row)).hash(&mut hasher);
+                        column
+                            .is_valid(row)
+                            .then(|| column.value(row))
+                            .hash(&mut hasher);
                     }
-                    exited.is_valid(row).then(|| exited.value(row)).hash(&mut hasher);
+                    exited
+                        .is_valid(row)
+                        .then(|| exited.value(row))
+                        .hash(&mut hasher);
                     hasher.finish()
                 };
-                (u128::from(hash_with(&self.hash_keys.0)) << 64) | u128::from(hash_with(&self.hash_keys.1))
+                (u128::from(hash_with(&self.hash_keys.0)) << 64)
+                    | u128::from(hash_with(&self.hash_keys.1))
             })
             .collect()
     }

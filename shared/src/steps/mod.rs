@@ -53,16 +53,24 @@ pub enum StepError {
     Data(#[from] DataError),
     #[error(transparent)]
     Model(#[from] ModelError),
-    #[error("there is no compiled data set yet in {location}: run ingestion first (are there CSV files in {source_location}?)")]
+    #[error(
+        "there is no compiled data set yet in {location}: run ingestion first (are there CSV files in {source_location}?)"
+    )]
     NoCompiledData {
         location: String,
         source_location: String,
     },
-    #[error("there is no deployed model in {location}: run the full process (it bootstraps) or train, score and deploy")]
+    #[error(
+        "there is no deployed model in {location}: run the full process (it bootstraps) or train, score and deploy"
+    )]
     NoDeployment { location: String },
-    #[error("there is no usable test data in {location}: add a CSV file of the client schema there")]
+    #[error(
+        "there is no usable test data in {location}: add a CSV file of the client schema there"
+    )]
     NoTestData { location: String },
-    #[error("{what} was changed by another run while this one worked ({detail}); nothing was lost, run again")]
+    #[error(
+        "{what} was changed by another run while this one worked ({detail}); nothing was lost, run again"
+    )]
     ConcurrentUpdate { what: String, detail: String },
     #[error("internal task failed: {0}")]
     Task(String),
@@ -84,7 +92,11 @@ impl StepError {
 pub fn new_run_id() -> String {
     let now = Utc::now();
     let entropy = now.timestamp_subsec_nanos() ^ std::process::id().rotate_left(16);
-    format!("run-{}-{:04x}", now.format("%Y%m%dT%H%M%S%3fZ"), entropy & 0xffff)
+    format!(
+        "run-{}-{:04x}",
+        now.format("%Y%m%dT%H%M%S%3fZ"),
+        entropy & 0xffff
+    )
 }
 
 /// Milliseconds of a duration, for records (fractional, so sub-millisecond steps are not 0).

@@ -57,13 +57,21 @@ pub async fn run_reporting(pipeline: &Pipeline, run_id: &str) -> Result<ReportOu
     let evaluation = evaluate(&model, test.batches).await?;
     let reports = &pipeline.locations.reports;
 
-    let title_version = format!("{} ({})", short_version(&deployment.model.version_id), deployment.run_id);
+    let title_version = format!(
+        "{} ({})",
+        short_version(&deployment.model.version_id),
+        deployment.run_id
+    );
     let matrix = evaluation.metrics.confusion;
     let png = tokio::task::spawn_blocking(move || confusion_matrix_png(&matrix, &title_version))
         .await
         .map_err(|e| StepError::Task(e.to_string()))??;
     let png_written = reports
-        .put(names::CONFUSION_MATRIX_PNG, Bytes::from(png), PutMode::Overwrite)
+        .put(
+            names::CONFUSION_MATRIX_PNG,
+            Bytes::from(png),
+            PutMode::Overwrite,
+        )
         .await?;
     let png_ref = ObjectRef::new(reports, &png_written);
 
@@ -78,25 +86,26 @@ pub async fn run_reporting(pipeline: &Pipeline, run_id: &str) -> Result<ReportOu
             standardized: feature.coefficient_standardized,
         })
         .collect();
-    let report = Report {
-        model: deployment.model.clone(),
-        deployed_f1: deployment.f1,
-        deployed_at: deployment.deployed_at,
-        test_data: test.files,
-        metrics: evaluation.metrics,
-        coefficients,
-        intercept_per_unit,
-        training_rows: model.rows.rows_used,
-        training_data: model.metadata.training_data_location.clone().map(|location| {
-            match &model.metadata.training_data_version {
-                Some(version) => format!("{location} (version {version})"),
-                None => location,
-            }
-        }),
-        confusion_matrix_png: png_ref.clone(),
-        generated_at: Utc::now(),
-        run_id: run_id.to_string(),
-    };
+    let report =
+        Report {
+            model: deployment.model.clone(),
+            deployed_f1: deployment.f1,
+            deployed_at: deployment.deployed_at,
+            test_data: test.files,
+            metrics: evaluation.metrics,
+            coefficients,
+            intercept_per_unit,
+            training_rows: model.rows.rows_used,
+            training_data: model.metadata.training_data_location.clone().map(
+                |location| match &model.metadata.training_data_version {
+                    Some(version) => format!("{location} (version {version})"),
+                    None => location,
+                },
+            ),
+            confusion_matrix_png: png_ref.clone(),
+            generated_at: Utc::now(),
+            run_id: run_id.to_string(),
+        };
     let json = reports
         .put_json(names::REPORT_JSON, "report", &report, PutMode::Overwrite)
         .await?;
@@ -121,7 +130,10 @@ fn short_version(version: &str) -> &str {
 }
 
 fn format_optional(value: Option<f64>) -> String {
-    value.map_or_else(|| "undefined (one class only)".to_string(), |v| format!("{v:.4}"))
+    value.map_or_else(
+        || "undefined (one class only)".to_string(),
+        |v| format!("{v:.4}"),
+    )
 }
 
 /// The human-readable report.
@@ -130,15 +142,33 @@ pub fn markdown_report(report: &Report) -> String {
     let c = &m.confusion;
     let mut out = String::new();
     let _ = writeln!(out, "# Attrition model report\n");
-    let _ = writeln!(out, "- Model: `{}` (version `{}`)", report.model.url, report.model.version_id);
-    let _ = writeln!(out, "- Deployed: {} with F1 {:.4}", report.deployed_at.to_rfc3339(), report.deployed_f1);
+    let _ = writeln!(
+        out,
+        "- Model: `{}` (version `{}`)",
+        report.model.url, report.model.version_id
+    );
+    let _ = writeln!(
+        out,
+        "- Deployed: {} with F1 {:.4}",
+        report.deployed_at.to_rfc3339(),
+        report.deployed_f1
+    );
     if let Some(data) = &report.training_data {
         let _ = writeln!(out, "- Trained on: {data}, {} rows", report.training_rows);
     }
     for file in &report.test_data {
-        let _ = writeln!(out, "- Test data: `{}` (version `{}`)", file.url, file.version_id);
+        let _ = writeln!(
+            out,
+            "- Test data: `{}` (version `{}`)",
+            file.url, file.version_id
+        );
     }
-    let _ = writeln!(out, "- Generated: {} by run `{}`\n", report.generated_at.to_rfc3339(), report.run_id);
+    let _ = writeln!(
+        out,
+        "- Generated: {} by run `{}`\n",
+        report.generated_at.to_rfc3339(),
+        report.run_id
+    );
     let _ = writeln!(out, "## Metrics on the test data ({} rows)\n", m.rows);
     let _ = writeln!(out, "| metric | value |\n|---|---|");
     let _ = writeln!(out, "| F1 | {:.4} |", m.f1);
@@ -147,10 +177,25 @@ pub fn markdown_report(report: &Report) -> String {
     let _ = writeln!(out, "| accuracy | {:.4} |", m.accuracy);
     let _ = writeln!(out, "| ROC AUC | {} |\n", format_optional(m.roc_auc));
     let _ = writeln!(out, "## Confusion matrix\n");
-    let _ = writeln!(out, "| actual \\ predicted | stayed (0) | exited (1) |\n|---|---|---|");
-    let _ = writeln!(out, "| stayed (0) | {} | {} |", c.true_negatives, c.false_positives);
-    let _ = writeln!(out, "| exited (1) | {} | {} |\n", c.false_negatives, c.true_positives);
-    let _ = writeln!(out, "![confusion matrix]({})\n", names::CONFUSION_MATRIX_PNG);
+    let _ = writeln!(
+        out,
+        "| actual \\ predicted | stayed (0) | exited (1) |\n|---|---|---|"
+    );
+    let _ = writeln!(
+        out,
+        "| stayed (0) | {} | {} |",
+        c.true_negatives, c.false_positives
+    );
+    let _ = writeln!(
+        out,
+        "| exited (1) | {} | {} |\n",
+        c.false_negatives, c.true_positives
+    );
+    let _ = writeln!(
+        out,
+        "![confusion matrix]({})\n",
+        names::CONFUSION_MATRIX_PNG
+    );
     let _ = writeln!(out, "## Coefficients\n");
     let _ = writeln!(out, "| feature | per unit | standardised |\n|---|---|---|");
     for coefficient in &report.coefficients {

@@ -107,7 +107,10 @@ pub struct ScoreOutcome {
 }
 
 /// Evaluates `model` on `batches` off the async runtime.
-pub async fn evaluate(model: &TrainedModel, batches: Vec<RecordBatch>) -> Result<Evaluation, StepError> {
+pub async fn evaluate(
+    model: &TrainedModel,
+    batches: Vec<RecordBatch>,
+) -> Result<Evaluation, StepError> {
     let model = model.clone();
     tokio::task::spawn_blocking(move || model.evaluate(&batches))
         .await
