@@ -203,7 +203,9 @@ async fn run(cli: Cli) -> Result<()> {
                 );
             }
             let score_ref = ObjectRef::new(models, &score_meta);
-            let record = deployment::deploy(&pipeline, &model_ref, &score_ref, &run_id).await?;
+            let record = deployment::deploy(&pipeline, &model_ref, &score_ref, &run_id)
+                .await?
+                .record;
             emit(json, &record, || {
                 println!(
                     "Deployed model {} (F1 {:.4}) to {}",

@@ -15,6 +15,14 @@ use crate::model::TrainedModel;
 use crate::records::{DeploymentRecord, ObjectRef, names};
 use crate::store::{PutMode, StoreError};
 
+/// What a deployment wrote.
+#[derive(Debug, Clone)]
+pub struct DeploymentOutcome {
+    pub record: DeploymentRecord,
+    /// Every object written to production, the deployment record last.
+    pub written: Vec<ObjectRef>,
+}
+
 /// Deploys the model version `model` and score version `score` (both in `models`) with the
 /// current ingestion record.
 pub async fn deploy(
@@ -22,7 +30,7 @@ pub async fn deploy(
     model: &ObjectRef,
     score: &ObjectRef,
     run_id: &str,
-) -> Result<DeploymentRecord, StepError> {
+) -> Result<DeploymentOutcome, StepError> {
     let locations = &pipeline.locations;
     let (models, production, compiled) = (
         &locations.models,
@@ -63,7 +71,7 @@ pub async fn deploy(
         )
         .await?;
     // The seed-compatible text files, derived from the records just copied.
-    production
+    let score_text = production
         .put(
             names::LATEST_SCORE_TXT,
             Bytes::from(format!("{}\n", score_record.f1())),
@@ -77,7 +85,7 @@ pub async fn deploy(
             Some(&ingestion_copy.version_id),
         )
         .await?;
-    production
+    let ingested_text = production
         .put(
             names::INGESTED_FILES_TXT,
             Bytes::from(ingestion.ingested_files_text()),
@@ -100,7 +108,7 @@ pub async fn deploy(
         Some((meta, _)) => PutMode::ReplaceIfMatch(meta.etag),
         None => PutMode::CreateOnly,
     };
-    production
+    let deployment = production
         .put_json(names::DEPLOYMENT, "deployment record", &record, mode)
         .await
         .map_err(|e| match e {
@@ -118,7 +126,15 @@ pub async fn deploy(
         f1 = record.f1,
         "deployed"
     );
-    Ok(record)
+    let written = vec![
+        record.model.clone(),
+        record.score.clone(),
+        record.ingestion_record.clone(),
+        ObjectRef::new(production, &score_text),
+        ObjectRef::new(production, &ingested_text),
+        ObjectRef::new(production, &deployment),
+    ];
+    Ok(DeploymentOutcome { record, written })
 }
 
 /// The current deployment record, if anything was ever deployed.

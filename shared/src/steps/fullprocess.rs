@@ -159,14 +159,7 @@ pub async fn run_full_process(pipeline: &Pipeline, run_id: &str) -> Result<RunRe
         tracing::info!(decision = "no_new_data", "{}", record.reason);
         return Ok(record);
     }
-    wrote.extend(ingestion.record_version.iter().cloned());
-    wrote.extend(ingestion.record.compiled.iter().map(|c| c.object.clone()));
-    wrote.extend(
-        ingestion
-            .new_files
-            .iter()
-            .filter_map(|f| f.quarantine.clone()),
-    );
+    wrote.extend(ingestion.written.iter().cloned());
 
     let deployment = current_deployment(pipeline).await?;
     record.model_before = deployment.as_ref().map(|d| d.model.clone());
@@ -228,18 +221,14 @@ pub async fn run_full_process(pipeline: &Pipeline, run_id: &str) -> Result<RunRe
         let started = Instant::now();
         let scored = score_model(pipeline, &trained.artifact, &trained.model, run_id).await?;
         steps.record("scoring", started);
-        wrote.push(scored.artifact.clone());
+        wrote.extend(scored.written.iter().cloned());
         record.new_model_f1 = Some(scored.record.f1());
 
         let started = Instant::now();
         let deployed = deploy(pipeline, &trained.artifact, &scored.artifact, run_id).await?;
         steps.record("deployment", started);
-        wrote.extend([
-            deployed.model.clone(),
-            deployed.score.clone(),
-            deployed.ingestion_record.clone(),
-        ]);
-        record.model_after = Some(deployed.model);
+        wrote.extend(deployed.written);
+        record.model_after = Some(deployed.record.model);
 
         let started = Instant::now();
         let (_, diagnostics) = run_diagnostics(pipeline, run_id).await?;

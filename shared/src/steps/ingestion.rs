@@ -38,6 +38,8 @@ pub struct IngestionOutcome {
     /// there was nothing new and nothing was written).
     pub record: IngestionRecord,
     pub record_version: Option<ObjectRef>,
+    /// Every object this run wrote, with its version.
+    pub written: Vec<ObjectRef>,
     pub elapsed_ms: f64,
 }
 
@@ -128,6 +130,7 @@ pub async fn ingest_into(
             rows_added: 0,
             record,
             record_version: None,
+            written: Vec::new(),
             elapsed_ms: super::millis(started.elapsed()),
         });
     }
@@ -150,6 +153,7 @@ pub async fn ingest_into(
     let rows_before = compiler.rows;
     let duplicates_before = record.compiled.as_ref().map_or(0, |c| c.duplicates_dropped);
 
+    let mut written_objects = Vec::new();
     let mut new_files = Vec::with_capacity(new_objects.len());
     let total = new_objects.len();
     for (position, meta) in new_objects.into_iter().enumerate() {
@@ -238,6 +242,7 @@ pub async fn ingest_into(
         let written = compiled
             .put(names::COMPILED_DATA, Bytes::from(bytes), PutMode::Overwrite)
             .await?;
+        written_objects.push(ObjectRef::new(compiled, &written));
         record.compiled = Some(CompiledData {
             object: ObjectRef::new(compiled, &written),
             rows,
@@ -265,19 +270,24 @@ pub async fn ingest_into(
             },
             other => other.into(),
         })?;
-    compiled
+    let record_version = ObjectRef::new(compiled, &written);
+    let text = compiled
         .put(
             names::INGESTED_FILES_TXT,
             Bytes::from(record.ingested_files_text()),
             PutMode::Overwrite,
         )
         .await?;
+    written_objects.extend(new_files.iter().filter_map(|f| f.quarantine.clone()));
+    written_objects.push(record_version.clone());
+    written_objects.push(ObjectRef::new(compiled, &text));
 
     Ok(IngestionOutcome {
         new_files,
         skipped_non_csv,
         rows_added,
-        record_version: Some(ObjectRef::new(compiled, &written)),
+        record_version: Some(record_version),
+        written: written_objects,
         record,
         elapsed_ms: super::millis(started.elapsed()),
     })

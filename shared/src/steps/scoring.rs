@@ -104,6 +104,8 @@ pub struct ScoreOutcome {
     pub record: ScoreRecord,
     /// The score record as written in `models`.
     pub artifact: ObjectRef,
+    /// Every object written: the score record and `latestscore.txt`.
+    pub written: Vec<ObjectRef>,
 }
 
 /// Evaluates `model` on `batches` off the async runtime.
@@ -141,7 +143,7 @@ pub async fn score_model(
     let written = models
         .put_json(names::SCORE, "score record", &record, PutMode::Overwrite)
         .await?;
-    models
+    let text = models
         .put(
             names::LATEST_SCORE_TXT,
             Bytes::from(format!("{}\n", record.f1())),
@@ -154,8 +156,10 @@ pub async fn score_model(
         rows = record.metrics.rows,
         "model scored on the test data"
     );
+    let artifact = ObjectRef::new(models, &written);
     Ok(ScoreOutcome {
-        artifact: ObjectRef::new(models, &written),
+        written: vec![artifact.clone(), ObjectRef::new(models, &text)],
+        artifact,
         record,
     })
 }
