@@ -380,12 +380,31 @@ async fn seed_scenario_bootstrap_then_drift_check_then_nothing_new() {
     // The run records say what was written.
     let runs = locations.reports.list("runs/").await.unwrap();
     assert_eq!(runs.len(), 3);
-    assert!(
-        third
-            .wrote
-            .iter()
-            .any(|o| o.url.ends_with(names::CONFUSION_MATRIX_PNG))
-    );
+    for name in [
+        names::CONFUSION_MATRIX_PNG,
+        names::DEPLOYMENT,
+        names::LATEST_SCORE_TXT,
+        names::INGESTED_FILES_TXT,
+        names::COMPILED_DATA,
+        names::DIAGNOSTICS,
+    ] {
+        assert!(
+            third.wrote.iter().any(|o| o.url.ends_with(name)),
+            "{name} not in {:?}",
+            third.wrote
+        );
+    }
+    let deployment_written = third
+        .wrote
+        .iter()
+        .find(|o| o.url.ends_with(names::DEPLOYMENT))
+        .unwrap();
+    let current_deployment = locations
+        .production
+        .head(names::DEPLOYMENT, None)
+        .await
+        .unwrap();
+    assert_eq!(deployment_written.version_id, current_deployment.version_id);
     assert!(!second.wrote.iter().any(|o| o.url.ends_with(names::MODEL)));
 
     // 4. Nothing new: nothing is written anywhere.
