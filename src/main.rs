@@ -70,15 +70,28 @@ enum Command {
     Diagnostics,
     /// Confusion-matrix plot and metric reports of the deployed model on the test data.
     Report,
+    /// Create every S3 bucket the configuration names, with versioning on (idempotent). For
+    /// S3-compatible servers and first-time setups; a SAM deployment creates its own buckets.
+    Init,
     /// Copy local files into the source location, as an upload to the source bucket would.
     Put {
         /// Files to upload; each keeps its file name as its key.
         #[arg(required = true)]
         files: Vec<PathBuf>,
-        /// Key prefix inside the source location.
+        /// Key prefix inside the location.
         #[arg(long, default_value = "")]
         prefix: String,
+        /// Which location to upload to: the source data (default) or the test data.
+        #[arg(long, value_enum, default_value_t = Target::SourceData)]
+        to: Target,
     },
+}
+
+/// Locations `risk put` may upload to: the two that hold user data.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Target {
+    SourceData,
+    TestData,
 }
 
 fn init_logging(verbose: u8) {
@@ -279,8 +292,26 @@ async fn run(cli: Cli) -> Result<()> {
                 )
             })
         }
-        Command::Put { files, prefix } => {
-            let source = &pipeline.locations.source_data;
+        Command::Init => {
+            let has_s3 = config
+                .named_locations()
+                .iter()
+                .any(|(_, url)| matches!(url, shared::config::LocationUrl::S3 { .. }));
+            if !has_s3 {
+                println!("Every location is a local directory; nothing to create.");
+                return Ok(());
+            }
+            let client = shared::store::s3::client_from_env().await;
+            for bucket in shared::location::create_configured_buckets(&config, &client).await? {
+                println!("s3://{bucket}: ready, versioning enabled");
+            }
+            Ok(())
+        }
+        Command::Put { files, prefix, to } => {
+            let source = match to {
+                Target::SourceData => &pipeline.locations.source_data,
+                Target::TestData => &pipeline.locations.test_data,
+            };
             for file in files {
                 let name = file
                     .file_name()

@@ -292,3 +292,22 @@ impl Locations {
         }
     }
 }
+
+/// Creates every S3 bucket the configuration names, with versioning on (idempotent: a bucket we
+/// already own is fine). For local S3-compatible servers and first-time setups; a SAM
+/// deployment creates its buckets itself. Returns the buckets, in configuration order.
+pub async fn create_configured_buckets(
+    config: &Config,
+    client: &aws_sdk_s3::Client,
+) -> Result<Vec<String>, StoreError> {
+    let mut buckets: Vec<String> = Vec::new();
+    for (_, url) in config.named_locations() {
+        if let LocationUrl::S3 { bucket, .. } = url
+            && !buckets.contains(bucket)
+        {
+            crate::store::s3::create_versioned_bucket(client, bucket).await?;
+            buckets.push(bucket.clone());
+        }
+    }
+    Ok(buckets)
+}
