@@ -13,7 +13,7 @@ use shared::config::{CONFIG_PATH_ENV, Config};
 use shared::location::Locations;
 use shared::records::{ObjectRef, names};
 use shared::steps::diagnostics::run_diagnostics;
-use shared::steps::fullprocess::{Decision, RunRecord, run_full_process};
+use shared::steps::fullprocess::{Decision, FoundFile, RunRecord, run_full_process};
 use shared::steps::ingestion::{IngestScope, ingest};
 use shared::steps::reporting::run_reporting;
 use shared::steps::scoring::{ScoreRecord, score_model};
@@ -150,19 +150,7 @@ async fn run(cli: Cli) -> Result<()> {
                     return;
                 }
                 for file in &outcome.new_files {
-                    println!(
-                        "{:<40} {:?}: {} read, {} accepted, {} rejected, {} duplicates{}",
-                        file.key,
-                        file.outcome,
-                        file.rows_read,
-                        file.rows_accepted,
-                        file.rows_rejected,
-                        file.rows_duplicate,
-                        file.error
-                            .as_deref()
-                            .map(|e| format!(" — {e}"))
-                            .unwrap_or_default()
-                    );
+                    println!("{}", describe_file(&FoundFile::from(file)));
                 }
                 if let Some(compiled) = &outcome.record.compiled {
                     println!(
@@ -344,6 +332,21 @@ fn fmt_opt(value: Option<f64>) -> String {
     value.map_or_else(|| "-".to_string(), |v| format!("{v:.3}"))
 }
 
+fn describe_file(file: &FoundFile) -> String {
+    format!(
+        "{:<36} {:?}: {} accepted, {} rejected, {} duplicates{}",
+        file.key,
+        file.outcome,
+        file.rows_accepted,
+        file.rows_rejected,
+        file.rows_duplicate,
+        file.error
+            .as_deref()
+            .map(|e| format!(" — {e}"))
+            .unwrap_or_default()
+    )
+}
+
 fn describe(object: &ObjectRef) -> String {
     format!("{} (version {})", object.url, object.version_id)
 }
@@ -361,18 +364,7 @@ fn print_run(record: &RunRecord) {
     println!("Run {}: {:?}", record.run_id, record.decision);
     println!("  {}", record.reason);
     for file in &record.new_files {
-        println!(
-            "  new file {:<36} {:?}: {} accepted, {} rejected, {} duplicates{}",
-            file.key,
-            file.outcome,
-            file.rows_accepted,
-            file.rows_rejected,
-            file.rows_duplicate,
-            file.error
-                .as_deref()
-                .map(|e| format!(" — {e}"))
-                .unwrap_or_default()
-        );
+        println!("  new file {}", describe_file(file));
     }
     if record.decision == Decision::NoNewData {
         println!("  Nothing was written.");

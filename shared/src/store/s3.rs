@@ -120,6 +120,52 @@ pub async fn create_versioned_bucket(client: &Client, bucket: &str) -> Result<()
 }
 
 impl S3Store {
+    /// Every object version under `prefix` that `keep` accepts, following pagination. With
+    /// `last_key`, stops once the listing (which is in key order) has moved past that key.
+    async fn list_object_versions(
+        &self,
+        prefix: &str,
+        keep: impl Fn(&aws_sdk_s3::types::ObjectVersion) -> bool,
+        last_key: Option<&str>,
+    ) -> Result<Vec<ObjectMeta>, StoreError> {
+        let mut found = Vec::new();
+        let mut markers: Option<(Option<String>, Option<String>)> = None;
+        loop {
+            let mut request = self
+                .client
+                .list_object_versions()
+                .bucket(&self.bucket)
+                .prefix(prefix);
+            if let Some((key_marker, version_marker)) = markers.take() {
+                request = request
+                    .set_key_marker(key_marker)
+                    .set_version_id_marker(version_marker);
+            }
+            let page = request
+                .send()
+                .await
+                .map_err(|e| self.s3_error("ListObjectVersions", prefix, e))?;
+            for version in page.versions().iter().filter(|v| keep(v)) {
+                let Some(key) = version.key() else { continue };
+                found.push(ObjectMeta {
+                    key: key.to_string(),
+                    version_id: version_or_null(version.version_id()),
+                    etag: unquote(version.e_tag()),
+                    size: size_of(version.size()),
+                    last_modified: to_chrono(version.last_modified()),
+                });
+            }
+            let next_key = page.next_key_marker().map(str::to_string);
+            let past_last_key =
+                last_key.is_some_and(|last| next_key.as_deref().is_some_and(|next| next > last));
+            if page.is_truncated() != Some(true) || past_last_key {
+                break;
+            }
+            markers = Some((next_key, page.next_version_id_marker().map(str::to_string)));
+        }
+        Ok(found)
+    }
+
     /// A store over `bucket`; does no I/O (the bucket must exist, see
     /// [`create_versioned_bucket`]).
     pub fn new(client: Client, bucket: impl Into<String>) -> S3Store {
@@ -414,44 +460,9 @@ impl ObjectStore for S3Store {
     /// Uses ListObjectVersions rather than ListObjectsV2: only it returns the version id of each
     /// latest object, which [`ObjectMeta`] carries.
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StoreError> {
-        let mut found = Vec::new();
-        let mut markers: Option<(Option<String>, Option<String>)> = None;
-        loop {
-            let mut request = self
-                .client
-                .list_object_versions()
-                .bucket(&self.bucket)
-                .prefix(prefix);
-            if let Some((key_marker, version_marker)) = markers.take() {
-                request = request
-                    .set_key_marker(key_marker)
-                    .set_version_id_marker(version_marker);
-            }
-            let page = request
-                .send()
-                .await
-                .map_err(|e| self.s3_error("ListObjectVersions", prefix, e))?;
-            for version in page.versions() {
-                if version.is_latest() != Some(true) {
-                    continue;
-                }
-                let Some(key) = version.key() else { continue };
-                found.push(ObjectMeta {
-                    key: key.to_string(),
-                    version_id: version_or_null(version.version_id()),
-                    etag: unquote(version.e_tag()),
-                    size: size_of(version.size()),
-                    last_modified: to_chrono(version.last_modified()),
-                });
-            }
-            if page.is_truncated() != Some(true) {
-                break;
-            }
-            markers = Some((
-                page.next_key_marker().map(str::to_string),
-                page.next_version_id_marker().map(str::to_string),
-            ));
-        }
+        let mut found = self
+            .list_object_versions(prefix, |version| version.is_latest() == Some(true), None)
+            .await?;
         found.sort_by(|a, b| a.key.cmp(&b.key));
         tracing::debug!(store = %self.url(), prefix, count = found.len(), "list");
         Ok(found)
@@ -459,40 +470,10 @@ impl ObjectStore for S3Store {
 
     async fn list_versions(&self, key: &str) -> Result<Vec<ObjectMeta>, StoreError> {
         validate_key(key)?;
-        let mut found = Vec::new();
-        let mut markers: Option<(Option<String>, Option<String>)> = None;
-        loop {
-            let mut request = self
-                .client
-                .list_object_versions()
-                .bucket(&self.bucket)
-                .prefix(key);
-            if let Some((key_marker, version_marker)) = markers.take() {
-                request = request
-                    .set_key_marker(key_marker)
-                    .set_version_id_marker(version_marker);
-            }
-            let page = request
-                .send()
-                .await
-                .map_err(|e| self.s3_error("ListObjectVersions", key, e))?;
-            // S3 lists each key's versions newest first; delete markers are listed apart.
-            for version in page.versions().iter().filter(|v| v.key() == Some(key)) {
-                found.push(ObjectMeta {
-                    key: key.to_string(),
-                    version_id: version_or_null(version.version_id()),
-                    etag: unquote(version.e_tag()),
-                    size: size_of(version.size()),
-                    last_modified: to_chrono(version.last_modified()),
-                });
-            }
-            // Keys are listed in order: once the listing has moved past `key`, it is complete.
-            let next_key = page.next_key_marker().map(str::to_string);
-            if page.is_truncated() != Some(true) || next_key.as_deref().is_some_and(|k| k > key) {
-                break;
-            }
-            markers = Some((next_key, page.next_version_id_marker().map(str::to_string)));
-        }
+        // S3 lists each key's versions newest first; delete markers are listed apart.
+        let found = self
+            .list_object_versions(key, |version| version.key() == Some(key), Some(key))
+            .await?;
         tracing::debug!(store = %self.url(), key, count = found.len(), "list_versions");
         Ok(found)
     }
