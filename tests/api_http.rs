@@ -19,7 +19,9 @@ use shared::api::types::{
 use shared::api::{Api, ApiLimits, server};
 use shared::records::names;
 use shared::steps::deployment::deployed_model;
-use shared::steps::diagnostics::{DiagnosticsRecord, deployed_predictions, summarize_compiled_data};
+use shared::steps::diagnostics::{
+    DiagnosticsRecord, deployed_predictions, summarize_compiled_data,
+};
 use shared::steps::scoring::{evaluate, load_test_data};
 
 fn seed_data() -> PathBuf {
@@ -97,7 +99,13 @@ fn apicalls_against_risk_serve_saves_the_deployed_models_figures() {
         "{stdout}\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    for endpoint in ["health", "prediction", "scoring", "summarystats", "diagnostics"] {
+    for endpoint in [
+        "health",
+        "prediction",
+        "scoring",
+        "summarystats",
+        "diagnostics",
+    ] {
         assert!(stdout.contains(endpoint), "{stdout}");
     }
 
@@ -119,7 +127,10 @@ fn apicalls_against_risk_serve_saves_the_deployed_models_figures() {
 
         let health: HealthAnswer = serde_json::from_value(answer("health")).unwrap();
         assert!(health.model_deployed);
-        assert_eq!(health.model.unwrap().version_id, deployment.model.version_id);
+        assert_eq!(
+            health.model.unwrap().version_id,
+            deployment.model.version_id
+        );
 
         let prediction: PredictionAnswer = serde_json::from_value(answer("prediction")).unwrap();
         let expected = deployed_predictions(&pipeline, None).await.unwrap();
@@ -149,8 +160,7 @@ fn apicalls_against_risk_serve_saves_the_deployed_models_figures() {
             assert_eq!(Some(column), summary.column(&column.column));
         }
 
-        let diagnostics: DiagnosticsAnswer =
-            serde_json::from_value(answer("diagnostics")).unwrap();
+        let diagnostics: DiagnosticsAnswer = serde_json::from_value(answer("diagnostics")).unwrap();
         let (_, record) = pipeline
             .locations
             .reports
@@ -198,7 +208,11 @@ async fn each_failing_endpoint_is_recorded_and_the_others_still_called() {
         assert_eq!(result.status, Some(503), "{endpoint}");
         assert!(!result.ok);
         assert!(
-            result.error.as_deref().unwrap().starts_with("HTTP 503: no_"),
+            result
+                .error
+                .as_deref()
+                .unwrap()
+                .starts_with("HTTP 503: no_"),
             "{endpoint}: {:?}",
             result.error
         );
@@ -230,7 +244,9 @@ async fn each_failing_endpoint_is_recorded_and_the_others_still_called() {
 async fn the_local_server_limits_bodies_and_listens_on_loopback_only() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-    let refused = server::bind("0.0.0.0:0".parse().unwrap()).await.unwrap_err();
+    let refused = server::bind("0.0.0.0:0".parse().unwrap())
+        .await
+        .unwrap_err();
     assert!(refused.to_string().contains("loopback"), "{refused}");
 
     let dir = tempfile::tempdir().unwrap();

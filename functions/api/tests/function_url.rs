@@ -11,13 +11,14 @@ use lambda_http::Body;
 use serde_json::{Value, json};
 use shared::api::fixture::{deployed_pipeline, local_config, open_pipeline};
 use shared::api::types::{
-    DiagnosticsAnswer, ErrorBody, HealthAnswer, PredictionAnswer, ScoringAnswer,
-    SummaryStatsAnswer,
+    DiagnosticsAnswer, ErrorBody, HealthAnswer, PredictionAnswer, ScoringAnswer, SummaryStatsAnswer,
 };
 use shared::api::{Api, ApiLimits};
 use shared::records::names;
 use shared::steps::deployment::deployed_model;
-use shared::steps::diagnostics::{DiagnosticsRecord, deployed_predictions, summarize_compiled_data};
+use shared::steps::diagnostics::{
+    DiagnosticsRecord, deployed_predictions, summarize_compiled_data,
+};
 use shared::steps::scoring::{evaluate, load_test_data};
 
 const FUNCTION_URL: &str = include_str!("fixtures/function-url-request.json");
@@ -83,7 +84,10 @@ impl Event {
         let mut event: Value = serde_json::from_str(self.fixture).unwrap();
         event["rawPath"] = json!(self.path);
         event["rawQueryString"] = json!(self.query);
-        event.as_object_mut().unwrap().remove("queryStringParameters");
+        event
+            .as_object_mut()
+            .unwrap()
+            .remove("queryStringParameters");
         event["requestContext"]["http"]["method"] = json!(self.method);
         event["requestContext"]["http"]["path"] = json!(self.path);
         for (name, value) in &self.headers {
@@ -379,7 +383,12 @@ async fn every_escape_from_the_data_locations_is_a_400() {
     }
     // Malformed requests are 400s too.
     for body in [json!({"datset": "testdata.csv"}), json!([1, 2])] {
-        let answer = call(&api, dir.path(), Event::new("POST", "/prediction").json(body)).await;
+        let answer = call(
+            &api,
+            dir.path(),
+            Event::new("POST", "/prediction").json(body),
+        )
+        .await;
         assert_eq!(answer.status, StatusCode::BAD_REQUEST);
     }
 }
@@ -388,7 +397,13 @@ async fn every_escape_from_the_data_locations_is_a_400() {
 async fn unknown_routes_are_404_and_wrong_methods_405_with_allow() {
     let dir = tempfile::tempdir().unwrap();
     let api = empty_api(dir.path()).await;
-    for path in ["/", "/predictions", "/prediction/extra", "/admin", "/%2e%2e/etc/passwd"] {
+    for path in [
+        "/",
+        "/predictions",
+        "/prediction/extra",
+        "/admin",
+        "/%2e%2e/etc/passwd",
+    ] {
         let answer = call(&api, dir.path(), Event::new("GET", path)).await;
         assert_eq!(answer.status, StatusCode::NOT_FOUND, "{path}");
         assert_eq!(answer.error().error, "not_found");
@@ -401,7 +416,11 @@ async fn unknown_routes_are_404_and_wrong_methods_405_with_allow() {
         ("POST", "/health", "GET"),
     ] {
         let answer = call(&api, dir.path(), Event::new(method, path)).await;
-        assert_eq!(answer.status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
+        assert_eq!(
+            answer.status,
+            StatusCode::METHOD_NOT_ALLOWED,
+            "{method} {path}"
+        );
         assert_eq!(answer.headers["allow"], allow);
         assert_eq!(answer.error().error, "method_not_allowed");
     }
@@ -435,7 +454,12 @@ async fn a_body_over_the_limit_is_413() {
         "corporation,lastmonth_activity,lastyear_activity,number_of_employees,exited\n{}",
         "abcd,1,2,3,0\n".repeat(10)
     );
-    let answer = call(&api, dir.path(), Event::new("POST", "/prediction").csv(&big)).await;
+    let answer = call(
+        &api,
+        dir.path(),
+        Event::new("POST", "/prediction").csv(&big),
+    )
+    .await;
     assert_eq!(answer.status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(answer.error().error, "payload_too_large");
     assert!(answer.error().message.contains("64 bytes"));

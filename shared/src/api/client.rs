@@ -278,25 +278,24 @@ pub async fn call_all(
     let mut results = Vec::with_capacity(calls.len());
     for call in calls {
         let started = Instant::now();
-        let outcome = tokio::time::timeout(options.timeout, one_call(&client, &base, call, options))
-            .await
-            .unwrap_or_else(|_| {
-                Err(format!(
-                    "no answer within {} s",
-                    options.timeout.as_secs_f64()
-                ))
-            });
+        let outcome =
+            tokio::time::timeout(options.timeout, one_call(&client, &base, call, options))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(format!(
+                        "no answer within {} s",
+                        options.timeout.as_secs_f64()
+                    ))
+                });
         let elapsed_ms = crate::steps::millis(started.elapsed());
         let result = match outcome {
             Ok(answered) => {
                 let success = (200..300).contains(&answered.status);
                 let error = match (&answered.answer, success) {
                     (Err(e), _) => Some(format!("the answer is not JSON: {e}")),
-                    (Ok(answer), false) => Some(format!(
-                        "HTTP {}{}",
-                        answered.status,
-                        error_summary(answer)
-                    )),
+                    (Ok(answer), false) => {
+                        Some(format!("HTTP {}{}", answered.status, error_summary(answer)))
+                    }
                     (Ok(_), true) => None,
                 };
                 EndpointResult {
@@ -468,7 +467,13 @@ mod tests {
         assert!(parse_base_url("http://127.0.0.1:8000").is_ok());
         assert!(parse_base_url("http://127.0.0.1:9000/lambda-url/api/").is_ok());
         assert!(parse_base_url("https://abc.lambda-url.eu-west-1.on.aws").is_ok());
-        for bad in ["127.0.0.1:8000", "ftp://x", "http://x/?a=b", "not a url", "/path"] {
+        for bad in [
+            "127.0.0.1:8000",
+            "ftp://x",
+            "http://x/?a=b",
+            "not a url",
+            "/path",
+        ] {
             assert!(parse_base_url(bad).is_err(), "{bad}");
         }
     }

@@ -158,7 +158,9 @@ pub fn validate_key(key: &str) -> Result<(), String> {
             return refuse("empty segments ('//' or a trailing '/') are not allowed");
         }
         if segment == "." || segment == ".." {
-            return refuse("'.' and '..' segments are not allowed: a key cannot leave its location");
+            return refuse(
+                "'.' and '..' segments are not allowed: a key cannot leave its location",
+            );
         }
         if segment.starts_with('.') {
             return refuse("hidden names (starting with '.') are not data sets");
@@ -262,9 +264,19 @@ mod tests {
             let message = refused(&body("dataset", key));
             assert!(message.contains("not a URL"), "{key}: {message}");
         }
-        for location in ["s3://other-bucket", "file:///etc", "/tmp", "models", "production", ""] {
+        for location in [
+            "s3://other-bucket",
+            "file:///etc",
+            "/tmp",
+            "models",
+            "production",
+            "",
+        ] {
             let message = refused(&body("location", location));
-            assert!(message.contains("unknown location"), "{location}: {message}");
+            assert!(
+                message.contains("unknown location"),
+                "{location}: {message}"
+            );
         }
     }
 

@@ -157,9 +157,7 @@ impl ApiError {
                 "busy",
                 "the pipeline changed what this request was reading; try again",
             ),
-            StepError::Store(e) | StepError::Record(RecordError::Store(e))
-                if e.is_retryable() =>
-            {
+            StepError::Store(e) | StepError::Record(RecordError::Store(e)) if e.is_retryable() => {
                 not_ready(
                     "storage_unavailable",
                     "storage is temporarily unavailable; try again",

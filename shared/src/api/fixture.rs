@@ -36,7 +36,9 @@ pub fn local_config(root: &Path, seed_data: &Path) -> std::io::Result<PathBuf> {
 }
 
 /// Opens the pipeline of a configuration written by [`local_config`], dependency check off.
-pub async fn open_pipeline(config: &Path) -> Result<Pipeline, Box<dyn std::error::Error + Send + Sync>> {
+pub async fn open_pipeline(
+    config: &Path,
+) -> Result<Pipeline, Box<dyn std::error::Error + Send + Sync>> {
     let config = Config::load(config)?;
     let mut pipeline = Pipeline::new(Locations::open(&config).await)?;
     pipeline.dependency_check.index_url = None;

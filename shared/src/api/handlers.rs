@@ -21,11 +21,11 @@ use crate::data::schema::NUMERIC_COLUMNS;
 use crate::dependencies::Freshness;
 use crate::location::Location;
 use crate::records::{ObjectRef, names};
+use crate::steps::StepError;
 use crate::steps::deployment::{current_deployment, deployed_model};
 use crate::steps::diagnostics::{DiagnosticsRecord, predict_rows, summarize_compiled_data};
 use crate::steps::ingestion::is_csv_key;
 use crate::steps::scoring::{evaluate, load_test_data};
-use crate::steps::StepError;
 use crate::store::StoreError;
 
 type Answer = Result<Response<Bytes>, ApiError>;
@@ -227,7 +227,11 @@ fn body_kind(headers: &HeaderMap, body: &[u8]) -> Result<BodyKind, ApiError> {
     }
 }
 
-async fn read_stored(api: &Api, selection: &DatasetSelection, request_id: &str) -> Result<Loaded, ApiError> {
+async fn read_stored(
+    api: &Api,
+    selection: &DatasetSelection,
+    request_id: &str,
+) -> Result<Loaded, ApiError> {
     let limits = api.limits();
     let name = selection.location.name();
     let location = selection.location.open(&api.pipeline().locations);
@@ -263,7 +267,11 @@ async fn read_stored(api: &Api, selection: &DatasetSelection, request_id: &str) 
                     code: "unreadable_data",
                     message: e.to_string(),
                 })?;
-            loaded.data.push(data_ref_of_key(selection.location, &meta.key, &meta.version_id));
+            loaded.data.push(data_ref_of_key(
+                selection.location,
+                &meta.key,
+                &meta.version_id,
+            ));
         }
         None => {
             let files: Vec<_> = location
