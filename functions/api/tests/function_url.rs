@@ -564,3 +564,32 @@ async fn a_broken_deployment_is_500_without_internals() {
     assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(answer.error().error, "unavailable");
 }
+
+#[tokio::test]
+async fn the_example_events_for_cargo_lambda_invoke_all_answer_200() {
+    let dir = tempfile::tempdir().unwrap();
+    let api = deployed_api(dir.path(), ApiLimits::default()).await;
+    let events = Path::new(env!("CARGO_MANIFEST_DIR")).join("events");
+    let mut seen = Vec::new();
+    for entry in std::fs::read_dir(&events).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let request = lambda_http::request::from_str(&text).unwrap();
+        let route = request.uri().path().to_string();
+        let response = api::handle(&api, request).await;
+        assert_eq!(response.status(), StatusCode::OK, "{}", path.display());
+        seen.push(route);
+    }
+    seen.sort();
+    seen.dedup();
+    assert_eq!(
+        seen,
+        [
+            "/diagnostics",
+            "/health",
+            "/prediction",
+            "/scoring",
+            "/summarystats"
+        ]
+    );
+}
