@@ -508,6 +508,20 @@ async fn data_that_is_not_client_csv_is_422() {
     .await;
     assert_eq!(answer.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(answer.error().error, "too_many_rows");
+
+    let limits = ApiLimits {
+        max_answer_bytes: 500,
+        ..ApiLimits::default()
+    };
+    let api = Api::new(api.pipeline().clone(), limits);
+    let answer = call(
+        &api,
+        dir.path(),
+        Event::new("POST", "/prediction").json(json!({"dataset": "testdata.csv"})),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(answer.error().error, "answer_too_large");
 }
 
 #[tokio::test]

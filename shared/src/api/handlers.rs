@@ -16,6 +16,7 @@ use super::types::{
     RejectedRowInfo, ScoringAnswer, SummaryStatsAnswer, TimingsInfo,
 };
 use super::{Api, ApiError, BodyTooLarge, json_response};
+use crate::data::DataError;
 use crate::data::csv::read_csv_file;
 use crate::data::schema::NUMERIC_COLUMNS;
 use crate::dependencies::Freshness;
@@ -81,20 +82,23 @@ impl Loaded {
         self.batches.iter().map(RecordBatch::num_rows).sum()
     }
 
-    /// Reads one CSV file's bytes off the async runtime; a file that is not client data at all
-    /// is the caller's decision (fatal for one named file, reported for one of many).
+    /// Reads one CSV file's bytes off the async runtime. The outer error is ours (500); the
+    /// inner one, a file that is not client data at all, is the caller's decision (fatal for
+    /// one named file, reported for one of many).
     async fn read(
         &mut self,
         file: String,
         body: Bytes,
         max_listed: usize,
-    ) -> Result<(), crate::data::DataError> {
-        let contents = tokio::task::spawn_blocking(move || read_csv_file(file, body.as_ref()))
+        request_id: &str,
+    ) -> Result<Result<(), DataError>, ApiError> {
+        let read = tokio::task::spawn_blocking(move || read_csv_file(file, body.as_ref()))
             .await
-            .map_err(|e| crate::data::DataError::Io {
-                file: "(reader task)".to_string(),
-                source: std::io::Error::other(e.to_string()),
-            })??;
+            .map_err(|e| ApiError::internal(request_id, "CSV reader task failed", &e))?;
+        let contents = match read {
+            Ok(contents) => contents,
+            Err(e) => return Ok(Err(e)),
+        };
         self.rows_rejected += contents.counts.rows_rejected;
         for row in contents.rejected {
             if self.rejected_rows.len() >= max_listed {
@@ -109,7 +113,7 @@ impl Loaded {
             });
         }
         self.batches.push(contents.accepted);
-        Ok(())
+        Ok(Ok(()))
     }
 }
 
@@ -141,12 +145,10 @@ pub(super) async fn prediction(api: &Api, request: Request<Bytes>, request_id: &
                     REQUEST_BODY_FILE.to_string(),
                     body,
                     limits.max_listed_rejections,
+                    request_id,
                 )
-                .await
-                .map_err(|e| ApiError::Unprocessable {
-                    code: "unreadable_data",
-                    message: e.to_string(),
-                })?;
+                .await?
+                .map_err(unreadable)?;
             loaded.data.push(DataRef {
                 location: "request_body".to_string(),
                 key: REQUEST_BODY_FILE.to_string(),
@@ -191,7 +193,27 @@ pub(super) async fn prediction(api: &Api, request: Request<Bytes>, request_id: &
         files_rejected: loaded.files_rejected,
         request_id: request_id.to_string(),
     };
-    json_response(StatusCode::OK, &answer, request_id)
+    let response = json_response(StatusCode::OK, &answer, request_id)?;
+    if response.body().len() > limits.max_answer_bytes {
+        return Err(ApiError::Unprocessable {
+            code: "answer_too_large",
+            message: format!(
+                "the answer would be {} bytes, more than one answer carries ({}); predict a smaller data set",
+                response.body().len(),
+                limits.max_answer_bytes
+            ),
+        });
+    }
+    Ok(response)
+}
+
+/// A data set that is not CSV of the client schema. The message names the key (or "request
+/// body") the client gave and what is wrong, nothing of the machine.
+fn unreadable(error: DataError) -> ApiError {
+    ApiError::Unprocessable {
+        code: "unreadable_data",
+        message: error.to_string(),
+    }
 }
 
 enum BodyKind {
@@ -261,12 +283,9 @@ async fn read_stored(
                 .await
                 .map_err(store_error)?;
             loaded
-                .read(key.clone(), body, limits.max_listed_rejections)
-                .await
-                .map_err(|e| ApiError::Unprocessable {
-                    code: "unreadable_data",
-                    message: e.to_string(),
-                })?;
+                .read(key.clone(), body, limits.max_listed_rejections, request_id)
+                .await?
+                .map_err(unreadable)?;
             loaded.data.push(data_ref_of_key(
                 selection.location,
                 &meta.key,
@@ -296,8 +315,13 @@ async fn read_stored(
                     .await
                     .map_err(store_error)?;
                 match loaded
-                    .read(meta.key.clone(), body, limits.max_listed_rejections)
-                    .await
+                    .read(
+                        meta.key.clone(),
+                        body,
+                        limits.max_listed_rejections,
+                        request_id,
+                    )
+                    .await?
                 {
                     Ok(()) => loaded.data.push(data_ref_of_key(
                         selection.location,

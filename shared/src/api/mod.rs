@@ -87,6 +87,8 @@ pub struct ApiLimits {
     pub max_prediction_rows: usize,
     /// Rejected rows listed one by one in a `/prediction` answer; all are counted.
     pub max_listed_rejections: usize,
+    /// Largest `/prediction` answer (422 above): a Function URL response is capped at 6 MB.
+    pub max_answer_bytes: usize,
 }
 
 impl Default for ApiLimits {
@@ -96,6 +98,7 @@ impl Default for ApiLimits {
             max_dataset_bytes: 64 * 1024 * 1024,
             max_prediction_rows: 50_000,
             max_listed_rejections: 100,
+            max_answer_bytes: 5_500_000,
         }
     }
 }
