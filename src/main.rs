@@ -85,6 +85,37 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Target::SourceData)]
         to: Target,
     },
+    /// Serve the API (prediction, scoring, summarystats, diagnostics, health) over plain HTTP
+    /// on a loopback address: the same router as the Lambda function behind its Function URL.
+    /// No authentication, hence loopback only. Stops with Ctrl-C.
+    Serve {
+        /// Address to listen on (loopback only; port 0 picks a free port).
+        #[arg(long, default_value = "127.0.0.1:8000")]
+        addr: std::net::SocketAddr,
+    },
+    /// Call every API endpoint of a base URL and save the combined answers in the reports
+    /// location (apireturns.json, apireturns.txt). A failing endpoint is recorded and the others
+    /// are still called; the exit status is non-zero if any failed.
+    Apicalls {
+        /// The API's base URL: `risk serve`'s, `http://127.0.0.1:9000/lambda-url/api` under
+        /// `cargo lambda watch`, or the Function URL.
+        #[arg(long, env = "RISK_API_URL", default_value = "http://127.0.0.1:8000")]
+        base_url: String,
+        /// Sign requests with SigV4 for a Function URL with IAM auth (credentials from the
+        /// standard AWS chain).
+        #[arg(long)]
+        sign: bool,
+        /// Region to sign for (default: the AWS chain's, e.g. AWS_REGION).
+        #[arg(long, requires = "sign")]
+        region: Option<String>,
+        /// JSON body of the prediction call (default: every CSV file of the test data,
+        /// {"location": "test_data"}).
+        #[arg(long)]
+        prediction_request: Option<String>,
+        /// Seconds allowed for each call.
+        #[arg(long, default_value_t = 120)]
+        timeout: u64,
+    },
 }
 
 /// Locations `risk put` may upload to: the two that hold user data.
@@ -325,7 +356,97 @@ async fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+        Command::Serve { addr } => serve(pipeline, addr).await,
+        Command::Apicalls {
+            base_url,
+            sign,
+            region,
+            prediction_request,
+            timeout,
+        } => {
+            let options = ApicallsOptions {
+                base_url,
+                sign,
+                region,
+                prediction_request,
+                timeout,
+            };
+            apicalls(&pipeline, options, json).await
+        }
     }
+}
+
+async fn serve(pipeline: Pipeline, addr: std::net::SocketAddr) -> Result<()> {
+    let listener = shared::api::server::bind(addr).await?;
+    let bound = listener.local_addr()?;
+    let api = std::sync::Arc::new(shared::api::Api::new(
+        pipeline,
+        shared::api::ApiLimits::from_env(),
+    ));
+    // The first line of stdout is the address, for scripts and tests that ask for port 0.
+    println!(
+        "Serving the API on http://{bound}\n  GET /health, POST /prediction, GET /scoring, GET /summarystats, GET /diagnostics (Ctrl-C stops)"
+    );
+    shared::api::server::serve(listener, api, std::future::pending()).await;
+    Ok(())
+}
+
+struct ApicallsOptions {
+    base_url: String,
+    sign: bool,
+    region: Option<String>,
+    prediction_request: Option<String>,
+    timeout: u64,
+}
+
+async fn apicalls(pipeline: &Pipeline, options: ApicallsOptions, json: bool) -> Result<()> {
+    use shared::api::client::{ClientOptions, Signer, call_all, standard_calls};
+    let prediction_request = options
+        .prediction_request
+        .as_deref()
+        .map(serde_json::from_str)
+        .transpose()
+        .context("--prediction-request is not JSON")?;
+    let signer = if options.sign {
+        Some(Signer::from_env(options.region).await?)
+    } else {
+        None
+    };
+    let client_options = ClientOptions {
+        timeout: std::time::Duration::from_secs(options.timeout),
+        signer,
+    };
+    let calls = standard_calls(prediction_request);
+    let returns = call_all(&options.base_url, &calls, &client_options).await?;
+    let (json_ref, text_ref) = returns.save(&pipeline.locations.reports).await?;
+    emit(json, &returns, || {
+        for result in &returns.results {
+            println!(
+                "{:<13} {:<4} {:<14} {:>8} {:>9.1} ms{}",
+                result.endpoint,
+                result.method,
+                result.path,
+                result
+                    .status
+                    .map_or_else(|| "-".to_string(), |s| s.to_string()),
+                result.elapsed_ms,
+                result
+                    .error
+                    .as_deref()
+                    .map(|e| format!("  {e}"))
+                    .unwrap_or_default()
+            );
+        }
+        println!("Saved {} and {}", describe(&json_ref), describe(&text_ref));
+    })?;
+    if returns.failed > 0 {
+        bail!(
+            "{} of {} endpoints failed (the answers are saved)",
+            returns.failed,
+            returns.results.len()
+        );
+    }
+    Ok(())
 }
 
 fn fmt_opt(value: Option<f64>) -> String {

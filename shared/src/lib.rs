@@ -4,6 +4,7 @@
 //! pipeline step. Lambda handlers and the command-line tool are thin wrappers over this crate,
 //! so everything here is testable without Lambda or AWS.
 
+pub mod api;
 pub mod config;
 pub mod data;
 pub mod dependencies;
