@@ -84,7 +84,10 @@ mod tests {
             let response = handle(&pipeline, event(fixture.clone()))
                 .await
                 .unwrap_or_else(|e| panic!("{name}: {e}"));
-            assert_eq!(response.rows_used, 26, "{name}: the source files less duplicates");
+            assert_eq!(
+                response.rows_used, 26,
+                "{name}: the source files less duplicates"
+            );
             assert_eq!(response.model.version_id, response.model_version);
             versions.push(response.model_version);
         }
