@@ -16,7 +16,7 @@ use std::time::Instant;
 
 use tracing::Instrument;
 
-use crate::config::{Config, ConfigError};
+use crate::config::{CONFIG_PATH_ENV, Config, ConfigError};
 use crate::events::EventError;
 use crate::location::Locations;
 use crate::steps::{Pipeline, StepError, new_run_id};
@@ -85,18 +85,30 @@ pub enum StartupError {
     Pipeline(#[from] StepError),
 }
 
-/// The configuration (from `RISK_*` variables, as the SAM template sets them) and the pipeline
-/// over its locations, built once per cold start: the S3 client and its connection pool are
-/// then reused by every invocation of this execution environment.
+/// The configuration and the pipeline over its locations, built once per cold start: the S3
+/// client and its connection pool are then reused by every invocation of this execution
+/// environment. The configuration comes from the `RISK_*` location variables (as the SAM
+/// template sets them), over the file `RISK_CONFIG` names when it is set (local runs under
+/// `cargo lambda watch`, with relative paths resolved against that file's directory).
 pub async fn pipeline_from_env() -> Result<(Config, Pipeline), StartupError> {
     let result = async {
-        let config = Config::from_env()?;
+        let config = match std::env::var_os(CONFIG_PATH_ENV).filter(|p| !p.is_empty()) {
+            Some(path) => Config::load(std::path::Path::new(&path))?,
+            None => Config::from_env()?,
+        };
         let pipeline = Pipeline::new(Locations::open(&config).await)?;
         Ok((config, pipeline))
     }
     .await;
     match &result {
-        Ok((config, _)) => tracing::info!(?config, "configuration loaded"),
+        Ok((config, _)) => {
+            let locations: Vec<String> = config
+                .named_locations()
+                .iter()
+                .map(|(setting, url)| format!("{setting}={url}"))
+                .collect();
+            tracing::info!(?locations, "configuration loaded")
+        }
         Err(e) => tracing::error!("{e}"),
     }
     result

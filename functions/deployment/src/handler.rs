@@ -101,6 +101,16 @@ mod tests {
             assert_eq!(failure.error_type(), PERMANENT_ERROR);
             assert!(failure.message.contains("no score record"), "{failure}");
         }
+        // A version that does not exist is said to be missing, not unscored.
+        let failure = handle(
+            &pipeline,
+            event(json!({"model_version": "no-such-version"})),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(failure.error_type(), PERMANENT_ERROR);
+        assert!(failure.message.contains("no-such-version"), "{failure}");
+        assert!(!failure.message.contains("no score record"), "{failure}");
         // A score of one model named with another model: refused.
         let failure = handle(
             &pipeline,

@@ -169,6 +169,8 @@ pub async fn deploy_scored(
         }
         (None, None) => models.head(names::MODEL, None).await?.version_id,
     };
+    // A version that does not exist is reported as such, not as "never scored".
+    models.head(names::MODEL, Some(&model_version)).await?;
     let not_scored = || StepError::NotScored {
         model_version: model_version.clone(),
         location: models.url().to_string(),
