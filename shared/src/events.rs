@@ -138,7 +138,7 @@ pub enum SkipReason {
     Duplicate,
 }
 
-/// A record that was skipped, with the key as decoded (or as received when undecodable).
+/// A record that was skipped, with its bucket key as decoded (as received when undecodable).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SkippedRecord {
     pub bucket: Option<String>,
@@ -197,11 +197,11 @@ pub fn objects_from_s3_event(event: &S3Event, filter: &SourceFilter) -> Ingestio
     let mut request = IngestionRequest::default();
     for record in &event.records {
         match object_from_record(record, filter) {
-            Ok(object) => {
+            Ok((key, object)) => {
                 if request.objects.contains(&object) {
                     request.skipped.push(SkippedRecord {
                         bucket: record.s3.bucket.name.clone(),
-                        key: object.key,
+                        key,
                         reason: SkipReason::Duplicate,
                     });
                 } else {
@@ -222,10 +222,11 @@ pub fn objects_from_s3_event(event: &S3Event, filter: &SourceFilter) -> Ingestio
     request
 }
 
+/// The decoded key and the object version a record names, or why it is skipped.
 fn object_from_record(
     record: &S3EventRecord,
     filter: &SourceFilter,
-) -> Result<SourceObject, SkippedRecord> {
+) -> Result<(String, SourceObject), SkippedRecord> {
     let bucket = record.s3.bucket.name.clone();
     let raw_key = record.s3.object.key.clone().unwrap_or_default();
     let skip = |key: String, reason: SkipReason| SkippedRecord {
@@ -267,7 +268,7 @@ fn object_from_record(
     if !is_csv_key(relative) {
         return Err(skip(key, SkipReason::NotCsv));
     }
-    Ok(SourceObject {
+    let object = SourceObject {
         key: relative.to_string(),
         version_id: record
             .s3
@@ -275,7 +276,8 @@ fn object_from_record(
             .version_id
             .clone()
             .filter(|v| !v.is_empty()),
-    })
+    };
+    Ok((key, object))
 }
 
 /// What started a full-process invocation. The full process takes no parameters (it always
@@ -391,16 +393,12 @@ fn json_kind(value: &Value) -> &'static str {
 mod tests {
     use super::*;
     use serde_json::json;
-    use std::path::Path;
 
     /// The bucket the fixtures name (the template's source bucket for stage `dev`).
     const SOURCE_BUCKET: &str = "risk-dev-source-123456789012-us-east-1";
 
     fn fixture(name: &str) -> Value {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../infra/events")
-            .join(name);
-        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap()
+        crate::testing::event_fixture(name)
     }
 
     fn s3(bucket: &str, prefix: &str) -> SourceFilter {
