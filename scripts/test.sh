@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of the project on a fresh machine: installs the S3-compatible test server
-# (moto, pinned, into .venv), starts it on a free loopback port, points the tests at it, and runs
-# the whole cargo test suite. Extra arguments go to `cargo test`.
+# (moto, pinned, into .venv) and cargo-lambda (same venv, put on PATH), starts the server on a
+# free loopback port, points the tests at it, builds the Lambda binaries and runs the whole
+# cargo test suite. Extra arguments go to `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,6 +12,15 @@ if ! "$venv/bin/python" -c 'import moto, flask, flask_cors' >/dev/null 2>&1; the
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet 'moto[s3]==5.2.5' flask flask-cors
 fi
+# cargo-lambda (PyPI ships the binary) for the Lambda end-to-end test (tests/lambda_local.rs).
+if ! [ -x "$venv/bin/cargo-lambda" ]; then
+  echo "test setup: installing cargo-lambda==1.9.2 into $venv" >&2
+  "$venv/bin/pip" install --quiet 'cargo-lambda==1.9.2'
+fi
+case "$venv" in
+  /*) export PATH="$venv/bin:$PATH" ;;
+  *) export PATH="$PWD/$venv/bin:$PATH" ;;
+esac
 
 port=$("$venv/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 mkdir -p target
@@ -35,4 +45,8 @@ export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1
 export AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null
 unset AWS_PROFILE AWS_SESSION_TOKEN
 
+# The Lambda functions' binaries, which the end-to-end test runs under `cargo lambda watch`
+# (`cargo test` builds a package's binaries only for its own integration tests). Same profile
+# and features as the test build, so nothing is compiled twice.
+cargo build --workspace --bins
 cargo test --workspace --all-targets "$@"

@@ -2,13 +2,18 @@
 //! versioned object-store abstraction (S3, local filesystem, memory), the validating data layer
 //! (CSV in, Arrow in memory, Parquet at rest), the model, the pipeline's records, and every
 //! pipeline step. Lambda handlers and the command-line tool are thin wrappers over this crate,
-//! so everything here is testable without Lambda or AWS.
+//! so everything here is testable without Lambda or AWS: what the Lambda functions receive
+//! (`events`), how they run and fail (`invocation`) and log (`logging`) live here too, without
+//! depending on the Lambda runtime.
 
 pub mod api;
 pub mod config;
 pub mod data;
 pub mod dependencies;
+pub mod events;
+pub mod invocation;
 pub mod location;
+pub mod logging;
 pub mod model;
 pub mod records;
 pub mod stats;

@@ -100,3 +100,72 @@ fn unique_bucket_name() -> String {
         COUNTER.fetch_add(1, Ordering::Relaxed)
     )
 }
+
+/// A path in this repository (seed data, event fixtures), for tests.
+pub fn repo_path(relative: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(relative)
+}
+
+/// Every Lambda event fixture in `infra/events/`, by file name, sorted.
+pub fn event_fixtures() -> Vec<(String, serde_json::Value)> {
+    let dir = repo_path("infra/events");
+    let mut found: Vec<(String, serde_json::Value)> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()))
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "json"))
+        .map(|path| {
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            (name, event_fixture_at(&path))
+        })
+        .collect();
+    found.sort_by(|a, b| a.0.cmp(&b.0));
+    found
+}
+
+/// One Lambda event fixture from `infra/events/`.
+pub fn event_fixture(name: &str) -> serde_json::Value {
+    event_fixture_at(&repo_path("infra/events").join(name))
+}
+
+fn event_fixture_at(path: &std::path::Path) -> serde_json::Value {
+    let bytes =
+        std::fs::read(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()))
+}
+
+/// A configuration and pipeline whose every location is a fresh directory under `root`:
+/// `source/` (empty), `testdata/` (the seed's test file), and `store/{compiled,models,
+/// production,reports}`. The dependency check is off, so nothing waits on the network.
+pub fn local_pipeline(root: &std::path::Path) -> (crate::config::Config, crate::steps::Pipeline) {
+    use crate::config::LocationUrl;
+    let dir = |name: &str| {
+        let path = root.join(name);
+        std::fs::create_dir_all(&path)
+            .unwrap_or_else(|e| panic!("cannot create {}: {e}", path.display()));
+        LocationUrl::File { root: path }
+    };
+    let config = crate::config::Config {
+        source_data: dir("source"),
+        compiled_data: dir("store/compiled"),
+        test_data: dir("testdata"),
+        models: dir("store/models"),
+        production: dir("store/production"),
+        reports: dir("store/reports"),
+    };
+    std::fs::copy(
+        repo_path("data/testdata/testdata.csv"),
+        root.join("testdata/testdata.csv"),
+    )
+    .unwrap_or_else(|e| panic!("cannot copy the seed's test data: {e}"));
+    let locations = crate::location::Locations::open_with_client(&config, None);
+    let mut pipeline = crate::steps::Pipeline::new(locations)
+        .unwrap_or_else(|e| panic!("default training parameters are invalid: {e}"));
+    pipeline.dependency_check.index_url = None;
+    (config, pipeline)
+}

@@ -162,3 +162,64 @@ pub async fn deployed_model(
     let (_, model) = load_model(production, Some(&record.model.version_id)).await?;
     Ok((record, model))
 }
+
+/// Deploys a model version with a score record of that version, both from the models
+/// location: with nothing named, the latest model and the latest score, which must be of that
+/// model; with a model version, the newest score record of it; with a score version, that
+/// score and the model it scored. A model that was never scored is refused
+/// ([`StepError::NotScored`]): production always says how well its model does.
+pub async fn deploy_scored(
+    pipeline: &Pipeline,
+    model_version: Option<&str>,
+    score_version: Option<&str>,
+    run_id: &str,
+) -> Result<DeploymentRecord, StepError> {
+    let models = &pipeline.locations.models;
+    let model_version = match (model_version, score_version) {
+        (Some(version), _) => version.to_string(),
+        (None, Some(score_version)) => {
+            let (_, score) = models
+                .get_json::<ScoreRecord>(names::SCORE, "score record", Some(score_version))
+                .await?;
+            score.model.version_id
+        }
+        (None, None) => models.head(names::MODEL, None).await?.version_id,
+    };
+    // A version that does not exist is reported as such, not as "never scored".
+    models.head(names::MODEL, Some(&model_version)).await?;
+    let not_scored = || StepError::NotScored {
+        model_version: model_version.clone(),
+        location: models.url().to_string(),
+    };
+    let (score_meta, score) = match score_version {
+        Some(version) => {
+            models
+                .get_json::<ScoreRecord>(names::SCORE, "score record", Some(version))
+                .await?
+        }
+        None => {
+            let mut found = None;
+            // Newest first: the most recent score of this model wins.
+            for meta in models.list_versions(names::SCORE).await? {
+                let (meta, score) = models
+                    .get_json::<ScoreRecord>(names::SCORE, "score record", Some(&meta.version_id))
+                    .await?;
+                if score.model.version_id == model_version {
+                    found = Some((meta, score));
+                    break;
+                }
+            }
+            found.ok_or_else(not_scored)?
+        }
+    };
+    if score.model.version_id != model_version {
+        return Err(StepError::ScoreMismatch {
+            score_version: score_meta.version_id,
+            scored_model: score.model.version_id,
+            model_version,
+        });
+    }
+    let (model_ref, _) = load_model(models, Some(&model_version)).await?;
+    let score_ref = ObjectRef::new(models, &score_meta);
+    deploy(pipeline, &model_ref, &score_ref, run_id).await
+}

@@ -172,7 +172,7 @@ pub async fn deployed_predictions(
     let (deployment, model) = deployed_model(pipeline).await?;
     let data = read_csv_location(data.unwrap_or(&pipeline.locations.test_data)).await?;
     let batches = data.batches;
-    let rows = tokio::task::spawn_blocking(move || predict_rows(&model, &batches))
+    let rows = super::spawn_blocking_in_span(move || predict_rows(&model, &batches))
         .await
         .map_err(|e| StepError::Task(e.to_string()))??;
     Ok(PredictionSet {

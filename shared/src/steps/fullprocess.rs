@@ -127,14 +127,24 @@ fn rows_added_last(batches: &[RecordBatch], count: u64) -> Vec<RecordBatch> {
     tail
 }
 
-/// Runs the full process once.
+/// Runs the full process once over every new source file (the schedule, the command line).
 pub async fn run_full_process(pipeline: &Pipeline, run_id: &str) -> Result<RunRecord, StepError> {
+    run_full_process_for(pipeline, &IngestScope::All, run_id).await
+}
+
+/// Runs the full process once, ingesting only the new source files in `scope` (the objects an
+/// S3 event names), so new data is checked for drift as soon as it lands.
+pub async fn run_full_process_for(
+    pipeline: &Pipeline,
+    scope: &IngestScope,
+    run_id: &str,
+) -> Result<RunRecord, StepError> {
     let started_at = Utc::now();
     let mut steps = Stopwatch::default();
     let mut wrote: Vec<ObjectRef> = Vec::new();
 
     let started = Instant::now();
-    let ingestion = ingest(pipeline, &IngestScope::All, run_id).await?;
+    let ingestion = ingest(pipeline, scope, run_id).await?;
     steps.record("ingestion", started);
     let mut record = RunRecord {
         run_id: run_id.to_string(),
@@ -153,7 +163,13 @@ pub async fn run_full_process(pipeline: &Pipeline, run_id: &str) -> Result<RunRe
         steps: Vec::new(),
     };
     if !ingestion.found_new_files() {
-        record.reason = format!("no new files in {}", pipeline.locations.source_data.url());
+        record.reason = match scope {
+            IngestScope::All => format!("no new files in {}", pipeline.locations.source_data.url()),
+            _ => format!(
+                "the named files in {} were all ingested before (or are gone): nothing to do",
+                pipeline.locations.source_data.url()
+            ),
+        };
         record.steps = steps.0;
         record.finished_at = Utc::now();
         tracing::info!(decision = "no_new_data", "{}", record.reason);

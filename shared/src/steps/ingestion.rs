@@ -64,6 +64,19 @@ pub enum IngestScope {
     /// Only these keys, relative to the source location (an S3 event names them). Objects
     /// already ingested are still skipped, so a redelivered event changes nothing.
     Keys(Vec<String>),
+    /// Only these object versions (what an S3 event names: the version it reports, not
+    /// whatever is latest when the event is handled, so two quick uploads of one key are two
+    /// snapshots). Versions already ingested are skipped, so a redelivered event changes
+    /// nothing; a version deleted since the event is skipped with a warning.
+    Objects(Vec<SourceObject>),
+}
+
+/// One source object version, relative to the source location; `version_id: None` means the
+/// latest (an unversioned bucket, whose events carry no version).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct SourceObject {
+    pub key: String,
+    pub version_id: Option<String>,
 }
 
 /// Whether a key names a CSV file (case-insensitively), the only kind ingestion reads.
@@ -95,19 +108,16 @@ pub async fn ingest_into(
     let candidates: Vec<ObjectMeta> = match scope {
         IngestScope::All => source.list("").await?,
         IngestScope::Keys(keys) => {
-            let mut found = Vec::with_capacity(keys.len());
-            for key in keys {
-                match source.head(key, None).await {
-                    Ok(meta) => found.push(meta),
-                    // Deleted (or renamed) between the event and now: nothing to ingest.
-                    Err(StoreError::NotFound { .. }) => {
-                        tracing::warn!(key = %key, "source object named by the event no longer exists; skipped")
-                    }
-                    Err(e) => return Err(e.into()),
-                }
-            }
-            found
+            let objects: Vec<SourceObject> = keys
+                .iter()
+                .map(|key| SourceObject {
+                    key: key.clone(),
+                    version_id: None,
+                })
+                .collect();
+            head_each(source, &objects).await?
         }
+        IngestScope::Objects(objects) => head_each(source, objects).await?,
     };
     let (csv, skipped_non_csv): (Vec<ObjectMeta>, Vec<ObjectMeta>) = candidates
         .into_iter()
@@ -120,6 +130,8 @@ pub async fn ingest_into(
         .filter(|meta| !record.files.iter().any(|seen| seen.is_same_object(meta)))
         .collect();
     new_objects.sort_by(|a, b| a.key.cmp(&b.key).then(a.version_id.cmp(&b.version_id)));
+    // One version named twice (by key and by version, or twice in one event) is read once.
+    new_objects.dedup_by(|a, b| a.key == b.key && a.version_id == b.version_id);
     let skipped_non_csv: Vec<String> = skipped_non_csv.into_iter().map(|m| m.key).collect();
 
     if new_objects.is_empty() {
@@ -302,6 +314,27 @@ pub async fn ingest(
     ingest_into(pipeline, &pipeline.locations.compiled_data, scope, run_id).await
 }
 
+/// The metadata of each named object version that still exists.
+async fn head_each(
+    source: &Location,
+    objects: &[SourceObject],
+) -> Result<Vec<ObjectMeta>, StepError> {
+    let mut found = Vec::with_capacity(objects.len());
+    for object in objects {
+        match source.head(&object.key, object.version_id.as_deref()).await {
+            Ok(meta) => found.push(meta),
+            // Deleted (or renamed) between the event and now: nothing to ingest.
+            Err(StoreError::NotFound { .. }) => tracing::warn!(
+                key = %object.key,
+                version_id = object.version_id.as_deref().unwrap_or("latest"),
+                "source object named by the event no longer exists; skipped"
+            ),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(found)
+}
+
 /// Where the rejected rows of one source file go: one folder per run keeps names unique and
 /// groups what one run quarantined.
 fn quarantine_name(run_id: &str, key: &str) -> String {
@@ -311,7 +344,7 @@ fn quarantine_name(run_id: &str, key: &str) -> String {
 async fn run_blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, StepError> + Send + 'static,
 ) -> Result<T, StepError> {
-    tokio::task::spawn_blocking(work)
+    super::spawn_blocking_in_span(work)
         .await
         .map_err(|e| StepError::Task(e.to_string()))?
 }

@@ -69,6 +69,21 @@ pub enum StepError {
     )]
     NoTestData { location: String },
     #[error(
+        "model version {model_version} in {location} has no score record: score it first (the scoring function with {{\"model_version\": \"{model_version}\"}})"
+    )]
+    NotScored {
+        model_version: String,
+        location: String,
+    },
+    #[error(
+        "score record version {score_version} is for model version {scored_model}, not {model_version}"
+    )]
+    ScoreMismatch {
+        score_version: String,
+        scored_model: String,
+        model_version: String,
+    },
+    #[error(
         "{what} was changed by another run while this one worked ({detail}); nothing was lost, run again"
     )]
     ConcurrentUpdate { what: String, detail: String },
@@ -86,6 +101,17 @@ impl StepError {
             _ => false,
         }
     }
+}
+
+/// [`tokio::task::spawn_blocking`] inside the caller's tracing span, so what the blocking work
+/// logs (CSV warnings, training diagnostics) carries the invocation's request and run ids.
+pub(crate) fn spawn_blocking_in_span<T, F>(work: F) -> tokio::task::JoinHandle<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let span = tracing::Span::current();
+    tokio::task::spawn_blocking(move || span.in_scope(work))
 }
 
 /// A new run id: sortable by time, unique enough for one deployment (`run-20261126T093100123Z-4f2a`).

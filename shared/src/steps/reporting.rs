@@ -63,7 +63,7 @@ pub async fn run_reporting(pipeline: &Pipeline, run_id: &str) -> Result<ReportOu
         deployment.run_id
     );
     let matrix = evaluation.metrics.confusion;
-    let png = tokio::task::spawn_blocking(move || confusion_matrix_png(&matrix, &title_version))
+    let png = super::spawn_blocking_in_span(move || confusion_matrix_png(&matrix, &title_version))
         .await
         .map_err(|e| StepError::Task(e.to_string()))??;
     let png_written = reports

@@ -114,7 +114,7 @@ pub async fn evaluate(
     batches: Vec<RecordBatch>,
 ) -> Result<Evaluation, StepError> {
     let model = model.clone();
-    tokio::task::spawn_blocking(move || model.evaluate(&batches))
+    super::spawn_blocking_in_span(move || model.evaluate(&batches))
         .await
         .map_err(|e| StepError::Task(e.to_string()))?
         .map_err(Into::into)

@@ -39,7 +39,7 @@ pub async fn load_compiled_data(
     let (_, bytes) = compiled
         .get(names::COMPILED_DATA, Some(&data.object.version_id))
         .await?;
-    let batches = tokio::task::spawn_blocking(move || {
+    let batches = super::spawn_blocking_in_span(move || {
         read_parquet(names::COMPILED_DATA, bytes)?.collect::<Result<Vec<_>, _>>()
     })
     .await
@@ -56,7 +56,7 @@ pub async fn train_into(
     let started = Instant::now();
     let (data, batches) = load_compiled_data(pipeline, compiled).await?;
     let params = pipeline.training.clone();
-    let model = tokio::task::spawn_blocking(move || train(&batches, &params))
+    let model = super::spawn_blocking_in_span(move || train(&batches, &params))
         .await
         .map_err(|e| StepError::Task(e.to_string()))??
         .with_training_data(data.url.clone(), Some(data.version_id.clone()));

@@ -1,0 +1,122 @@
+//! The diagnostics handler, apart from `main` so tests call it with a pipeline over temporary
+//! local stores: runs the diagnostics of the deployed model and answers with where the record
+//! was written and its short form (the full record, with one prediction per row, stays in the
+//! reports location: a Lambda response is limited to 6 MB).
+
+use lambda_runtime::LambdaEvent;
+use serde::Serialize;
+use serde_json::Value;
+use shared::events::step_input;
+use shared::invocation::{Failure, invoke};
+use shared::records::ObjectRef;
+use shared::steps::Pipeline;
+use shared::steps::diagnostics::{MissingShare, Timings, run_diagnostics};
+
+/// What one invocation did.
+#[derive(Debug, Serialize)]
+pub struct DiagnosticsResponse {
+    pub run_id: String,
+    /// The diagnostics record as written.
+    pub diagnostics: ObjectRef,
+    /// The deployed model the predictions are from.
+    pub model: ObjectRef,
+    pub predictions: usize,
+    pub compiled_rows: u64,
+    pub missing_values: Vec<MissingShare>,
+    pub timings: Option<Timings>,
+    pub timing_error: Option<String>,
+    /// Direct dependencies with a newer release, as `name current -> latest`.
+    pub outdated_dependencies: Vec<String>,
+}
+
+/// Handles one invocation.
+pub async fn handle(
+    pipeline: &Pipeline,
+    event: LambdaEvent<Value>,
+) -> Result<DiagnosticsResponse, Failure> {
+    invoke("diagnostics", |run_id| async move {
+        step_input(&event.payload)?;
+        let (record, written) = run_diagnostics(pipeline, &run_id).await?;
+        let outdated_dependencies = record
+            .dependencies
+            .iter()
+            .filter(|d| d.status == shared::dependencies::Freshness::Outdated)
+            .map(|d| {
+                format!(
+                    "{} {} -> {}",
+                    d.name,
+                    d.current,
+                    d.latest.as_deref().unwrap_or("?")
+                )
+            })
+            .collect();
+        Ok(DiagnosticsResponse {
+            run_id,
+            diagnostics: written,
+            model: record.predictions.model,
+            predictions: record.predictions.rows.len(),
+            compiled_rows: record.summary.rows,
+            missing_values: record.missing_values,
+            timings: record.timings,
+            timing_error: record.timing_error,
+            outdated_dependencies,
+        })
+    })
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lambda_runtime::Context;
+    use shared::invocation::PERMANENT_ERROR;
+    use shared::records::names;
+    use shared::steps::fullprocess::run_full_process;
+    use shared::testing::{event_fixtures, local_pipeline, repo_path};
+
+    fn event(payload: Value) -> LambdaEvent<Value> {
+        LambdaEvent::new(payload, Context::default())
+    }
+
+    #[tokio::test]
+    async fn every_fixture_diagnoses_the_deployed_model() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_, pipeline) = local_pipeline(dir.path());
+        let failure = handle(&pipeline, event(Value::Null)).await.unwrap_err();
+        assert_eq!(
+            failure.error_type(),
+            PERMANENT_ERROR,
+            "nothing deployed yet"
+        );
+
+        for name in ["dataset3.csv", "dataset4.csv"] {
+            std::fs::copy(
+                repo_path("data/sourcedata").join(name),
+                dir.path().join("source").join(name),
+            )
+            .unwrap();
+        }
+        let bootstrap = run_full_process(&pipeline, "seed").await.unwrap();
+        let fixtures = event_fixtures();
+        for (name, fixture) in &fixtures {
+            let response = handle(&pipeline, event(fixture.clone()))
+                .await
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(Some(response.model), bootstrap.model_after, "{name}");
+            assert_eq!(response.predictions, 5, "one per test row");
+            assert_eq!(response.missing_values.len(), 5);
+            assert!(response.timings.is_some(), "{:?}", response.timing_error);
+        }
+        let written = pipeline
+            .locations
+            .reports
+            .list_versions(names::DIAGNOSTICS)
+            .await
+            .unwrap();
+        assert_eq!(
+            written.len(),
+            fixtures.len() + 1,
+            "the bootstrap's, then one each"
+        );
+    }
+}

@@ -1,0 +1,103 @@
+//! The reporting handler, apart from `main` so tests call it with a pipeline over temporary
+//! local stores: writes the confusion-matrix plot and the JSON and Markdown reports of the
+//! deployed model on the test data, and answers with their versions and the metrics.
+
+use lambda_runtime::LambdaEvent;
+use serde::Serialize;
+use serde_json::Value;
+use shared::events::step_input;
+use shared::invocation::{Failure, invoke};
+use shared::model::ClassificationMetrics;
+use shared::records::ObjectRef;
+use shared::steps::Pipeline;
+use shared::steps::reporting::run_reporting;
+
+/// What one invocation did.
+#[derive(Debug, Serialize)]
+pub struct ReportingResponse {
+    pub run_id: String,
+    /// The deployed model reported on.
+    pub model: ObjectRef,
+    pub metrics: ClassificationMetrics,
+    pub confusion_matrix_png: ObjectRef,
+    pub report_json: ObjectRef,
+    pub report_markdown: ObjectRef,
+}
+
+/// Handles one invocation.
+pub async fn handle(
+    pipeline: &Pipeline,
+    event: LambdaEvent<Value>,
+) -> Result<ReportingResponse, Failure> {
+    invoke("reporting", |run_id| async move {
+        step_input(&event.payload)?;
+        let outcome = run_reporting(pipeline, &run_id).await?;
+        Ok(ReportingResponse {
+            run_id,
+            model: outcome.report.model,
+            metrics: outcome.report.metrics,
+            confusion_matrix_png: outcome.png,
+            report_json: outcome.json,
+            report_markdown: outcome.markdown,
+        })
+    })
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lambda_runtime::Context;
+    use shared::invocation::PERMANENT_ERROR;
+    use shared::records::names;
+    use shared::steps::fullprocess::run_full_process;
+    use shared::testing::{event_fixtures, local_pipeline, repo_path};
+
+    fn event(payload: Value) -> LambdaEvent<Value> {
+        LambdaEvent::new(payload, Context::default())
+    }
+
+    #[tokio::test]
+    async fn every_fixture_reports_on_the_deployed_model() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_, pipeline) = local_pipeline(dir.path());
+        let failure = handle(&pipeline, event(Value::Null)).await.unwrap_err();
+        assert_eq!(
+            failure.error_type(),
+            PERMANENT_ERROR,
+            "nothing deployed yet"
+        );
+
+        for name in ["dataset3.csv", "dataset4.csv"] {
+            std::fs::copy(
+                repo_path("data/sourcedata").join(name),
+                dir.path().join("source").join(name),
+            )
+            .unwrap();
+        }
+        let bootstrap = run_full_process(&pipeline, "seed").await.unwrap();
+        let fixtures = event_fixtures();
+        for (name, fixture) in &fixtures {
+            let response = handle(&pipeline, event(fixture.clone()))
+                .await
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(Some(response.model), bootstrap.model_after, "{name}");
+            assert_eq!(response.metrics.rows, 5);
+            assert!(
+                response
+                    .confusion_matrix_png
+                    .url
+                    .ends_with(names::CONFUSION_MATRIX_PNG)
+            );
+        }
+        let reports = &pipeline.locations.reports;
+        for name in [
+            names::CONFUSION_MATRIX_PNG,
+            names::REPORT_JSON,
+            names::REPORT_MARKDOWN,
+        ] {
+            let versions = reports.list_versions(name).await.unwrap();
+            assert_eq!(versions.len(), fixtures.len() + 1, "{name}");
+        }
+    }
+}
