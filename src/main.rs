@@ -11,12 +11,12 @@ use bytes::Bytes;
 use clap::{Parser, Subcommand};
 use shared::config::{CONFIG_PATH_ENV, Config};
 use shared::location::Locations;
-use shared::records::{ObjectRef, names};
+use shared::records::ObjectRef;
 use shared::steps::diagnostics::run_diagnostics;
 use shared::steps::fullprocess::{Decision, FoundFile, RunRecord, run_full_process};
 use shared::steps::ingestion::{IngestScope, ingest};
 use shared::steps::reporting::run_reporting;
-use shared::steps::scoring::{ScoreRecord, score_model};
+use shared::steps::scoring::score_model;
 use shared::steps::training::{load_model, train_model};
 use shared::steps::{Pipeline, deployment, new_run_id};
 use shared::store::PutMode;
@@ -63,8 +63,13 @@ enum Command {
     Train,
     /// Score the latest model in the models location on the test data and save the score.
     Score,
-    /// Deploy the latest model and its score, with the ingestion record, to production.
-    Deploy,
+    /// Deploy a scored model, its score and the ingestion record to production: the latest
+    /// model by default, or an earlier version (a rollback: every version is kept).
+    Deploy {
+        /// Model version (in the models location) to deploy; its newest score goes with it.
+        #[arg(long)]
+        model_version: Option<String>,
+    },
     /// Diagnostics of the deployed model: predictions, summary statistics, missing values,
     /// timings and dependency status.
     Diagnostics,
@@ -221,23 +226,11 @@ async fn run(cli: Cli) -> Result<()> {
                 )
             })
         }
-        Command::Deploy => {
-            let models = &pipeline.locations.models;
-            let (model_ref, _) = load_model(models, None).await?;
-            let (score_meta, score) = models
-                .get_json::<ScoreRecord>(names::SCORE, "score record", None)
-                .await?;
-            if score.model.version_id != model_ref.version_id {
-                bail!(
-                    "the latest score is for model version {}, but the latest model is {}: run `risk score` first",
-                    score.model.version_id,
-                    model_ref.version_id
-                );
-            }
-            let score_ref = ObjectRef::new(models, &score_meta);
-            let record = deployment::deploy(&pipeline, &model_ref, &score_ref, &run_id)
-                .await?
-                .record;
+        Command::Deploy { model_version } => {
+            let record =
+                deployment::deploy_scored(&pipeline, model_version.as_deref(), None, &run_id)
+                    .await?
+                    .record;
             emit(json, &record, || {
                 println!(
                     "Deployed model {} (F1 {:.4}) to {}",

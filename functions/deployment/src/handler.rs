@@ -34,7 +34,8 @@ pub async fn handle(
             input.score_version.as_deref(),
             &run_id,
         )
-        .await?;
+        .await?
+        .record;
         Ok(DeploymentResponse {
             run_id,
             model_version: deployment.model_source.version_id.clone(),

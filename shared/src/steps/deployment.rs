@@ -173,7 +173,7 @@ pub async fn deploy_scored(
     model_version: Option<&str>,
     score_version: Option<&str>,
     run_id: &str,
-) -> Result<DeploymentRecord, StepError> {
+) -> Result<DeploymentOutcome, StepError> {
     let models = &pipeline.locations.models;
     let model_version = match (model_version, score_version) {
         (Some(version), _) => version.to_string(),
