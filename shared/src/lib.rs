@@ -13,6 +13,7 @@ pub mod records;
 pub mod stats;
 pub mod steps;
 pub mod store;
+pub mod synth;
 /// Helpers for tests and local demos only (finding the S3 test server, fresh buckets); not used
 /// by the pipeline itself.
 pub mod testing;
