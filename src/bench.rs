@@ -23,7 +23,7 @@ use shared::location::{Location, Locations};
 use shared::model::{TrainingParams, train};
 use shared::records::names;
 use shared::steps::fullprocess::{Decision, RunRecord};
-use shared::synth::{SynthSpec, TEST_FILE, write_synthetic};
+use shared::synth::{GENERATOR_VERSION, SynthSpec, TEST_FILE, write_synthetic};
 
 /// `risk generate`: synthetic monthly client files and a matching test file.
 #[derive(Args, Debug)]
@@ -197,6 +197,11 @@ pub struct BenchArgs {
     /// Name of the section in `--out` (several runs of the harness can keep separate tables).
     #[arg(long, default_value = "main")]
     section: String,
+    /// Benchmark another build of `risk` (e.g. an older commit's) instead of this one. The
+    /// in-process measurements (CSV parse rate, fit alone) are then left out: they would be
+    /// this build's.
+    #[arg(long)]
+    risk: Option<PathBuf>,
 }
 
 /// A child process's wall time and peak memory.
@@ -295,7 +300,7 @@ async fn prepare(size: Size, args: &BenchArgs) -> Result<DataSet> {
     let (source, test) = (root.join("source"), root.join("test"));
     let marker = root.join("spec.txt");
     let wanted = match size.spec() {
-        Some(spec) => format!("{spec:?}"),
+        Some(spec) => format!("generator {GENERATOR_VERSION}: {spec:?}"),
         None => format!("seed data from {}", fs::canonicalize(&args.seed_data)?.display()),
     };
     if fs::read_to_string(&marker).ok().as_deref() != Some(wanted.as_str()) {
@@ -446,7 +451,7 @@ fn bench_data_set(data: &DataSet, args: &BenchArgs, risk: &Path) -> Result<Resul
                 None => results.inner.push((step.step.clone(), vec![step.ms])),
             }
         }
-        if run == 0 {
+        if run == 0 && args.risk.is_none() {
             // The fit's own log lines would drown the harness's progress lines.
             tracing::subscriber::with_default(tracing::subscriber::NoSubscriber::default(), || {
                 measure_in_process(&store, args.runs, &mut results)
@@ -462,7 +467,9 @@ fn bench_data_set(data: &DataSet, args: &BenchArgs, risk: &Path) -> Result<Resul
             measured.max_rss_kib / 1024
         );
     }
-    parse_in_process(data, args.runs, &mut results)?;
+    if args.risk.is_none() {
+        parse_in_process(data, args.runs, &mut results)?;
+    }
     Ok(results)
 }
 
@@ -532,6 +539,9 @@ fn spread(values: &[f64]) -> (f64, f64) {
 
 /// `123 ms (118–131)` or `4.21 s (4.10–4.40)`.
 fn time_cell(seconds: &[f64]) -> String {
+    if seconds.is_empty() {
+        return "-".into();
+    }
     let (low, high) = spread(seconds);
     let m = median(seconds);
     if m < 1.0 {
@@ -550,6 +560,9 @@ fn memory_cell(measured: &[Measured]) -> String {
 /// `8.74 M` or `170 k` rows per second.
 fn rate_cell(rows: u64, seconds: f64) -> String {
     let rate = rows as f64 / seconds;
+    if !rate.is_finite() {
+        return "-".into();
+    }
     if rate >= 1e6 {
         format!("{:.2} M", rate / 1e6)
     } else {
@@ -603,6 +616,9 @@ fn render(args: &BenchArgs, sets: &[(DataSet, Results)]) -> String {
     let command: Vec<String> = std::env::args().collect();
     let _ = writeln!(out, "Command: `{}`  ", command.join(" "));
     let _ = writeln!(out, "Machine: {}  ", machine());
+    if let Some(other) = &args.risk {
+        let _ = writeln!(out, "Binary measured: `{}`  ", other.display());
+    }
     let _ = writeln!(
         out,
         "Runs per data set: {}; local-store fsync {}; dependency check off; `RUST_LOG=warn`. \
@@ -713,7 +729,11 @@ pub async fn run(args: BenchArgs) -> Result<()> {
     if args.runs == 0 {
         bail!("--runs must be at least 1");
     }
-    let risk = std::env::current_exe().context("cannot find this program's own binary")?;
+    let risk = match &args.risk {
+        Some(other) => fs::canonicalize(other)
+            .with_context(|| format!("cannot find {}", other.display()))?,
+        None => std::env::current_exe().context("cannot find this program's own binary")?,
+    };
     fs::create_dir_all(&args.work_dir)?;
     let mut sets = Vec::new();
     for size in &args.sizes {

@@ -8,6 +8,7 @@ pub mod config;
 pub mod data;
 pub mod dependencies;
 pub mod location;
+pub mod memory;
 pub mod model;
 pub mod records;
 pub mod stats;

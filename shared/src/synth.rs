@@ -84,6 +84,10 @@ impl SynthSpec {
     }
 }
 
+/// Bumped whenever the same settings would generate different data, so data sets cached by the
+/// benchmark harness are regenerated.
+pub const GENERATOR_VERSION: u32 = 2;
+
 /// The test file's key.
 pub const TEST_FILE: &str = "testdata.csv";
 

@@ -13,9 +13,10 @@ use parquet::arrow::{ArrowWriter, ProjectionMask};
 use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
+use parquet::schema::types::ColumnPath;
 
 use super::error::DataError;
-use super::schema::client_schema;
+use super::schema::{FEATURES, client_schema};
 
 /// Rows per row group. A row group is buffered in memory (encoded and compressed, a few tens of
 /// megabytes at most for this schema) before it is written, and it is the unit a reader can
@@ -36,10 +37,16 @@ impl<W: Write + Send> ParquetBatchWriter<W> {
     /// Starts a Parquet file on `sink`; `name` is used in messages.
     pub fn new(name: impl Into<String>, sink: W) -> Result<Self, DataError> {
         let name = name.into();
-        let properties = WriterProperties::builder()
+        // Dictionary encoding pays for the corporation codes (a few thousand clients repeated
+        // every month) and the 0/1 target, not for the activity counts and sizes, which have too
+        // many distinct values: it cost a hash-table insert per value and then fell back.
+        let mut properties = WriterProperties::builder()
             .set_compression(Compression::SNAPPY)
-            .set_max_row_group_row_count(Some(PARQUET_ROW_GROUP_ROWS))
-            .build();
+            .set_max_row_group_row_count(Some(PARQUET_ROW_GROUP_ROWS));
+        for column in FEATURES {
+            properties = properties.set_column_dictionary_enabled(ColumnPath::from(column), false);
+        }
+        let properties = properties.build();
         let writer =
             ArrowWriter::try_new(sink, client_schema(), Some(properties)).map_err(|source| {
                 DataError::Parquet {

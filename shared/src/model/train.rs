@@ -393,7 +393,7 @@ fn check_fit(
     let mut theta = [0.0; PARAMS];
     theta[..WIDTH].copy_from_slice(&coefficients[..WIDTH.min(coefficients.len())]);
     theta[WIDTH] = intercept;
-    let pass = evaluate(inputs, scaling, &theta, alpha, false);
+    let pass = evaluate_parallel(inputs, scaling, &theta, alpha, false);
     let objective = pass.objective;
     let gradient_norm = norm(&pass.gradient);
     if !(objective.is_finite() && gradient_norm.is_finite()) {
@@ -529,6 +529,58 @@ fn evaluate(
     }
 }
 
+/// Rows below which a pass stays on one thread (a thread costs more than it saves).
+const PARALLEL_MIN_ROWS: usize = 200_000;
+
+/// [`evaluate`] with the batches split between two threads when there are enough rows and
+/// cores (each Newton pass is independent sums over rows, so the halves just add up).
+fn evaluate_parallel(
+    inputs: &[BatchColumns<'_>],
+    scaling: &[Scaling],
+    theta: &[f64; PARAMS],
+    alpha: f64,
+    with_hessian: bool,
+) -> Pass {
+    let rows: usize = inputs.iter().map(|input| input.rows).sum();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if rows < PARALLEL_MIN_ROWS || cores < 2 || inputs.len() < 2 {
+        return evaluate(inputs, scaling, theta, alpha, with_hessian);
+    }
+    let mut seen = 0;
+    let split = inputs
+        .iter()
+        .position(|input| {
+            seen += input.rows;
+            seen * 2 >= rows
+        })
+        .map_or(inputs.len() / 2, |i| (i + 1).min(inputs.len() - 1));
+    let (first, second) = inputs.split_at(split);
+    let (a, b) = std::thread::scope(|scope| {
+        let handle = scope.spawn(|| evaluate(first, scaling, theta, 0.0, with_hessian));
+        let b = evaluate(second, scaling, theta, 0.0, with_hessian);
+        // A panic in the helper thread is a bug; evaluate the half again here rather than abort.
+        let a = handle
+            .join()
+            .unwrap_or_else(|_| evaluate(first, scaling, theta, 0.0, with_hessian));
+        (a, b)
+    });
+    let mut pass = Pass {
+        objective: 0.0,
+        log_loss: a.log_loss + b.log_loss,
+        gradient: std::array::from_fn(|j| a.gradient[j] + b.gradient[j]),
+        hessian: std::array::from_fn(|i| std::array::from_fn(|j| a.hessian[i][j] + b.hessian[i][j])),
+        rows: a.rows + b.rows,
+    };
+    let mut penalty = 0.0;
+    for j in 0..WIDTH {
+        penalty += 0.5 * alpha * theta[j] * theta[j];
+        pass.gradient[j] += alpha * theta[j];
+        pass.hessian[j][j] += alpha;
+    }
+    pass.objective = pass.log_loss + penalty;
+    pass
+}
+
 /// Solves `matrix · x = rhs` by Gaussian elimination with partial pivoting; `None` when the
 /// matrix is singular to working precision.
 fn solve(mut matrix: [[f64; PARAMS]; PARAMS], mut rhs: [f64; PARAMS]) -> Option<[f64; PARAMS]> {
@@ -577,7 +629,7 @@ fn fit_newton(
     let mut theta = [0.0; PARAMS];
     let prior = prior.clamp(1e-12, 1.0 - 1e-12);
     theta[WIDTH] = (prior / (1.0 - prior)).ln();
-    let mut pass = evaluate(inputs, scaling, &theta, alpha, true);
+    let mut pass = evaluate_parallel(inputs, scaling, &theta, alpha, true);
     let tolerance = NEWTON_GRADIENT_PER_ROW * pass.rows.max(1) as f64;
     let mut passes = 1;
     for _ in 0..NEWTON_MAX_ITERATIONS {
@@ -604,16 +656,25 @@ fn fit_newton(
             ModelError::Solver("the Hessian of the objective is not invertible".into())
         })?;
         let slope: f64 = step.iter().zip(&pass.gradient).map(|(s, g)| s * g).sum();
+        // Changes of the objective below this are rounding: summed over millions of rows, the
+        // objective is only known to about 1e-13 of its size.
+        let rounding = 1e-12 * pass.objective.abs().max(1.0);
         let mut size = 1.0;
         let accepted = loop {
             let candidate: [f64; PARAMS] = std::array::from_fn(|j| theta[j] - size * step[j]);
-            let next = evaluate(inputs, scaling, &candidate, alpha, true);
+            let next = evaluate_parallel(inputs, scaling, &candidate, alpha, true);
             passes += 1;
-            if next.objective <= pass.objective - 1e-4 * size * slope {
+            let decreased = next.objective <= pass.objective - 1e-4 * size * slope;
+            // Near the optimum the decrease drowns in rounding; the full Newton step is still
+            // right there, and the gradient shows it (it shrinks quadratically).
+            let converging = size == 1.0
+                && next.objective <= pass.objective + rounding
+                && norm(&next.gradient) < norm(&pass.gradient);
+            if decreased || converging {
                 break Some((candidate, next));
             }
             size *= 0.5;
-            if size < 1e-10 {
+            if size < 1e-4 {
                 break None;
             }
         };

@@ -198,6 +198,7 @@ pub async fn run_diagnostics(
 ) -> Result<(DiagnosticsRecord, ObjectRef), StepError> {
     let predictions = deployed_predictions(pipeline, None).await?;
     let (compiled_data, summary) = summarize_compiled_data(pipeline).await?;
+    crate::memory::release_free_memory();
     let (timings, timing_error) = match time_ingestion_and_training(pipeline, run_id).await {
         Ok(timings) => (Some(timings), None),
         Err(e) => {

@@ -107,6 +107,8 @@ impl Stopwatch {
             step: step.to_string(),
             ms: super::millis(started.elapsed()),
         });
+        // The next step runs on other threads: what this one freed would otherwise stay mapped.
+        crate::memory::release_free_memory();
     }
 }
 

@@ -7,6 +7,7 @@
 
 use std::collections::HashSet;
 use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::mpsc::{Receiver, Sender, SyncSender};
 use std::time::Instant;
 
 use arrow::array::{Array, AsArray, BooleanArray, RecordBatch};
@@ -23,7 +24,7 @@ use crate::data::rejected::{RejectedRow, write_rejected_csv};
 use crate::data::schema::COLUMNS;
 use crate::location::Location;
 use crate::records::{CompiledData, FileOutcome, IngestedFile, IngestionRecord, ObjectRef, names};
-use crate::store::{ObjectMeta, PutMode, StoreError};
+use crate::store::{ByteReader, ObjectMeta, PutMode, StoreError};
 
 /// What one ingestion did.
 #[derive(Debug, Clone)]
@@ -151,31 +152,62 @@ pub async fn ingest_into(
     let rows_before = compiler.rows;
     let duplicates_before = record.compiled.as_ref().map_or(0, |c| c.duplicates_dropped);
 
-    let mut new_files = Vec::with_capacity(new_objects.len());
+    // Two threads: this one parses the CSV files and fingerprints their rows while a second one
+    // drops duplicates and encodes the Parquet output, connected by a short queue of batches
+    // (so memory stays a few batches, whatever the file sizes).
+    let (to_compiler, inbox) = std::sync::mpsc::sync_channel::<ToCompiler>(4);
+    let compiler_thread = tokio::task::spawn_blocking(move || compiler.run(inbox));
+
     let total = new_objects.len();
     let total_bytes: u64 = new_objects.iter().map(|meta| meta.size).sum();
-    for (position, meta) in new_objects.into_iter().enumerate() {
-        let file_started = Instant::now();
-        let (_, reader) = source.get_reader(&meta.key, Some(&meta.version_id)).await?;
-        let bridge = SyncIoBridge::new(reader);
-        let display_name = meta.key.clone();
-        // After the first file, the bytes per row it showed estimate the rows still to come.
-        let remaining_bytes = (position == 0).then(|| total_bytes.saturating_sub(meta.size));
-        let file_size = meta.size;
-        let (returned, result) = run_blocking(move || {
-            let mut compiler = compiler;
-            let result = compiler.add_csv(&display_name, bridge);
-            if let (Some(remaining), Ok(read)) = (remaining_bytes, &result)
+    // One blocking thread parses every file in turn while this task opens the next ones ahead
+    // of it (opening an object costs a few metadata reads: on a slow filesystem, or on S3, that
+    // latency would otherwise sit between every two files).
+    let (opened, mut to_parse) = tokio::sync::mpsc::channel::<(ObjectMeta, ByteReader)>(2);
+    let parser = tokio::task::spawn_blocking(move || {
+        let mut parsed = Vec::new();
+        while let Some((meta, reader)) = to_parse.blocking_recv() {
+            let position = parsed.len();
+            let bridge = SyncIoBridge::new(reader);
+            let result = parse_csv(&meta.key, bridge, &to_compiler);
+            // After the first file, the bytes per row it showed estimate the rows to come.
+            if let Ok(read) = &result
+                && position == 0
                 && read.counts.rows_read > 0
-                && file_size > 0
+                && meta.size > 0
             {
-                let rows = remaining as f64 * read.counts.rows_read as f64 / file_size as f64;
-                compiler.reserve(rows as usize);
+                let remaining = total_bytes.saturating_sub(meta.size) as f64;
+                let rows = remaining * read.counts.rows_read as f64 / meta.size as f64;
+                let _ = to_compiler.send(ToCompiler::Reserve(rows as usize));
             }
-            Ok((compiler, result))
-        })
-        .await?;
-        compiler = returned;
+            // Every file ends with a marker, even a failed one, so counts never run together.
+            let (reply, duplicates) = std::sync::mpsc::channel();
+            let _ = to_compiler.send(ToCompiler::EndOfFile(reply));
+            let stop = matches!(&result, Err(StepError::Task(detail)) if detail == COMPILER_STOPPED);
+            parsed.push((result, duplicates));
+            if stop {
+                break;
+            }
+        }
+        parsed
+    });
+    for meta in &new_objects {
+        let (_, reader) = source.get_reader(&meta.key, Some(&meta.version_id)).await?;
+        if opened.send((meta.clone(), reader)).await.is_err() {
+            // The parser stopped early (the compiler failed): its result says why.
+            break;
+        }
+    }
+    drop(opened);
+    let parsed = parser
+        .await
+        .map_err(|e| StepError::Task(e.to_string()))?;
+    let compiler = compiler_thread
+        .await
+        .map_err(|e| StepError::Task(e.to_string()))??;
+
+    let mut new_files = Vec::with_capacity(new_objects.len());
+    for (position, (meta, (result, duplicates))) in new_objects.iter().zip(parsed).enumerate() {
         let mut entry = IngestedFile {
             key: meta.key.clone(),
             version_id: meta.version_id.clone(),
@@ -185,7 +217,8 @@ pub async fn ingest_into(
             rows_read: 0,
             rows_accepted: 0,
             rows_rejected: 0,
-            rows_duplicate: 0,
+            // The compiler answered every end-of-file marker before it finished.
+            rows_duplicate: duplicates.recv().unwrap_or(0),
             missing_values: Default::default(),
             error: None,
             warnings: Vec::new(),
@@ -198,7 +231,6 @@ pub async fn ingest_into(
                 entry.rows_read = read.counts.rows_read;
                 entry.rows_accepted = read.counts.rows_accepted;
                 entry.rows_rejected = read.counts.rows_rejected;
-                entry.rows_duplicate = read.duplicates;
                 entry.missing_values = COLUMNS
                     .iter()
                     .zip(read.counts.missing_values.in_canonical_order())
@@ -229,7 +261,6 @@ pub async fn ingest_into(
                     accepted = entry.rows_accepted,
                     rejected = entry.rows_rejected,
                     duplicates = entry.rows_duplicate,
-                    rows_per_second = %format!("{:.0}", entry.rows_read as f64 / file_started.elapsed().as_secs_f64().max(1e-9)),
                     "ingested"
                 );
             }
@@ -318,12 +349,47 @@ async fn run_blocking<T: Send + 'static>(
         .map_err(|e| StepError::Task(e.to_string()))?
 }
 
-/// What reading one CSV file into the compiled data set produced.
+/// What reading one CSV file produced (its duplicates are counted by the compiler).
 struct FileRead {
     counts: crate::data::csv::CsvCounts,
     warnings: Vec<String>,
     rejected: Vec<RejectedRow>,
-    duplicates: u64,
+}
+
+/// Work for the compiler thread.
+enum ToCompiler {
+    /// Accepted rows and their fingerprints.
+    Rows(RecordBatch, Vec<u128>),
+    /// Room for this many more rows.
+    Reserve(usize),
+    /// The current file is done: send back how many of its rows were duplicates.
+    EndOfFile(Sender<u64>),
+}
+
+/// Why a file's parse stopped when the compiler thread stopped first (it reports its own error).
+const COMPILER_STOPPED: &str = "the compiler thread stopped";
+
+/// Parses one CSV file, fingerprints its accepted rows and queues them for the compiler.
+fn parse_csv(
+    display_name: &str,
+    input: impl std::io::Read,
+    compiler: &SyncSender<ToCompiler>,
+) -> Result<FileRead, StepError> {
+    let mut reader = CsvBatchReader::open(display_name, input)?;
+    let mut rejected = Vec::new();
+    for batch in &mut reader {
+        let batch = batch?;
+        let fingerprints = row_fingerprints(&batch.accepted);
+        compiler
+            .send(ToCompiler::Rows(batch.accepted, fingerprints))
+            .map_err(|_| StepError::Task(COMPILER_STOPPED.into()))?;
+        rejected.extend(batch.rejected);
+    }
+    Ok(FileRead {
+        counts: reader.counts(),
+        warnings: reader.warnings().iter().map(ToString::to_string).collect(),
+        rejected,
+    })
 }
 
 /// Builds the compiled data set: writes each row once, in first-seen order, and drops exact
@@ -465,7 +531,14 @@ impl Compiler {
 
     /// Adds the rows of `batch` not seen before; returns how many were duplicates.
     fn add(&mut self, batch: &RecordBatch) -> Result<u64, StepError> {
-        let fingerprints = row_fingerprints(batch);
+        self.add_fingerprinted(batch, &row_fingerprints(batch))
+    }
+
+    fn add_fingerprinted(
+        &mut self,
+        batch: &RecordBatch,
+        fingerprints: &[u128],
+    ) -> Result<u64, StepError> {
         let keep: BooleanArray = fingerprints
             .iter()
             .map(|fingerprint| Some(self.seen.insert(*fingerprint)))
@@ -483,25 +556,23 @@ impl Compiler {
         Ok(duplicates)
     }
 
-    fn add_csv(
-        &mut self,
-        display_name: &str,
-        input: impl std::io::Read,
-    ) -> Result<FileRead, StepError> {
-        let mut reader = CsvBatchReader::open(display_name, input)?;
-        let mut rejected = Vec::new();
-        let mut duplicates = 0;
-        for batch in &mut reader {
-            let batch = batch?;
-            duplicates += self.add(&batch.accepted)?;
-            rejected.extend(batch.rejected);
+    /// Adds fingerprinted batches from `inbox` until every sender is gone, answering each
+    /// end-of-file marker with the duplicates found since the previous one.
+    fn run(mut self, inbox: Receiver<ToCompiler>) -> Result<Compiler, StepError> {
+        let mut file_duplicates = 0;
+        for message in inbox {
+            match message {
+                ToCompiler::Rows(batch, fingerprints) => {
+                    file_duplicates += self.add_fingerprinted(&batch, &fingerprints)?;
+                }
+                ToCompiler::Reserve(rows) => self.reserve(rows),
+                ToCompiler::EndOfFile(reply) => {
+                    let _ = reply.send(file_duplicates);
+                    file_duplicates = 0;
+                }
+            }
         }
-        Ok(FileRead {
-            counts: reader.counts(),
-            warnings: reader.warnings().iter().map(ToString::to_string).collect(),
-            rejected,
-            duplicates,
-        })
+        Ok(self)
     }
 
     fn finish(self) -> Result<(Vec<u8>, u64), StepError> {
