@@ -288,7 +288,10 @@ fn csv_files(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut files: Vec<PathBuf> = fs::read_dir(dir)
         .with_context(|| format!("cannot list {}", dir.display()))?
         .filter_map(|entry| entry.ok().map(|e| e.path()))
-        .filter(|path| path.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv")))
+        .filter(|path| {
+            path.extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("csv"))
+        })
         .collect();
     files.sort();
     Ok(files)
@@ -301,7 +304,10 @@ async fn prepare(size: Size, args: &BenchArgs) -> Result<DataSet> {
     let marker = root.join("spec.txt");
     let wanted = match size.spec() {
         Some(spec) => format!("generator {GENERATOR_VERSION}: {spec:?}"),
-        None => format!("seed data from {}", fs::canonicalize(&args.seed_data)?.display()),
+        None => format!(
+            "seed data from {}",
+            fs::canonicalize(&args.seed_data)?.display()
+        ),
     };
     if fs::read_to_string(&marker).ok().as_deref() != Some(wanted.as_str()) {
         if root.exists() {
@@ -331,7 +337,11 @@ async fn prepare(size: Size, args: &BenchArgs) -> Result<DataSet> {
             started.elapsed().as_secs_f64()
         );
     } else {
-        eprintln!("bench: reusing data set {} in {}", size.name(), root.display());
+        eprintln!(
+            "bench: reusing data set {} in {}",
+            size.name(),
+            root.display()
+        );
     }
     let files = csv_files(&source)?;
     let mut rows = 0u64;
@@ -339,7 +349,11 @@ async fn prepare(size: Size, args: &BenchArgs) -> Result<DataSet> {
     for file in &files {
         let body = fs::read(file)?;
         bytes += body.len() as u64;
-        rows += body.iter().filter(|&&b| b == b'\n').count() as u64 - 1;
+        rows += body
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+            .saturating_sub(1) as u64;
     }
     Ok(DataSet {
         size,
@@ -414,13 +428,8 @@ fn bench_data_set(data: &DataSet, args: &BenchArgs, risk: &Path) -> Result<Resul
             let config = fresh_store(&store, data)?;
             let config = config.to_string_lossy().into_owned();
             for (index, (name, command)) in STEPS.iter().enumerate() {
-                let measured = run_measured(
-                    risk,
-                    &["--config", &config, command],
-                    &envs,
-                    &store,
-                    name,
-                )?;
+                let measured =
+                    run_measured(risk, &["--config", &config, command], &envs, &store, name)?;
                 results.steps[index].1.push(measured);
             }
             fs::remove_dir_all(&store)?;
@@ -446,16 +455,21 @@ fn bench_data_set(data: &DataSet, args: &BenchArgs, risk: &Path) -> Result<Resul
             );
         }
         for step in &record.steps {
-            match results.inner.iter_mut().find(|(name, _)| *name == step.step) {
+            match results
+                .inner
+                .iter_mut()
+                .find(|(name, _)| *name == step.step)
+            {
                 Some((_, times)) => times.push(step.ms),
                 None => results.inner.push((step.step.clone(), vec![step.ms])),
             }
         }
         if run == 0 && args.risk.is_none() {
             // The fit's own log lines would drown the harness's progress lines.
-            tracing::subscriber::with_default(tracing::subscriber::NoSubscriber::default(), || {
-                measure_in_process(&store, args.runs, &mut results)
-            })?;
+            tracing::subscriber::with_default(
+                tracing::subscriber::NoSubscriber::default(),
+                || measure_in_process(&store, args.runs, &mut results),
+            )?;
         }
         fs::remove_dir_all(&store)?;
         eprintln!(
@@ -554,7 +568,11 @@ fn time_cell(seconds: &[f64]) -> String {
 fn memory_cell(measured: &[Measured]) -> String {
     let kib: Vec<f64> = measured.iter().map(|m| m.max_rss_kib as f64).collect();
     let (_, high) = spread(&kib);
-    format!("{:.0} MiB (max {:.0})", median(&kib) / 1024.0, high / 1024.0)
+    format!(
+        "{:.0} MiB (max {:.0})",
+        median(&kib) / 1024.0,
+        high / 1024.0
+    )
 }
 
 /// `8.74 M` or `170 k` rows per second.
@@ -593,7 +611,10 @@ fn machine() -> String {
                 .and_then(|line| line.split_whitespace().nth(1))
                 .and_then(|kib| kib.parse::<f64>().ok())
         })
-        .map_or_else(|| "?".into(), |kib| format!("{:.0} GiB", kib / 1024.0 / 1024.0));
+        .map_or_else(
+            || "?".into(),
+            |kib| format!("{:.0} GiB", kib / 1024.0 / 1024.0),
+        );
     let rustc = Process::new("rustc")
         .arg("--version")
         .output()
@@ -604,8 +625,11 @@ fn machine() -> String {
         "debug build (not representative)".to_string()
     } else {
         match option_env!("CARGO_PROFILE_RELEASE_LTO") {
-            Some(lto) => format!("release build with CARGO_PROFILE_RELEASE_LTO={lto} (iteration build, not the shipped profile)"),
-            None => "release build (workspace profile: fat LTO, codegen-units = 1, panic = abort)".to_string(),
+            Some(lto) => format!(
+                "release build with CARGO_PROFILE_RELEASE_LTO={lto} (iteration build, not the shipped profile)"
+            ),
+            None => "release build (workspace profile: fat LTO, codegen-units = 1, panic = abort)"
+                .to_string(),
         }
     };
     format!("{cores} cores (nproc), {cpu}, {memory} RAM; {rustc}; {build}")
@@ -730,8 +754,9 @@ pub async fn run(args: BenchArgs) -> Result<()> {
         bail!("--runs must be at least 1");
     }
     let risk = match &args.risk {
-        Some(other) => fs::canonicalize(other)
-            .with_context(|| format!("cannot find {}", other.display()))?,
+        Some(other) => {
+            fs::canonicalize(other).with_context(|| format!("cannot find {}", other.display()))?
+        }
         None => std::env::current_exe().context("cannot find this program's own binary")?,
     };
     fs::create_dir_all(&args.work_dir)?;

@@ -36,23 +36,61 @@ fn the_harness_runs_on_the_seed_data_and_writes_its_table() {
         path(&repo("data")),
     );
     risk(&[
-        "bench", "--sizes", "S", "--runs", "1", "--fsync", "off", "--data-dir", &data,
-        "--work-dir", &work, "--seed-data", &seed, "--out", &path(&out),
+        "bench",
+        "--sizes",
+        "S",
+        "--runs",
+        "1",
+        "--fsync",
+        "off",
+        "--data-dir",
+        &data,
+        "--work-dir",
+        &work,
+        "--seed-data",
+        &seed,
+        "--out",
+        &path(&out),
     ]);
     let text = std::fs::read_to_string(&out).unwrap();
     assert!(text.contains("Written by hand, kept."), "{text}");
     assert!(text.contains("<!-- bench:main:begin -->"), "{text}");
     assert!(text.contains("| S | 26 (2, "), "{text}");
-    for step in ["ingestion", "training", "scoring", "deployment", "diagnostics", "reporting"] {
+    for step in [
+        "ingestion",
+        "training",
+        "scoring",
+        "deployment",
+        "diagnostics",
+        "reporting",
+    ] {
         assert!(text.contains(&format!("| {step} |")), "{step}: {text}");
     }
     // Run again: the section is replaced, not appended.
     risk(&[
-        "bench", "--sizes", "S", "--runs", "1", "--fsync", "off", "--full-only", "--data-dir",
-        &data, "--work-dir", &work, "--seed-data", &seed, "--out", &path(&out),
+        "bench",
+        "--sizes",
+        "S",
+        "--runs",
+        "1",
+        "--fsync",
+        "off",
+        "--full-only",
+        "--data-dir",
+        &data,
+        "--work-dir",
+        &work,
+        "--seed-data",
+        &seed,
+        "--out",
+        &path(&out),
     ]);
     let text = std::fs::read_to_string(&out).unwrap();
-    assert_eq!(text.matches("<!-- bench:main:begin -->").count(), 1, "{text}");
+    assert_eq!(
+        text.matches("<!-- bench:main:begin -->").count(),
+        1,
+        "{text}"
+    );
 }
 
 #[test]
@@ -62,8 +100,17 @@ fn generate_writes_the_same_files_for_the_same_seed() {
         let out = dir.path().join(name);
         let test = dir.path().join(format!("{name}-test"));
         risk(&[
-            "generate", "--clients", "300", "--months", "3", "--out", out.to_str().unwrap(),
-            "--test-out", test.to_str().unwrap(), "--test-rows", "50",
+            "generate",
+            "--clients",
+            "300",
+            "--months",
+            "3",
+            "--out",
+            out.to_str().unwrap(),
+            "--test-out",
+            test.to_str().unwrap(),
+            "--test-rows",
+            "50",
         ]);
         (
             std::fs::read(out.join("clients-m002.csv")).unwrap(),

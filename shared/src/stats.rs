@@ -103,7 +103,7 @@ impl Values {
     /// Median, minimum and maximum of a non-empty set; reorders the values.
     fn median_min_max(&mut self) -> (f64, f64, f64) {
         match self {
-            Values::Small(values) => median_min_max(values, |v| f64::from(v)),
+            Values::Small(values) => median_min_max(values, f64::from),
             Values::Large(values) => median_min_max(values, |v| v as f64),
         }
     }
@@ -167,9 +167,7 @@ impl SummaryBuilder {
             let array = batch
                 .column_by_name(column)
                 .ok_or(StatsError::MissingColumn { column })?;
-            accumulator
-                .values
-                .reserve(array.len() - array.null_count());
+            accumulator.values.reserve(array.len() - array.null_count());
             match array.data_type() {
                 DataType::Int64 => array
                     .as_primitive::<Int64Type>()

@@ -179,7 +179,10 @@ impl Simulation {
     fn new_client(&mut self) -> Client {
         let rng = &mut self.rng;
         // Median 16 employees, one in a hundred above ~400, the largest in the tens of thousands.
-        let employees = (2.8 + 1.4 * rng.normal()).exp().round().clamp(1.0, 50_000.0) as i64;
+        let employees = (2.8 + 1.4 * rng.normal())
+            .exp()
+            .round()
+            .clamp(1.0, 50_000.0) as i64;
         let base = 3.0 * (employees as f64).powf(0.8) * (0.6 * rng.normal()).exp();
         let mut history = [0i64; 12];
         for month in &mut history {
@@ -366,10 +369,15 @@ pub async fn write_synthetic(
     files.extend(generated);
     let mut outcome = SynthOutcome::default();
     for (name, body) in files {
-        let rows = body.bytes().filter(|&b| b == b'\n').count() as u64 - 1;
+        let rows = body
+            .bytes()
+            .filter(|&b| b == b'\n')
+            .count()
+            .saturating_sub(1) as u64;
         let bytes = body.len() as u64;
         if name == TEST_FILE {
-            test.put(&name, Bytes::from(body), PutMode::Overwrite).await?;
+            test.put(&name, Bytes::from(body), PutMode::Overwrite)
+                .await?;
             outcome.test_file = Some(test.object_url(&name));
         } else {
             source

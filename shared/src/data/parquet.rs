@@ -9,8 +9,8 @@ use std::io::Write;
 use arrow::datatypes::Schema;
 use arrow::record_batch::RecordBatch;
 use bytes::Bytes;
-use parquet::arrow::{ArrowWriter, ProjectionMask};
 use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
+use parquet::arrow::{ArrowWriter, ProjectionMask};
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 use parquet::schema::types::ColumnPath;
@@ -171,10 +171,12 @@ pub fn read_parquet_columns(
     let indices = columns
         .iter()
         .map(|column| {
-            schema.index_of(column).map_err(|_| DataError::SchemaMismatch {
-                file: name.clone(),
-                detail: format!("there is no column '{column}' in the client schema"),
-            })
+            schema
+                .index_of(column)
+                .map_err(|_| DataError::SchemaMismatch {
+                    file: name.clone(),
+                    detail: format!("there is no column '{column}' in the client schema"),
+                })
         })
         .collect::<Result<Vec<_>, _>>()?;
     let mask = ProjectionMask::roots(builder.parquet_schema(), indices);

@@ -505,7 +505,10 @@ fn newton_agrees_with_smartcore() {
     for (name, data) in [
         ("practice", vec![practice_data()]),
         ("synthetic", vec![batch(&synthetic_rows(20_000))]),
-        ("with gaps, two batches", vec![batch(&gaps[..1_234]), batch(&gaps[1_234..])]),
+        (
+            "with gaps, two batches",
+            vec![batch(&gaps[..1_234]), batch(&gaps[1_234..])],
+        ),
     ] {
         for alpha in [1.0, 0.0] {
             let params = TrainingParams::default().alpha(alpha).check().unwrap();

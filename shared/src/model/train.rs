@@ -108,8 +108,7 @@ fn train_using(
             (coefficients, intercept, NEWTON_SOLVER)
         }
         Solver::Smartcore => {
-            let (matrix_values, labels) =
-                standardised_matrix(&inputs, &scaling, counts.rows_used);
+            let (matrix_values, labels) = standardised_matrix(&inputs, &scaling, counts.rows_used);
             let x = DenseMatrix::new(counts.rows_used, names.len(), matrix_values, false)
                 .map_err(|e| ModelError::Solver(e.to_string()))?;
             let (coefficients, intercept) = fit_with_smartcore(&x, &labels, params.alpha)?;
@@ -472,6 +471,8 @@ struct Pass {
     rows: usize,
 }
 
+// Index loops over a 4×4 system read more plainly than iterator chains.
+#[allow(clippy::needless_range_loop)]
 fn evaluate(
     inputs: &[BatchColumns<'_>],
     scaling: &[Scaling],
@@ -491,7 +492,11 @@ fn evaluate(
         // One exponential serves both the loss and the probability, stably for any z.
         let e = (-z.abs()).exp();
         log_loss += z.max(0.0) + e.ln_1p() - y * z;
-        let p = if z >= 0.0 { 1.0 / (1.0 + e) } else { e / (1.0 + e) };
+        let p = if z >= 0.0 {
+            1.0 / (1.0 + e)
+        } else {
+            e / (1.0 + e)
+        };
         let residual = p - y;
         for j in 0..WIDTH {
             gradient[j] += residual * x[j];
@@ -499,7 +504,8 @@ fn evaluate(
         gradient[WIDTH] += residual;
         if with_hessian {
             let weight = p * (1.0 - p);
-            let extended: [f64; PARAMS] = std::array::from_fn(|j| if j < WIDTH { x[j] } else { 1.0 });
+            let extended: [f64; PARAMS] =
+                std::array::from_fn(|j| if j < WIDTH { x[j] } else { 1.0 });
             for a in 0..PARAMS {
                 let wa = weight * extended[a];
                 for b in a..PARAMS {
@@ -534,6 +540,8 @@ const PARALLEL_MIN_ROWS: usize = 200_000;
 
 /// [`evaluate`] with the batches split between two threads when there are enough rows and
 /// cores (each Newton pass is independent sums over rows, so the halves just add up).
+// Index loops over a 4×4 system read more plainly than iterator chains.
+#[allow(clippy::needless_range_loop)]
 fn evaluate_parallel(
     inputs: &[BatchColumns<'_>],
     scaling: &[Scaling],
@@ -568,7 +576,9 @@ fn evaluate_parallel(
         objective: 0.0,
         log_loss: a.log_loss + b.log_loss,
         gradient: std::array::from_fn(|j| a.gradient[j] + b.gradient[j]),
-        hessian: std::array::from_fn(|i| std::array::from_fn(|j| a.hessian[i][j] + b.hessian[i][j])),
+        hessian: std::array::from_fn(|i| {
+            std::array::from_fn(|j| a.hessian[i][j] + b.hessian[i][j])
+        }),
         rows: a.rows + b.rows,
     };
     let mut penalty = 0.0;
@@ -583,6 +593,8 @@ fn evaluate_parallel(
 
 /// Solves `matrix · x = rhs` by Gaussian elimination with partial pivoting; `None` when the
 /// matrix is singular to working precision.
+// Index loops over a 4×4 system read more plainly than iterator chains.
+#[allow(clippy::needless_range_loop)]
 fn solve(mut matrix: [[f64; PARAMS]; PARAMS], mut rhs: [f64; PARAMS]) -> Option<[f64; PARAMS]> {
     let scale = matrix
         .iter()
@@ -590,12 +602,10 @@ fn solve(mut matrix: [[f64; PARAMS]; PARAMS], mut rhs: [f64; PARAMS]) -> Option<
         .fold(0.0f64, |m, v| m.max(v.abs()))
         .max(f64::MIN_POSITIVE);
     for column in 0..PARAMS {
-        let pivot = (column..PARAMS).max_by(|&a, &b| {
-            matrix[a][column]
-                .abs()
-                .total_cmp(&matrix[b][column].abs())
-        })?;
-        if !(matrix[pivot][column].abs() > scale * 1e-13) {
+        let pivot = (column..PARAMS)
+            .max_by(|&a, &b| matrix[a][column].abs().total_cmp(&matrix[b][column].abs()))?;
+        let pivot_size = matrix[pivot][column].abs();
+        if pivot_size.is_nan() || pivot_size <= scale * 1e-13 {
             return None;
         }
         matrix.swap(column, pivot);
@@ -693,6 +703,10 @@ fn fit_newton(
             break;
         }
     }
-    tracing::debug!(passes, gradient_norm = norm(&pass.gradient), "Newton solver finished");
+    tracing::debug!(
+        passes,
+        gradient_norm = norm(&pass.gradient),
+        "Newton solver finished"
+    );
     Ok((theta[..WIDTH].to_vec(), theta[WIDTH]))
 }

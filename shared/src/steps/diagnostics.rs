@@ -121,8 +121,7 @@ pub struct DiagnosticsRecord {
 pub async fn summarize_compiled_data(
     pipeline: &Pipeline,
 ) -> Result<(ObjectRef, DataSummary), StepError> {
-    let (data, bytes) =
-        compiled_data_bytes(pipeline, &pipeline.locations.compiled_data).await?;
+    let (data, bytes) = compiled_data_bytes(pipeline, &pipeline.locations.compiled_data).await?;
     let url = data.url.clone();
     // Batch by batch: only the values the exact medians need are held, never the decoded set.
     let summary = tokio::task::spawn_blocking(move || {

@@ -183,7 +183,8 @@ pub async fn ingest_into(
             // Every file ends with a marker, even a failed one, so counts never run together.
             let (reply, duplicates) = std::sync::mpsc::channel();
             let _ = to_compiler.send(ToCompiler::EndOfFile(reply));
-            let stop = matches!(&result, Err(StepError::Task(detail)) if detail == COMPILER_STOPPED);
+            let stop =
+                matches!(&result, Err(StepError::Task(detail)) if detail == COMPILER_STOPPED);
             parsed.push((result, duplicates));
             if stop {
                 break;
@@ -199,9 +200,7 @@ pub async fn ingest_into(
         }
     }
     drop(opened);
-    let parsed = parser
-        .await
-        .map_err(|e| StepError::Task(e.to_string()))?;
+    let parsed = parser.await.map_err(|e| StepError::Task(e.to_string()))?;
     let compiler = compiler_thread
         .await
         .map_err(|e| StepError::Task(e.to_string()))??;
@@ -491,7 +490,12 @@ fn row_fingerprints(batch: &RecordBatch) -> Vec<u128> {
             }
             Some(nulls) => {
                 for (row, &value) in values.iter().enumerate() {
-                    mix(&mut lanes, row, field, nulls.is_valid(row).then_some(value as u64));
+                    mix(
+                        &mut lanes,
+                        row,
+                        field,
+                        nulls.is_valid(row).then_some(value as u64),
+                    );
                 }
             }
         }

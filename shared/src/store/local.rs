@@ -269,8 +269,7 @@ impl LocalStore {
             Ok(file) => Ok(file),
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 let dir = self.staging_dir()?;
-                staging_file(&dir)
-                    .map_err(|e| io_error(&dir, "cannot create a temporary file", e))
+                staging_file(&dir).map_err(|e| io_error(&dir, "cannot create a temporary file", e))
             }
             Err(e) => Err(io_error(&dir, "cannot create a temporary file", e)),
         }
@@ -749,7 +748,10 @@ impl LocalStore {
             // The key's folder does not exist yet: make it and try again.
             Err(e) if e.error.kind() == io::ErrorKind::NotFound => {
                 match paths.visible.parent().map(fs::create_dir_all) {
-                    Some(Err(error)) => Err(tempfile::PersistError { error, file: e.file }),
+                    Some(Err(error)) => Err(tempfile::PersistError {
+                        error,
+                        file: e.file,
+                    }),
                     _ => e.file.persist(&paths.visible),
                 }
             }
