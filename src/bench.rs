@@ -1,9 +1,10 @@
 //! `risk generate` and `risk bench`: synthetic data at real scale, and the benchmark harness that
 //! times every pipeline step and the full process on it. Each step runs as its own child process
 //! of this same binary on a fresh local store (as a Lambda function or the original per-step
-//! Python scripts would), timed from spawn to exit, with its peak resident memory taken from
-//! the kernel when the child is reaped (`wait4`'s `ru_maxrss`), so the numbers include process
-//! start-up and everything the step touches. In-process measurements add what a child process
+//! Python scripts would), timed from spawn to exit, with its peak resident memory as the child
+//! reports it on exit (`VmHWM`; the kernel's `ru_maxrss` from `wait4` is the fallback for other
+//! binaries, and overstates small children), so the numbers include process start-up and
+//! everything the step touches. In-process measurements add what a child process
 //! cannot isolate: CSV parsing on one core (rows per second, input already in memory) and the
 //! model fit alone. The results go into a marked section of `BENCHMARKS.md`, with the command
 //! and the machine, leaving the rest of the file as written by hand.
@@ -211,6 +212,32 @@ struct Measured {
     max_rss_kib: u64,
 }
 
+/// Environment variable naming a file in which `risk` writes its own peak resident memory (KiB)
+/// as it exits; see [`report_peak_memory`].
+pub const PEAK_MEMORY_FILE_ENV: &str = "RISK_BENCH_PEAK_MEMORY_FILE";
+
+/// Writes this process's peak resident memory (`VmHWM`, KiB) to the file named by
+/// [`PEAK_MEMORY_FILE_ENV`], when it is set. The harness needs the child's own figure: the
+/// kernel's `ru_maxrss` for a spawned child also counts the parent's peak (`exec` folds the
+/// memory it replaces into the child's maximum), which made every step look as large as the
+/// harness itself.
+pub fn report_peak_memory() {
+    let Some(path) = std::env::var_os(PEAK_MEMORY_FILE_ENV) else {
+        return;
+    };
+    let peak = fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix("VmHWM:"))
+                .and_then(|rest| rest.split_whitespace().next().map(str::to_string))
+        });
+    if let Some(kib) = peak {
+        let _ = fs::write(path, kib);
+    }
+}
+
 /// Runs `program args…`, stdout and stderr to files in `logs`, and measures it.
 fn run_measured(
     program: &Path,
@@ -221,10 +248,13 @@ fn run_measured(
 ) -> Result<Measured> {
     let stdout = fs::File::create(logs.join(format!("{label}.out")))?;
     let stderr = fs::File::create(logs.join(format!("{label}.err")))?;
+    let peak_file = logs.join(format!("{label}.peak"));
+    let _ = fs::remove_file(&peak_file);
     let started = Instant::now();
     let child = Process::new(program)
         .args(args)
         .envs(envs.iter().copied())
+        .env(PEAK_MEMORY_FILE_ENV, &peak_file)
         .stdin(Stdio::null())
         .stdout(stdout)
         .stderr(stderr)
@@ -242,11 +272,18 @@ fn run_measured(
             tail.into_iter().rev().collect::<Vec<_>>().join("\n")
         );
     }
+    // The child's own high-water mark when it reports one (this binary does); otherwise the
+    // kernel's figure, which is at least the harness's own peak.
+    let max_rss_kib = fs::read_to_string(&peak_file)
+        .ok()
+        .and_then(|kib| kib.trim().parse().ok())
+        .unwrap_or(max_rss_kib);
     Ok(Measured { wall, max_rss_kib })
 }
 
-/// Reaps the child `pid` and returns its exit status (or 128 + signal) and its peak resident
-/// set size in KiB, which only the reaping `wait4` call can report per child.
+/// Reaps the child `pid` and returns its exit status (or 128 + signal) and its `ru_maxrss` in
+/// KiB, which only the reaping `wait4` call can report per child (an upper bound: see
+/// [`report_peak_memory`]).
 fn wait_with_usage(pid: u32) -> Result<(i32, u64)> {
     let pid = libc::pid_t::try_from(pid).context("child pid out of range")?;
     let mut status: libc::c_int = 0;
@@ -647,7 +684,7 @@ fn render(args: &BenchArgs, sets: &[(DataSet, Results)]) -> String {
         out,
         "Runs per data set: {}; local-store fsync {}; dependency check off; `RUST_LOG=warn`. \
          Times are wall clock from process spawn to exit, median (min–max); memory is the \
-         process's peak resident set (`ru_maxrss`), median (max).\n",
+         process's own peak resident set (`VmHWM` as it exits), median (max).\n",
         args.runs,
         args.fsync.name()
     );

@@ -111,7 +111,9 @@ fn init_logging(verbose: u8) {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose);
-    match run(cli).await {
+    let result = run(cli).await;
+    bench::report_peak_memory();
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");

@@ -195,6 +195,7 @@ pub async fn run_diagnostics(
     pipeline: &Pipeline,
     run_id: &str,
 ) -> Result<(DiagnosticsRecord, ObjectRef), StepError> {
+    crate::memory::tune_allocator();
     let predictions = deployed_predictions(pipeline, None).await?;
     let (compiled_data, summary) = summarize_compiled_data(pipeline).await?;
     crate::memory::release_free_memory();

@@ -131,6 +131,7 @@ fn rows_added_last(batches: &[RecordBatch], count: u64) -> Vec<RecordBatch> {
 
 /// Runs the full process once.
 pub async fn run_full_process(pipeline: &Pipeline, run_id: &str) -> Result<RunRecord, StepError> {
+    crate::memory::tune_allocator();
     let started_at = Utc::now();
     let mut steps = Stopwatch::default();
     let mut wrote: Vec<ObjectRef> = Vec::new();
