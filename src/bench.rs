@@ -678,7 +678,11 @@ fn render(args: &BenchArgs, sets: &[(DataSet, Results)]) -> String {
     let _ = writeln!(out, "Command: `{}`  ", command.join(" "));
     let _ = writeln!(out, "Machine: {}  ", machine());
     if let Some(other) = &args.risk {
-        let _ = writeln!(out, "Binary measured: `{}`  ", other.display());
+        let _ = writeln!(
+            out,
+            "Binary measured: `{}` (the build named above is the harness's own)  ",
+            other.display()
+        );
     }
     let _ = writeln!(
         out,
@@ -725,14 +729,20 @@ fn render(args: &BenchArgs, sets: &[(DataSet, Results)]) -> String {
         );
     }
     for (data, results) in sets {
+        let compiled = if results.compiled_rows > 0 {
+            format!(
+                "; compiled {} rows ({} exact duplicates dropped)",
+                results.compiled_rows, results.duplicates_dropped
+            )
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             out,
-            "\n**{}**: {} rows in {} files; compiled {} rows ({} exact duplicates dropped).\n",
+            "\n**{}**: {} rows in {} files{compiled}.\n",
             data.size.name(),
             data.rows,
             data.files,
-            results.compiled_rows,
-            results.duplicates_dropped
         );
         let _ = writeln!(
             out,

@@ -3,8 +3,8 @@
 Trains the Rust model with the `risk` binary (ingest, then train, on a fresh local store over the
 given source files) and scikit-learn's LogisticRegression(C=1.0) (lbfgs) on the same compiled
 data (all CSV files concatenated, exact duplicate rows dropped, rows without `exited` left out,
-missing features imputed with the training mean, features standardised with the population
-standard deviation: the Rust pipeline's preparation). Both are scored on the test file with
+missing features imputed with the training mean, features standardised with the mean and
+population standard deviation of the values present: the Rust pipeline's preparation). Both are scored on the test file with
 scikit-learn's metrics; the script prints both and fails if F1 or ROC AUC differ by more than
 the tolerance (0.005).
 
@@ -75,19 +75,25 @@ def main():
     files = sorted(glob.glob(os.path.join(args.source, "*.csv")))
     train = pd.concat([pd.read_csv(f) for f in files], ignore_index=True).drop_duplicates()
     train = train[train[TARGET].notna()]
-    means = train[FEATURES].mean()
-    x_train = train[FEATURES].astype(float).fillna(means).to_numpy()
-    mu, sigma = x_train.mean(axis=0), x_train.std(axis=0)
+    # Mean and population std over the values present; a missing value is imputed with the
+    # mean, i.e. 0 once standardised (the Rust model's preparation, exactly).
+    mu = train[FEATURES].astype(float).mean().to_numpy(copy=True)
+    sigma = train[FEATURES].astype(float).std(ddof=0).to_numpy(copy=True)
     sigma[sigma == 0] = 1.0
+
+    def standardise(frame):
+        return np.nan_to_num((frame[FEATURES].astype(float).to_numpy() - mu) / sigma, nan=0.0)
+
+    x_std = standardise(train)
+    y_train = train[TARGET].astype(int).to_numpy()
     clf = LogisticRegression(C=1.0, max_iter=1000)
-    clf.fit((x_train - mu) / sigma, train[TARGET].astype(int).to_numpy())
+    clf.fit(x_std, y_train)
     sklearn_seconds = time.perf_counter() - started
 
     test = pd.concat([pd.read_csv(f) for f in sorted(glob.glob(os.path.join(args.test, "*.csv")))])
     test = test[test[TARGET].notna()]
     y = test[TARGET].astype(int).to_numpy()
-    x_test = (test[FEATURES].astype(float).fillna(means).to_numpy() - mu) / sigma
-    p_sklearn = clf.predict_proba(x_test)[:, 1]
+    p_sklearn = clf.predict_proba(standardise(test))[:, 1]
     p_rust = rust_probabilities(model, test)
     scores = {}
     for name, p in [("scikit-learn", p_sklearn), ("rust", p_rust)]:
@@ -95,6 +101,12 @@ def main():
             "f1": f1_score(y, (p >= 0.5).astype(int), zero_division=0.0),
             "roc_auc": roc_auc_score(y, p),
         }
+    # The objective both minimise, at each one's parameters: the lower is nearer the optimum.
+    def objective(weights, intercept):
+        z = x_std @ weights + intercept
+        return float(np.sum(np.logaddexp(0.0, z) - y_train * z) + 0.5 * weights @ weights)
+
+    rust_w = np.array([f["coefficient_standardized"] for f in model["features"]])
     result = {
         "train_rows": int(len(train)),
         "test_rows": int(len(test)),
@@ -105,6 +117,8 @@ def main():
         "max_probability_difference": float(np.max(np.abs(p_rust - p_sklearn))),
         "rust_coefficients": [f["coefficient_standardized"] for f in model["features"]] + [model["intercept_standardized"]],
         "sklearn_coefficients": clf.coef_[0].tolist() + [float(clf.intercept_[0])],
+        "rust_objective": objective(rust_w, model["intercept_standardized"]),
+        "sklearn_objective": objective(clf.coef_[0], float(clf.intercept_[0])),
         "rust_ingest_and_train_seconds": rust_seconds,
         "sklearn_read_and_fit_seconds": sklearn_seconds,
         "rust_solver": model["diagnostics"]["solver"],
