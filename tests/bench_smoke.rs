@@ -1,7 +1,8 @@
 //! Smoke test of the benchmark harness and the data generator through the `risk` binary: the
 //! harness runs end to end on the seed data (one run, every step in its own process) and writes
-//! its table, and `risk generate` writes a deterministic data set the pipeline can ingest. No
-//! timing is asserted: the numbers of a debug build under a test runner mean nothing.
+//! its table; `risk generate` writes a deterministic data set the pipeline can ingest, and its
+//! drift option makes the full process detect drift and retrain. No timing is asserted: the
+//! numbers of a debug build under a test runner mean nothing.
 
 use std::path::Path;
 use std::process::Command;
@@ -120,4 +121,54 @@ fn generate_writes_the_same_files_for_the_same_seed() {
     let first = generate("a");
     assert_eq!(first, generate("b"));
     assert_eq!(first.0.iter().filter(|&&b| b == b'\n').count(), 301);
+}
+
+#[test]
+fn generated_drift_makes_the_full_process_retrain() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.json");
+    std::fs::write(
+        &config,
+        r#"{"source_data": "file://src", "compiled_data": "file://store/compiled",
+            "test_data": "file://test", "models": "file://store/models",
+            "production": "file://store/production", "reports": "file://store/reports"}"#,
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    let test = dir.path().join("test");
+    // Six months with the usual relation: the first model.
+    risk(&[
+        "--config",
+        config,
+        "generate",
+        "--clients",
+        "2000",
+        "--months",
+        "6",
+        "--test-out",
+        test.to_str().unwrap(),
+        "--test-rows",
+        "1000",
+    ]);
+    assert!(risk(&["--config", config, "fullprocess"]).contains("Bootstrap"));
+    // Two more months of the same data set in which rising activity makes clients leave.
+    risk(&[
+        "--config",
+        config,
+        "generate",
+        "--clients",
+        "2000",
+        "--months",
+        "8",
+        "--from-month",
+        "6",
+        "--drift-from-month",
+        "6",
+    ]);
+    let run = risk(&["--config", config, "fullprocess"]);
+    assert!(run.contains(": Drift"), "{run}");
+    assert!(
+        run.contains("clients-m006.csv") && run.contains("clients-m007.csv"),
+        "{run}"
+    );
 }
