@@ -3,6 +3,8 @@
 //! place files into the source location the way an upload to the bucket would. All logic lives
 //! in the `shared` crate; this file parses arguments, calls a step, and prints what it did.
 
+mod bench;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -121,6 +123,14 @@ enum Command {
         #[arg(long, default_value_t = 120)]
         timeout: u64,
     },
+    /// Generate synthetic client data: monthly snapshot files of N clients (heavy-tailed
+    /// activity and size, exact duplicates and missing values at set rates, optional drift),
+    /// deterministic by seed, plus a matching test file.
+    Generate(bench::GenerateArgs),
+    /// Benchmark every step and the full process on the seed data and on generated data sets
+    /// (fresh local stores, several runs), and write the table to BENCHMARKS.md. Use a
+    /// release build.
+    Bench(bench::BenchArgs),
 }
 
 /// Locations `risk put` may upload to: the two that hold user data.
@@ -150,7 +160,9 @@ fn init_logging(verbose: u8) {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose);
-    match run(cli).await {
+    let result = run(cli).await;
+    bench::report_peak_memory();
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -160,6 +172,12 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<()> {
+    // These two make their own locations: they must work without a usable configuration.
+    let cli = match cli.command {
+        Command::Bench(args) => return bench::run(args).await,
+        Command::Generate(args) => return bench::generate(args, &cli.config).await,
+        command => Cli { command, ..cli },
+    };
     let config = Config::load(&cli.config)
         .with_context(|| format!("configuration {} is not usable", cli.config.display()))?;
     let pipeline = Pipeline::new(Locations::open(&config).await)?;
@@ -304,6 +322,8 @@ async fn run(cli: Cli) -> Result<()> {
                 )
             })
         }
+        // Dispatched at the top of `run`, before the configuration is needed.
+        Command::Generate(_) | Command::Bench(_) => bail!("internal: command dispatched twice"),
         Command::Init => {
             let has_s3 = config
                 .named_locations()

@@ -14,11 +14,13 @@ pub mod events;
 pub mod invocation;
 pub mod location;
 pub mod logging;
+pub mod memory;
 pub mod model;
 pub mod records;
 pub mod stats;
 pub mod steps;
 pub mod store;
+pub mod synth;
 /// Helpers for tests and local demos only (finding the S3 test server, fresh buckets); not used
 /// by the pipeline itself.
 pub mod testing;

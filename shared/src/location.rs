@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::config::{Config, LocationUrl};
-use crate::store::local::LocalStore;
+use crate::store::local::{Durability, LocalStore};
 use crate::store::s3::S3Store;
 use crate::store::{ByteReader, ObjectMeta, ObjectStore, PutMode, StoreError};
 
@@ -72,7 +72,8 @@ impl Location {
     pub fn local(root: impl Into<std::path::PathBuf>) -> Self {
         let root = root.into();
         let url = LocationUrl::File { root: root.clone() }.to_string();
-        Location::new(Arc::new(LocalStore::new(root)), "", url)
+        let store = LocalStore::new(root).with_durability(Durability::from_env());
+        Location::new(Arc::new(store), "", url)
     }
 
     /// The URL of this location, as configured.
@@ -262,7 +263,9 @@ impl Locations {
         let open = |url: &LocationUrl| -> Location {
             match url {
                 LocationUrl::File { root } => {
-                    Location::new(Arc::new(LocalStore::new(root.clone())), "", url.to_string())
+                    let store =
+                        LocalStore::new(root.clone()).with_durability(Durability::from_env());
+                    Location::new(Arc::new(store), "", url.to_string())
                 }
                 LocationUrl::S3 { bucket, prefix } => {
                     let client = client.clone().unwrap_or_else(|| {

@@ -15,7 +15,9 @@ pub use self::csv::{
     DEFAULT_BATCH_ROWS, MissingValues, read_csv_file,
 };
 pub use self::error::DataError;
-pub use self::parquet::{ParquetBatchReader, ParquetBatchWriter, read_parquet, write_parquet};
+pub use self::parquet::{
+    ParquetBatchReader, ParquetBatchWriter, read_parquet, read_parquet_columns, write_parquet,
+};
 pub use self::rejected::{
     RejectedRow, RowProblem, rejected_rows_to_batch, rejected_schema, write_rejected_csv,
 };

@@ -1,7 +1,7 @@
 //! The trained model as data: per-feature scaling, imputation values and coefficients, the
 //! hyper-parameters, fit diagnostics, row counts and provenance, all serialisable to JSON. It
 //! predicts with `sigmoid(w·z + b)` on standardised features `z` using only these numbers, so an
-//! artifact written by one release can be reloaded and used without smartcore (which is only
+//! artifact written by one release can be reloaded and used without any solver (which is only
 //! used to fit). Loading re-validates the artifact, because a JSON file can be edited by hand.
 
 use std::collections::BTreeMap;
@@ -56,7 +56,7 @@ pub struct ModelFeature {
     pub coefficient_standardized: f64,
 }
 
-/// The fit as checked after smartcore returned: the objective smartcore and scikit-learn
+/// The fit as checked after the solver returned: the objective smartcore and scikit-learn
 /// minimise, `Σ log-loss + ½·alpha·‖w‖²`, and its gradient (coefficients and intercept).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FitDiagnostics {

@@ -1,15 +1,17 @@
 //! The attrition model: a logistic regression on the three client [`FEATURES`] predicting
-//! `exited`, fitted with smartcore and stored as a self-contained, serde-serialisable
-//! [`TrainedModel`] that predicts with plain arithmetic (no smartcore state). Features are
+//! `exited`, fitted by a Newton solver written for its four parameters (smartcore's L-BFGS fit
+//! of the same objective is kept as the reference it is tested against) and stored as a
+//! self-contained, serde-serialisable [`TrainedModel`] that predicts with plain arithmetic (no
+//! solver state). Features are
 //! standardised with the training rows' mean and population standard deviation (a constant
 //! feature keeps scale 1, as scikit-learn does, so it never produces NaN). A missing feature value
 //! (null) is imputed with the training mean of that feature — 0 in standardised space — both in
 //! training and in prediction, and every imputation is counted; a row whose `exited` is null is
 //! left out of training and of evaluation, and counted. Regularisation is L2 with `alpha = 1/C`
 //! on the coefficients only (not the intercept), exactly scikit-learn's
-//! `LogisticRegression(C)` objective, so the default `alpha = 1.0` matches its default. Because
-//! smartcore reports nothing about convergence, training recomputes the regularised log-loss and
-//! its gradient at the fitted coefficients and refuses a non-finite fit. [`metrics`] scores
+//! `LogisticRegression(C)` objective, so the default `alpha = 1.0` matches its default. Whatever
+//! the solver, training recomputes the regularised log-loss and its gradient at the fitted
+//! coefficients and refuses a non-finite fit. [`metrics`] scores
 //! predictions (scikit-learn's zero-division conventions) and [`plot`] draws the confusion matrix
 //! as PNG bytes with an embedded font.
 //!
@@ -34,7 +36,7 @@ pub use logistic::{
 pub use metrics::{ClassificationMetrics, ConfusionMatrix, classification_metrics};
 pub use params::{TrainingParams, ValidTrainingParams};
 pub use plot::confusion_matrix_png;
-pub use train::train;
+pub use train::{train, train_smartcore};
 
 /// Everything that can go wrong in training, prediction, scoring and plotting. Each message says
 /// what is wrong and what to change.

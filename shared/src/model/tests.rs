@@ -494,6 +494,62 @@ fn recovers_a_known_relationship() {
     );
 }
 
+/// The Newton solver and smartcore's L-BFGS minimise the same objective: they must agree on it
+/// and on the parameters, with Newton at least as close to the optimum.
+#[test]
+fn newton_agrees_with_smartcore() {
+    let mut gaps = synthetic_rows(5_000);
+    for row in gaps.iter_mut().step_by(17) {
+        row.1 = None;
+    }
+    for (name, data) in [
+        ("practice", vec![practice_data()]),
+        ("synthetic", vec![batch(&synthetic_rows(20_000))]),
+        (
+            "with gaps, two batches",
+            vec![batch(&gaps[..1_234]), batch(&gaps[1_234..])],
+        ),
+    ] {
+        for alpha in [1.0, 0.0] {
+            let params = TrainingParams::default().alpha(alpha).check().unwrap();
+            let newton = train(&data, &params).unwrap();
+            let reference = train_smartcore(&data, &params).unwrap();
+            let what = format!("{name}, alpha {alpha}");
+            assert!(newton.diagnostics.solver.starts_with("Newton"));
+            assert!(reference.diagnostics.solver.starts_with("smartcore"));
+            let objective = reference.diagnostics.objective;
+            assert!(
+                newton.diagnostics.objective <= objective * (1.0 + 1e-9),
+                "{what}: {} vs {objective}",
+                newton.diagnostics.objective
+            );
+            assert_close(
+                newton.diagnostics.objective,
+                objective,
+                1e-7 * objective,
+                &what,
+            );
+            for (n, r) in newton.features.iter().zip(&reference.features) {
+                assert_eq!((n.mean, n.std), (r.mean, r.std), "{what}");
+                assert_close(
+                    n.coefficient_standardized,
+                    r.coefficient_standardized,
+                    1e-4,
+                    &what,
+                );
+            }
+            assert_close(
+                newton.intercept_standardized,
+                reference.intercept_standardized,
+                1e-4,
+                &what,
+            );
+            assert!(newton.diagnostics.gradient_norm_per_row < 1e-9, "{what}");
+            assert_eq!(newton.rows, reference.rows);
+        }
+    }
+}
+
 /// `cargo test --release -p shared -- --ignored --nocapture train_one_million_rows`
 #[test]
 #[ignore = "timing test; run in release"]
@@ -503,6 +559,14 @@ fn train_one_million_rows() {
     let started = Instant::now();
     let model = train(&batches, &default_params()).unwrap();
     let elapsed = started.elapsed();
+    let reference_started = Instant::now();
+    let reference = train_smartcore(&batches, &default_params()).unwrap();
+    println!(
+        "smartcore: {:.3} s, objective {} vs Newton {}",
+        reference_started.elapsed().as_secs_f64(),
+        reference.diagnostics.objective,
+        model.diagnostics.objective
+    );
     let predicted = Instant::now();
     for b in &batches {
         model.predict(b).unwrap();

@@ -14,8 +14,9 @@ use serde::{Deserialize, Serialize};
 use super::deployment::deployed_model;
 use super::ingestion::{IngestScope, ingest_into};
 use super::scoring::read_csv_location;
-use super::training::{load_compiled_data, train_into};
+use super::training::{compiled_data_bytes, train_into};
 use super::{Pipeline, StepError};
+use crate::data::parquet::read_parquet;
 use crate::dependencies::{DependencyStatus, dependency_status};
 use crate::location::Location;
 use crate::model::TrainedModel;
@@ -120,14 +121,21 @@ pub struct DiagnosticsRecord {
 pub async fn summarize_compiled_data(
     pipeline: &Pipeline,
 ) -> Result<(ObjectRef, DataSummary), StepError> {
-    let (data, batches) = load_compiled_data(pipeline, &pipeline.locations.compiled_data).await?;
-    let mut builder = SummaryBuilder::new();
-    for batch in &batches {
-        builder
-            .add(batch)
-            .map_err(|e| StepError::Task(format!("cannot summarise {}: {e}", data.url)))?;
-    }
-    Ok((data, builder.finish()))
+    let (data, bytes) = compiled_data_bytes(pipeline, &pipeline.locations.compiled_data).await?;
+    let url = data.url.clone();
+    // Batch by batch: only the values the exact medians need are held, never the decoded set.
+    let summary = super::spawn_blocking_in_span(move || {
+        let mut builder = SummaryBuilder::new();
+        for batch in read_parquet(names::COMPILED_DATA, bytes)? {
+            builder
+                .add(&batch?)
+                .map_err(|e| StepError::Task(format!("cannot summarise {url}: {e}")))?;
+        }
+        Ok::<_, StepError>(builder.finish())
+    })
+    .await
+    .map_err(|e| StepError::Task(e.to_string()))??;
+    Ok((data, summary))
 }
 
 /// Missing-value shares from a summary.
@@ -187,8 +195,10 @@ pub async fn run_diagnostics(
     pipeline: &Pipeline,
     run_id: &str,
 ) -> Result<(DiagnosticsRecord, ObjectRef), StepError> {
+    crate::memory::tune_allocator();
     let predictions = deployed_predictions(pipeline, None).await?;
     let (compiled_data, summary) = summarize_compiled_data(pipeline).await?;
+    crate::memory::release_free_memory();
     let (timings, timing_error) = match time_ingestion_and_training(pipeline, run_id).await {
         Ok(timings) => (Some(timings), None),
         Err(e) => {

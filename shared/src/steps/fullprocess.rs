@@ -107,6 +107,8 @@ impl Stopwatch {
             step: step.to_string(),
             ms: super::millis(started.elapsed()),
         });
+        // The next step runs on other threads: what this one freed would otherwise stay mapped.
+        crate::memory::release_free_memory();
     }
 }
 
@@ -139,6 +141,7 @@ pub async fn run_full_process_for(
     scope: &IngestScope,
     run_id: &str,
 ) -> Result<RunRecord, StepError> {
+    crate::memory::tune_allocator();
     let started_at = Utc::now();
     let mut steps = Stopwatch::default();
     let mut wrote: Vec<ObjectRef> = Vec::new();

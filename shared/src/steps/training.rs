@@ -7,7 +7,8 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use super::{Pipeline, StepError};
-use crate::data::parquet::read_parquet;
+use crate::data::parquet::{read_parquet, read_parquet_columns};
+use crate::data::schema::{EXITED, FEATURES};
 use crate::location::Location;
 use crate::model::{TrainedModel, train};
 use crate::records::{IngestionRecord, ObjectRef, names};
@@ -22,11 +23,11 @@ pub struct TrainingOutcome {
     pub elapsed_ms: f64,
 }
 
-/// Reads the compiled data set that the ingestion record in `compiled` names, as batches.
-pub async fn load_compiled_data(
+/// The bytes of the compiled data set that the ingestion record in `compiled` names.
+pub async fn compiled_data_bytes(
     pipeline: &Pipeline,
     compiled: &Location,
-) -> Result<(ObjectRef, Vec<arrow::array::RecordBatch>), StepError> {
+) -> Result<(ObjectRef, Bytes), StepError> {
     let no_data = || StepError::NoCompiledData {
         location: compiled.url().to_string(),
         source_location: pipeline.locations.source_data.url().to_string(),
@@ -39,12 +40,21 @@ pub async fn load_compiled_data(
     let (_, bytes) = compiled
         .get(names::COMPILED_DATA, Some(&data.object.version_id))
         .await?;
+    Ok((data.object, bytes))
+}
+
+/// Reads the compiled data set that the ingestion record in `compiled` names, as batches.
+pub async fn load_compiled_data(
+    pipeline: &Pipeline,
+    compiled: &Location,
+) -> Result<(ObjectRef, Vec<arrow::array::RecordBatch>), StepError> {
+    let (object, bytes) = compiled_data_bytes(pipeline, compiled).await?;
     let batches = super::spawn_blocking_in_span(move || {
         read_parquet(names::COMPILED_DATA, bytes)?.collect::<Result<Vec<_>, _>>()
     })
     .await
     .map_err(|e| StepError::Task(e.to_string()))??;
-    Ok((data.object, batches))
+    Ok((object, batches))
 }
 
 /// Trains on the compiled data in `compiled` and writes the model to `models`.
@@ -53,13 +63,21 @@ pub async fn train_into(
     compiled: &Location,
     models: &Location,
 ) -> Result<TrainingOutcome, StepError> {
+    crate::memory::tune_allocator();
     let started = Instant::now();
-    let (data, batches) = load_compiled_data(pipeline, compiled).await?;
+    let (data, bytes) = compiled_data_bytes(pipeline, compiled).await?;
     let params = pipeline.training.clone();
-    let model = super::spawn_blocking_in_span(move || train(&batches, &params))
-        .await
-        .map_err(|e| StepError::Task(e.to_string()))??
-        .with_training_data(data.url.clone(), Some(data.version_id.clone()));
+    // Only the columns the model reads are decoded: the corporation codes are most of the bytes.
+    let model = super::spawn_blocking_in_span(move || {
+        let mut columns: Vec<&str> = FEATURES.to_vec();
+        columns.push(EXITED);
+        let batches = read_parquet_columns(names::COMPILED_DATA, bytes, &columns)?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok::<_, StepError>(train(&batches, &params)?)
+    })
+    .await
+    .map_err(|e| StepError::Task(e.to_string()))??
+    .with_training_data(data.url.clone(), Some(data.version_id.clone()));
     let body = model.to_json()?;
     let written = models
         .put(names::MODEL, Bytes::from(body), PutMode::Overwrite)

@@ -38,10 +38,48 @@ pub const VERSIONS_DIR: &str = ".versions";
 /// Digits of an order / version id: enough for nanoseconds since 1970 until year 5138.
 const ORDER_DIGITS: usize = 20;
 
+/// Environment variable that turns the local store's fsyncs off (`off`, `false` or `0`).
+pub const FSYNC_ENV: &str = "RISK_LOCAL_FSYNC";
+
+/// Whether a put flushes what it wrote to disk before making it visible.
+///
+/// [`Durability::Fsync`] (the default) survives a power cut or an OS crash: every version that
+/// a put reported is on disk, and its record never describes missing bytes. With
+/// [`Durability::NoFsync`] the writes still go through a temporary file and an atomic rename, so
+/// a crashed or killed *process* never leaves a half-written object; only an OS crash or power
+/// cut within the kernel's writeback delay (seconds) can lose the latest versions or leave a
+/// record whose bytes are missing (reported as corrupt metadata, never as wrong data). Each put
+/// costs three fsyncs (version bytes, visible file, record), milliseconds on most disks and most
+/// of a small pipeline run; local runs on throwaway data may trade that away. Production
+/// durability comes from S3, which this setting does not touch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    #[default]
+    Fsync,
+    NoFsync,
+}
+
+impl Durability {
+    /// [`Durability::NoFsync`] when [`FSYNC_ENV`] is `off`, `false` or `0`; otherwise the default.
+    pub fn from_env() -> Self {
+        match std::env::var(FSYNC_ENV) {
+            Ok(value)
+                if ["off", "false", "0"]
+                    .iter()
+                    .any(|off| value.trim().eq_ignore_ascii_case(off)) =>
+            {
+                Durability::NoFsync
+            }
+            _ => Durability::Fsync,
+        }
+    }
+}
+
 /// A directory of versioned objects. Cheap to clone; all clones share the same directory.
 #[derive(Debug, Clone)]
 pub struct LocalStore {
     root: PathBuf,
+    durability: Durability,
 }
 
 /// What identifies the exact visible file a version was written as: if the visible file no
@@ -119,6 +157,15 @@ enum Source {
     History(PathBuf),
 }
 
+/// What a put writes: bytes in memory, or a stream (a copy of another object).
+enum Body<'a> {
+    Bytes(&'a [u8]),
+    Reader(&'a mut dyn Read),
+}
+
+/// Bodies at least this large are hashed on a second thread while they are written.
+const PARALLEL_HASH_BYTES: usize = 1024 * 1024;
+
 /// Paths belonging to one key.
 struct KeyPaths {
     visible: PathBuf,
@@ -144,6 +191,20 @@ impl LocalStore {
     pub fn new(root: impl Into<PathBuf>) -> LocalStore {
         LocalStore {
             root: absolute_lexically(&root.into()),
+            durability: Durability::default(),
+        }
+    }
+
+    /// The same store with the given durability (see [`Durability`]).
+    pub fn with_durability(mut self, durability: Durability) -> LocalStore {
+        self.durability = durability;
+        self
+    }
+
+    fn sync(&self, file: &NamedTempFile) -> Result<(), StoreError> {
+        match self.durability {
+            Durability::Fsync => sync(file),
+            Durability::NoFsync => Ok(()),
         }
     }
 
@@ -198,6 +259,20 @@ impl LocalStore {
         let dir = self.root.join(VERSIONS_DIR).join("tmp");
         fs::create_dir_all(&dir).map_err(|e| io_error(&dir, "cannot create directory", e))?;
         Ok(dir)
+    }
+
+    /// A temporary file in the staging directory, which is created only when missing: on some
+    /// filesystems a `mkdir` that finds the directory costs as much as writing a small object.
+    fn staged_file(&self) -> Result<NamedTempFile, StoreError> {
+        let dir = self.root.join(VERSIONS_DIR).join("tmp");
+        match staging_file(&dir) {
+            Ok(file) => Ok(file),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                let dir = self.staging_dir()?;
+                staging_file(&dir).map_err(|e| io_error(&dir, "cannot create a temporary file", e))
+            }
+            Err(e) => Err(io_error(&dir, "cannot create a temporary file", e)),
+        }
     }
 
     /// Orders of every record of a key, newest first.
@@ -536,7 +611,7 @@ impl LocalStore {
     fn put_blocking(
         &self,
         key: &str,
-        source: &mut dyn Read,
+        source: Body<'_>,
         mode: &PutMode,
     ) -> Result<ObjectMeta, StoreError> {
         Self::check_key(key)?;
@@ -544,34 +619,67 @@ impl LocalStore {
         self.check_visible_path(key, &paths)?;
 
         // Stage both copies before taking the lock, so the lock is held only for renames.
-        let staging = self.staging_dir()?;
-        let mut history_tmp = staging_file(&staging)
-            .map_err(|e| io_error(&staging, "cannot create a temporary file", e))?;
-        let (size, etag) = copy_hashing(source, history_tmp.as_file_mut())
-            .map_err(|e| io_error(history_tmp.path(), "cannot write", e))?;
-        sync(&history_tmp)?;
-        let mut visible_tmp = staging_file(&staging)
-            .map_err(|e| io_error(&staging, "cannot create a temporary file", e))?;
-        let mut staged = fs::File::open(history_tmp.path())
-            .map_err(|e| io_error(history_tmp.path(), "cannot read back", e))?;
-        io::copy(&mut staged, visible_tmp.as_file_mut())
-            .map_err(|e| io_error(visible_tmp.path(), "cannot write", e))?;
-        sync(&visible_tmp)?;
+        let staging = self.root.join(VERSIONS_DIR).join("tmp");
+        let mut history_tmp = self.staged_file()?;
+        let mut visible_tmp = self.staged_file()?;
+        let (size, etag) = match source {
+            Body::Bytes(bytes) => {
+                // Both copies straight from memory; the MD5 (the ETag) of a large body is
+                // computed on a second core meanwhile.
+                std::thread::scope(|scope| {
+                    let hash = (bytes.len() >= PARALLEL_HASH_BYTES)
+                        .then(|| scope.spawn(|| hex(&Md5::digest(bytes))));
+                    history_tmp
+                        .as_file_mut()
+                        .write_all(bytes)
+                        .map_err(|e| io_error(history_tmp.path(), "cannot write", e))?;
+                    visible_tmp
+                        .as_file_mut()
+                        .write_all(bytes)
+                        .map_err(|e| io_error(visible_tmp.path(), "cannot write", e))?;
+                    let etag = match hash.map(|handle| handle.join()) {
+                        Some(Ok(etag)) => etag,
+                        _ => hex(&Md5::digest(bytes)),
+                    };
+                    Ok::<_, StoreError>((bytes.len() as u64, etag))
+                })?
+            }
+            Body::Reader(source) => {
+                let hashed = copy_hashing(source, history_tmp.as_file_mut())
+                    .map_err(|e| io_error(history_tmp.path(), "cannot write", e))?;
+                let mut staged = fs::File::open(history_tmp.path())
+                    .map_err(|e| io_error(history_tmp.path(), "cannot read back", e))?;
+                io::copy(&mut staged, visible_tmp.as_file_mut())
+                    .map_err(|e| io_error(visible_tmp.path(), "cannot write", e))?;
+                hashed
+            }
+        };
+        self.sync(&history_tmp)?;
+        self.sync(&visible_tmp)?;
         let visible_stamp = visible_tmp
             .as_file()
             .metadata()
             .map(|m| Stamp::of(&m))
             .map_err(|e| io_error(visible_tmp.path(), "cannot read file metadata", e))?;
 
-        fs::create_dir_all(&paths.history)
-            .map_err(|e| io_error(&paths.history, "cannot create directory", e))?;
         let lock_path = paths.lock();
-        let lock = fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(|e| io_error(&lock_path, "cannot open lock file", e))?;
+        let open_lock = || {
+            fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&lock_path)
+        };
+        // The key's history directory exists after its first put; create it only then.
+        let lock = match open_lock() {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                fs::create_dir_all(&paths.history)
+                    .map_err(|e| io_error(&paths.history, "cannot create directory", e))?;
+                open_lock()
+            }
+            other => other,
+        }
+        .map_err(|e| io_error(&lock_path, "cannot open lock file", e))?;
         lock.lock()
             .map_err(|e| io_error(&lock_path, "cannot lock", e))?;
 
@@ -636,11 +744,20 @@ impl LocalStore {
             let _ = fs::remove_file(&data_path);
             return Err(e);
         }
-        if let Some(parent) = paths.visible.parent() {
-            fs::create_dir_all(parent)
-                .map_err(|e| io_error(parent, "cannot create directory", e))?;
-        }
-        if let Err(e) = visible_tmp.persist(&paths.visible) {
+        let persisted = match visible_tmp.persist(&paths.visible) {
+            // The key's folder does not exist yet: make it and try again.
+            Err(e) if e.error.kind() == io::ErrorKind::NotFound => {
+                match paths.visible.parent().map(fs::create_dir_all) {
+                    Some(Err(error)) => Err(tempfile::PersistError {
+                        error,
+                        file: e.file,
+                    }),
+                    _ => e.file.persist(&paths.visible),
+                }
+            }
+            other => other,
+        };
+        if let Err(e) = persisted {
             let _ = fs::remove_file(&record_path);
             let _ = fs::remove_file(&data_path);
             return Err(io_error(&paths.visible, "cannot write", e.error));
@@ -679,7 +796,7 @@ impl LocalStore {
         })?;
         io::copy(&mut original, copy.as_file_mut())
             .map_err(|e| io_error(&paths.visible, "cannot preserve hand-placed file", e))?;
-        sync(&copy)?;
+        self.sync(&copy)?;
         let data_path = paths.data(order);
         copy.persist(&data_path)
             .map_err(|e| io_error(&data_path, "cannot preserve hand-placed file", e.error))?;
@@ -710,7 +827,7 @@ impl LocalStore {
         })?;
         tmp.write_all(&json)
             .map_err(|e| io_error(tmp.path(), "cannot write", e))?;
-        sync(&tmp)?;
+        self.sync(&tmp)?;
         tmp.persist(path)
             .map_err(|e| io_error(path, "cannot write version record", e.error))?;
         Ok(())
@@ -724,7 +841,7 @@ impl LocalStore {
     ) -> Result<ObjectMeta, StoreError> {
         Self::check_key(dst_key)?;
         let (src_meta, mut file, _) = self.open_blocking(src_key, src_version)?;
-        let meta = self.put_blocking(dst_key, &mut file, &PutMode::Overwrite)?;
+        let meta = self.put_blocking(dst_key, Body::Reader(&mut file), &PutMode::Overwrite)?;
         tracing::debug!(
             store = %self.url(),
             src_key,
@@ -760,7 +877,7 @@ impl ObjectStore for LocalStore {
     async fn put(&self, key: &str, body: Bytes, mode: PutMode) -> Result<ObjectMeta, StoreError> {
         let (store, key) = (self.clone(), key.to_string());
         blocking(&self.root, move || {
-            store.put_blocking(&key, &mut body.as_ref(), &mode)
+            store.put_blocking(&key, Body::Bytes(&body), &mode)
         })
         .await
     }
