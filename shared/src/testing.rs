@@ -169,3 +169,15 @@ pub fn local_pipeline(root: &std::path::Path) -> (crate::config::Config, crate::
     pipeline.dependency_check.index_url = None;
     (config, pipeline)
 }
+
+/// Copies the seed's source files (`data/sourcedata/*.csv`) into the source directory of a
+/// [`local_pipeline`] rooted at `root`, as files placed by hand.
+pub fn place_seed_source_files(root: &std::path::Path) {
+    for name in ["dataset3.csv", "dataset4.csv"] {
+        std::fs::copy(
+            repo_path("data/sourcedata").join(name),
+            root.join("source").join(name),
+        )
+        .unwrap_or_else(|e| panic!("cannot copy the seed's {name}: {e}"));
+    }
+}

@@ -56,7 +56,7 @@ mod tests {
     use shared::steps::ingestion::{IngestScope, ingest};
     use shared::steps::scoring::score_model;
     use shared::steps::training::train_model;
-    use shared::testing::{event_fixtures, local_pipeline, repo_path};
+    use shared::testing::{event_fixtures, local_pipeline, place_seed_source_files};
 
     fn event(payload: Value) -> LambdaEvent<Value> {
         LambdaEvent::new(payload, Context::default())
@@ -66,13 +66,7 @@ mod tests {
     async fn deploys_scored_models_and_refuses_unscored_ones() {
         let dir = tempfile::tempdir().unwrap();
         let (_, pipeline) = local_pipeline(dir.path());
-        for name in ["dataset3.csv", "dataset4.csv"] {
-            std::fs::copy(
-                repo_path("data/sourcedata").join(name),
-                dir.path().join("source").join(name),
-            )
-            .unwrap();
-        }
+        place_seed_source_files(dir.path());
         ingest(&pipeline, &IngestScope::All, "seed").await.unwrap();
         let first = train_model(&pipeline).await.unwrap();
         let first_score = score_model(&pipeline, &first.artifact, &first.model, "seed")

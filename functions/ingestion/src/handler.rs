@@ -65,7 +65,9 @@ mod tests {
     use shared::records::{IngestionRecord, names};
     use shared::steps::fullprocess::Decision;
     use shared::store::PutMode;
-    use shared::testing::{event_fixture, event_fixtures, local_pipeline, repo_path};
+    use shared::testing::{
+        event_fixture, event_fixtures, local_pipeline, place_seed_source_files, repo_path,
+    };
     use std::path::Path;
 
     const UNICODE_KEY: &str = "incoming/2026-11/Clients Müller & Søn (März).csv";
@@ -157,13 +159,7 @@ mod tests {
     async fn the_multi_record_event_ingests_every_csv_and_skips_the_rest() {
         let dir = tempfile::tempdir().unwrap();
         let (_, pipeline, source) = setup(dir.path());
-        for name in ["dataset3.csv", "dataset4.csv"] {
-            std::fs::copy(
-                repo_path("data/sourcedata").join(name),
-                dir.path().join("source").join(name),
-            )
-            .unwrap();
-        }
+        place_seed_source_files(dir.path());
         std::fs::create_dir_all(dir.path().join("source/notes")).unwrap();
         std::fs::write(dir.path().join("source/notes/README.txt"), "not data").unwrap();
 

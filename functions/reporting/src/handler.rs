@@ -51,7 +51,7 @@ mod tests {
     use shared::invocation::PERMANENT_ERROR;
     use shared::records::names;
     use shared::steps::fullprocess::run_full_process;
-    use shared::testing::{event_fixtures, local_pipeline, repo_path};
+    use shared::testing::{event_fixtures, local_pipeline, place_seed_source_files};
 
     fn event(payload: Value) -> LambdaEvent<Value> {
         LambdaEvent::new(payload, Context::default())
@@ -68,13 +68,7 @@ mod tests {
             "nothing deployed yet"
         );
 
-        for name in ["dataset3.csv", "dataset4.csv"] {
-            std::fs::copy(
-                repo_path("data/sourcedata").join(name),
-                dir.path().join("source").join(name),
-            )
-            .unwrap();
-        }
+        place_seed_source_files(dir.path());
         let bootstrap = run_full_process(&pipeline, "seed").await.unwrap();
         let fixtures = event_fixtures();
         for (name, fixture) in &fixtures {

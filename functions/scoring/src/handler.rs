@@ -57,7 +57,7 @@ mod tests {
     use shared::invocation::PERMANENT_ERROR;
     use shared::steps::ingestion::{IngestScope, ingest};
     use shared::steps::training::train_model;
-    use shared::testing::{event_fixtures, local_pipeline, repo_path};
+    use shared::testing::{event_fixtures, local_pipeline, place_seed_source_files};
 
     fn event(payload: Value) -> LambdaEvent<Value> {
         LambdaEvent::new(payload, Context::default())
@@ -71,13 +71,7 @@ mod tests {
         let failure = handle(&pipeline, event(json!({}))).await.unwrap_err();
         assert_eq!(failure.error_type(), PERMANENT_ERROR, "no model yet");
 
-        for name in ["dataset3.csv", "dataset4.csv"] {
-            std::fs::copy(
-                repo_path("data/sourcedata").join(name),
-                dir.path().join("source").join(name),
-            )
-            .unwrap();
-        }
+        place_seed_source_files(dir.path());
         ingest(&pipeline, &IngestScope::All, "seed").await.unwrap();
         let first = train_model(&pipeline).await.unwrap().artifact;
         let latest = train_model(&pipeline).await.unwrap().artifact;

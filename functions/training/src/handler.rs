@@ -50,7 +50,7 @@ mod tests {
     use shared::invocation::PERMANENT_ERROR;
     use shared::records::names;
     use shared::steps::ingestion::{IngestScope, ingest};
-    use shared::testing::{event_fixtures, local_pipeline, repo_path};
+    use shared::testing::{event_fixtures, local_pipeline, place_seed_source_files};
 
     fn event(payload: Value) -> LambdaEvent<Value> {
         LambdaEvent::new(payload, Context::default())
@@ -69,13 +69,7 @@ mod tests {
     async fn every_fixture_trains_a_new_model_version() {
         let dir = tempfile::tempdir().unwrap();
         let (_, pipeline) = local_pipeline(dir.path());
-        for name in ["dataset3.csv", "dataset4.csv"] {
-            std::fs::copy(
-                repo_path("data/sourcedata").join(name),
-                dir.path().join("source").join(name),
-            )
-            .unwrap();
-        }
+        place_seed_source_files(dir.path());
         ingest(&pipeline, &IngestScope::All, "seed").await.unwrap();
 
         let fixtures = event_fixtures();
