@@ -57,11 +57,9 @@ pub async fn run_reporting(pipeline: &Pipeline, run_id: &str) -> Result<ReportOu
     let evaluation = evaluate(&model, test.batches).await?;
     let reports = &pipeline.locations.reports;
 
-    let title_version = format!(
-        "{} ({})",
-        short_version(&deployment.model.version_id),
-        deployment.run_id
-    );
+    // The short version only: with the run id as well the title is wider than the plot (the
+    // run id is in the JSON and Markdown reports).
+    let title_version = short_version(&deployment.model.version_id);
     let matrix = evaluation.metrics.confusion;
     let png = super::spawn_blocking_in_span(move || confusion_matrix_png(&matrix, &title_version))
         .await
@@ -125,8 +123,16 @@ pub async fn run_reporting(pipeline: &Pipeline, run_id: &str) -> Result<ReportOu
     })
 }
 
-fn short_version(version: &str) -> &str {
-    version.get(..12).unwrap_or(version)
+/// A version id short enough for the plot's title. Local version ids are timestamps, which
+/// differ at the end; S3's are random: keeping both ends keeps any two versions apart.
+fn short_version(version: &str) -> String {
+    let chars: Vec<char> = version.chars().collect();
+    if chars.len() <= 14 {
+        return version.to_string();
+    }
+    let head: String = chars[..6].iter().collect();
+    let tail: String = chars[chars.len() - 6..].iter().collect();
+    format!("{head}…{tail}")
 }
 
 fn format_optional(value: Option<f64>) -> String {
@@ -207,4 +213,19 @@ pub fn markdown_report(report: &Report) -> String {
     }
     let _ = writeln!(out, "| (intercept) | {:.6} | |", report.intercept_per_unit);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::short_version;
+
+    #[test]
+    fn short_versions_keep_both_ends_of_long_ids() {
+        assert_eq!(short_version("m000000000003"), "m000000000003");
+        assert_eq!(short_version("01795693527012345678"), "017956…345678");
+        assert_eq!(
+            short_version("3HL4kqtJlcpXroDTDmJ+rmSpXd3dIbrHY"),
+            "3HL4kq…dIbrHY"
+        );
+    }
 }
