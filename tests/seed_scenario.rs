@@ -87,6 +87,11 @@ fn snapshot(root: &Path) -> Vec<(PathBuf, u64)> {
     found
 }
 
+/// How many versions `name` has in `location`.
+async fn versions(location: &shared::location::Location, name: &str) -> usize {
+    location.list_versions(name).await.unwrap().len()
+}
+
 fn assert_png(bytes: &[u8]) {
     assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "PNG signature");
     assert_eq!(&bytes[12..16], b"IHDR");
@@ -227,24 +232,8 @@ async fn seed_scenario_bootstrap_then_drift_check_then_nothing_new() {
         deployed_1.f1
     );
     assert_eq!(second.model_before, second.model_after);
-    assert_eq!(
-        locations
-            .models
-            .list_versions(names::MODEL)
-            .await
-            .unwrap()
-            .len(),
-        1
-    );
-    assert_eq!(
-        locations
-            .production
-            .list_versions(names::DEPLOYMENT)
-            .await
-            .unwrap()
-            .len(),
-        1
-    );
+    assert_eq!(versions(&locations.models, names::MODEL).await, 1);
+    assert_eq!(versions(&locations.production, names::DEPLOYMENT).await, 1);
     assert_eq!(second.rows_added, 26);
 
     // 3. Drifted data arrives: very active clients who all left. The deployed model (less
@@ -286,33 +275,9 @@ async fn seed_scenario_bootstrap_then_drift_check_then_nothing_new() {
         model_versions[1].version_id,
         deployed_1.model_source.version_id
     );
-    assert_eq!(
-        locations
-            .models
-            .list_versions(names::SCORE)
-            .await
-            .unwrap()
-            .len(),
-        2
-    );
-    assert_eq!(
-        locations
-            .production
-            .list_versions(names::DEPLOYMENT)
-            .await
-            .unwrap()
-            .len(),
-        2
-    );
-    assert_eq!(
-        locations
-            .production
-            .list_versions(names::MODEL)
-            .await
-            .unwrap()
-            .len(),
-        2
-    );
+    assert_eq!(versions(&locations.models, names::SCORE).await, 2);
+    assert_eq!(versions(&locations.production, names::DEPLOYMENT).await, 2);
+    assert_eq!(versions(&locations.production, names::MODEL).await, 2);
     let (_, retrained) = shared::steps::deployment::deployed_model(&pipeline)
         .await
         .unwrap();
