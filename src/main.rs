@@ -180,6 +180,9 @@ async fn run(cli: Cli) -> Result<()> {
     };
     let config = Config::load(&cli.config)
         .with_context(|| format!("configuration {} is not usable", cli.config.display()))?;
+    if matches!(cli.command, Command::Init) {
+        return init_buckets(&config).await;
+    }
     let pipeline = Pipeline::new(Locations::open(&config).await)?;
     let run_id = new_run_id();
     let json = cli.json;
@@ -322,22 +325,9 @@ async fn run(cli: Cli) -> Result<()> {
                 )
             })
         }
-        // Dispatched at the top of `run`, before the configuration is needed.
-        Command::Generate(_) | Command::Bench(_) => bail!("internal: command dispatched twice"),
-        Command::Init => {
-            let has_s3 = config
-                .named_locations()
-                .iter()
-                .any(|(_, url)| matches!(url, shared::config::LocationUrl::S3 { .. }));
-            if !has_s3 {
-                println!("Every location is a local directory; nothing to create.");
-                return Ok(());
-            }
-            let client = shared::store::s3::client_from_env().await;
-            for bucket in shared::location::create_configured_buckets(&config, &client).await? {
-                println!("s3://{bucket}: ready, versioning enabled");
-            }
-            Ok(())
+        // Dispatched at the top of `run`, before the locations are opened.
+        Command::Generate(_) | Command::Bench(_) | Command::Init => {
+            bail!("internal: command dispatched twice")
         }
         Command::Put { files, prefix, to } => {
             let source = match to {
@@ -458,6 +448,24 @@ async fn apicalls(pipeline: &Pipeline, options: ApicallsOptions, json: bool) -> 
             returns.failed,
             returns.results.len()
         );
+    }
+    Ok(())
+}
+
+/// `risk init`: builds the S3 client itself, once, and only when some location is on S3 (so it
+/// runs before `Locations::open`, which would build another).
+async fn init_buckets(config: &Config) -> Result<()> {
+    let has_s3 = config
+        .named_locations()
+        .iter()
+        .any(|(_, url)| matches!(url, shared::config::LocationUrl::S3 { .. }));
+    if !has_s3 {
+        println!("Every location is a local directory; nothing to create.");
+        return Ok(());
+    }
+    let client = shared::store::s3::client_from_env().await;
+    for bucket in shared::location::create_configured_buckets(config, &client).await? {
+        println!("s3://{bucket}: ready, versioning enabled");
     }
     Ok(())
 }
