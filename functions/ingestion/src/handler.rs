@@ -10,7 +10,8 @@ use serde_json::Value;
 use shared::events::{IngestionRequest, SourceFilter, ingestion_request};
 use shared::invocation::{Failure, invoke};
 use shared::steps::Pipeline;
-use shared::steps::fullprocess::{RunRecord, run_full_process_for};
+use shared::records::RunRecord;
+use shared::steps::fullprocess::run_full_process_for;
 use shared::steps::ingestion::IngestScope;
 
 /// What one invocation did.
@@ -63,7 +64,7 @@ mod tests {
     use shared::config::Config;
     use shared::invocation::PERMANENT_ERROR;
     use shared::records::{IngestionRecord, names};
-    use shared::steps::fullprocess::Decision;
+    use shared::records::Decision;
     use shared::store::PutMode;
     use shared::testing::{
         event_fixture, event_fixtures, local_pipeline, place_seed_source_files, repo_path,

@@ -11,7 +11,7 @@ use crate::dependencies::DependencyStatus;
 use crate::model::ClassificationMetrics;
 use crate::records::DeploymentRecord;
 use crate::stats::ColumnSummary;
-use crate::steps::diagnostics::MissingShare;
+use crate::records::MissingShare;
 
 /// Every error answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
