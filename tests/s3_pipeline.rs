@@ -7,9 +7,9 @@ use std::path::Path;
 use bytes::Bytes;
 use shared::config::{Config, LocationUrl};
 use shared::location::Locations;
+use shared::records::Decision;
 use shared::records::{DeploymentRecord, IngestionRecord, names};
 use shared::steps::Pipeline;
-use shared::records::Decision;
 use shared::steps::fullprocess::run_full_process;
 use shared::store::{ObjectStore, PutMode};
 

@@ -153,7 +153,10 @@ mod tests {
         let verdict = check(0.8, 0.8 - 1e-9);
         assert_eq!(verdict.decision, Decision::Drift);
         assert!(verdict.drifted());
-        assert_eq!((verdict.deployed_f1, verdict.new_data_f1), (0.8, 0.8 - 1e-9));
+        assert_eq!(
+            (verdict.deployed_f1, verdict.new_data_f1),
+            (0.8, 0.8 - 1e-9)
+        );
 
         let verdict = check(2.0 / 3.0, 0.5);
         assert_eq!(

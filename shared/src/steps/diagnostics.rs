@@ -72,12 +72,10 @@ pub async fn summarize_compiled_data(
     let summary = super::spawn_blocking_in_span(move || {
         let mut builder = SummaryBuilder::new();
         for batch in read_parquet(names::COMPILED_DATA, bytes)? {
-            builder
-                .add(&batch?)
-                .map_err(|source| StepError::Summary {
-                    url: url.clone(),
-                    source,
-                })?;
+            builder.add(&batch?).map_err(|source| StepError::Summary {
+                url: url.clone(),
+                source,
+            })?;
         }
         Ok::<_, StepError>(builder.finish())
     })
@@ -127,8 +125,7 @@ pub async fn deployed_predictions(
     let (deployment, model) = deployed_model(pipeline).await?;
     let data = read_csv_location(data.unwrap_or(&pipeline.locations.test_data)).await?;
     let batches = data.batches;
-    let rows = super::spawn_blocking_in_span(move || predict_rows(&model, &batches))
-        .await??;
+    let rows = super::spawn_blocking_in_span(move || predict_rows(&model, &batches)).await??;
     Ok(PredictionSet {
         model: deployment.model,
         data: data.files,

@@ -129,7 +129,16 @@ pub async fn ingest_into(
     let rows_added = compiler.rows - rows_before;
     let duplicates_dropped =
         duplicates_before + new_files.iter().map(|f| f.rows_duplicate).sum::<u64>();
-    written.extend(write_compiled_data(compiled, compiler, rows_added, duplicates_dropped, &mut record).await?);
+    written.extend(
+        write_compiled_data(
+            compiled,
+            compiler,
+            rows_added,
+            duplicates_dropped,
+            &mut record,
+        )
+        .await?,
+    );
 
     record.files.extend(new_files.iter().cloned());
     record.updated_at = Some(Utc::now());
@@ -331,8 +340,10 @@ async fn record_new_files(
                     tracing::warn!(file = %meta.key, "{warning}");
                 }
                 if !read.rejected.is_empty() {
-                    entry.quarantine =
-                        Some(quarantine_rejected_rows(compiled, run_id, &meta.key, &read.rejected).await?);
+                    entry.quarantine = Some(
+                        quarantine_rejected_rows(compiled, run_id, &meta.key, &read.rejected)
+                            .await?,
+                    );
                 }
                 tracing::info!(
                     file = %meta.key,
@@ -722,8 +733,7 @@ impl Compiler {
         if kept == batch.num_rows() {
             self.writer.write(batch)?;
         } else if kept > 0 {
-            let filtered =
-                filter_record_batch(batch, &keep).map_err(StepError::DropDuplicates)?;
+            let filtered = filter_record_batch(batch, &keep).map_err(StepError::DropDuplicates)?;
             self.writer.write(&filtered)?;
         }
         self.rows += kept as u64;

@@ -19,8 +19,8 @@ use crate::data::error::DataError;
 use crate::dependencies::DependencyCheck;
 use crate::drift::DriftRule;
 use crate::location::{Locations, RecordError};
-use crate::stats::StatsError;
 use crate::model::{ModelError, TrainingParams, ValidTrainingParams};
+use crate::stats::StatsError;
 use crate::store::StoreError;
 
 /// Everything a step needs: where things are, how to train, and how to judge drift.

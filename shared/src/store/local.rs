@@ -761,15 +761,14 @@ impl LocalStore {
         current: Option<&CurrentVersion>,
     ) -> Result<(), StoreError> {
         match (mode, current) {
-            (PutMode::CreateOnly, Some(CurrentVersion { meta, .. })) => {
-                Err(self.precondition_failed(
+            (PutMode::CreateOnly, Some(CurrentVersion { meta, .. })) => Err(self
+                .precondition_failed(
                     key,
                     format!(
                         "an object already exists (version '{}', etag '{}')",
                         meta.version_id, meta.etag
                     ),
-                ))
-            }
+                )),
             (PutMode::ReplaceIfMatch(_), None) => {
                 Err(self.precondition_failed(key, "no object exists to replace".to_string()))
             }
