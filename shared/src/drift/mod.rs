@@ -5,6 +5,9 @@
 //! original system's raw comparison of F1 scores; other rules (statistical tests, other metrics)
 //! go here as further variants, so the full process never changes when the rule does.
 
+pub mod stats;
+pub mod threshold;
+
 use crate::model::Evaluation;
 use crate::records::{Decision, DeploymentRecord, ObjectRef};
 
