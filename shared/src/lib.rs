@@ -13,6 +13,7 @@ pub mod dependencies;
 pub mod drift;
 pub mod events;
 pub mod invocation;
+pub mod lifecycle;
 pub mod location;
 pub mod logging;
 pub mod memory;

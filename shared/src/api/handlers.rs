@@ -167,7 +167,7 @@ pub(super) async fn prediction(api: &Api, request: Request<Bytes>, request_id: &
             ),
         });
     }
-    let threshold = model.params.threshold();
+    let threshold = model.threshold();
     let batches = loaded.batches;
     let predicted = tokio::task::spawn_blocking(move || predict_rows(&model, &batches))
         .await

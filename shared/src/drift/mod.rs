@@ -5,6 +5,7 @@
 //! original system's raw comparison of F1 scores; other rules (statistical tests, other metrics)
 //! go here as further variants, so the full process never changes when the rule does.
 
+pub mod report;
 pub mod stats;
 pub mod threshold;
 

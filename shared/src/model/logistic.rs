@@ -15,6 +15,9 @@ use super::ModelError;
 use super::columns::{feature_column, label_at, target_column};
 use super::metrics::{ClassificationMetrics, classification_metrics};
 use super::params::ValidTrainingParams;
+use crate::drift::threshold::ThresholdChoice;
+use crate::lifecycle::profile::ReferenceProfile;
+use crate::lifecycle::window::TrainingWindow;
 
 /// Bumped whenever the JSON layout of [`TrainedModel`] changes incompatibly.
 pub const MODEL_FORMAT_VERSION: u32 = 1;
@@ -39,6 +42,16 @@ pub struct TrainedModel {
     pub rows: RowCounts,
     /// Where the model came from; the caller fills the training-data fields.
     pub metadata: ModelMetadata,
+    /// The decision threshold chosen on validation rows, when one was chosen; prediction uses
+    /// it instead of `params.threshold`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decision_threshold: Option<ThresholdChoice>,
+    /// What drift checks compare new rows with (training distributions, validation performance).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<ReferenceProfile>,
+    /// The compiled rows the model was trained and validated on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<TrainingWindow>,
 }
 
 /// One feature of the model.
@@ -149,6 +162,14 @@ impl TrainedModel {
         self
     }
 
+    /// The decision threshold: the one chosen on validation rows, else the hyper-parameter.
+    pub fn threshold(&self) -> f64 {
+        self.decision_threshold
+            .as_ref()
+            .map(|choice| choice.threshold.get())
+            .unwrap_or(self.params.threshold())
+    }
+
     /// Feature names in model order.
     pub fn feature_names(&self) -> Vec<String> {
         self.features.iter().map(|f| f.name.clone()).collect()
@@ -245,7 +266,7 @@ impl TrainedModel {
             }
             imputed.insert(feature.name.clone(), column.null_count());
         }
-        let threshold = self.params.threshold();
+        let threshold = self.threshold();
         let probabilities: Vec<f64> = linear.into_iter().map(sigmoid).collect();
         let classes = probabilities
             .iter()

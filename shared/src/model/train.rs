@@ -131,6 +131,9 @@ pub(super) fn train_with(
             crate_version: env!("CARGO_PKG_VERSION").to_string(),
             trained_at: Utc::now(),
         },
+        decision_threshold: None,
+        reference: None,
+        window: None,
     };
     tracing::info!(
         rows_used = model.rows.rows_used,
