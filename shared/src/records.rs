@@ -42,6 +42,10 @@ pub mod names {
     pub const CONFUSION_MATRIX_PNG: &str = "confusionmatrix.png";
     /// Full-process run records, one per run that found new data, under this prefix of `reports`.
     pub const RUNS_PREFIX: &str = "runs";
+    /// Drift reports, one per run that checked the deployed model, under this prefix of `reports`.
+    pub const DRIFT_PREFIX: &str = "drift";
+    /// The most recent drift report, in `reports`.
+    pub const LAST_DRIFT: &str = "drift_latest.json";
     /// The most recent run record, in `reports`.
     pub const LAST_RUN: &str = "last_run.json";
 }
@@ -281,8 +285,15 @@ pub enum Decision {
     Bootstrap,
     /// The deployed model passed the drift check ([`crate::drift`]) on the new rows: kept.
     NoDrift,
+    /// Fewer new labelled rows than the drift check needs: not evidence either way; kept.
+    TooFewRows,
+    /// Feature distributions moved but the model's performance held: reported, kept.
+    DataDrift,
     /// The deployed model failed the drift check on the new rows: retrained and redeployed.
     Drift,
+    /// The deployed model drifted and was retrained, but the challenger was not at least as
+    /// good on the same recent rows: the champion stays.
+    ChallengerRejected,
 }
 
 /// How long one step took.
@@ -338,7 +349,27 @@ pub struct RunRecord {
     pub model_after: Option<ObjectRef>,
     /// F1 of the newly trained model on the test data, when one was trained.
     pub new_model_f1: Option<f64>,
+    /// The drift check of the deployed model on the new rows, every figure kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drift: Option<crate::drift::report::DriftReport>,
+    /// The rows a new model was trained and validated on, when one was trained.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub training_window: Option<crate::lifecycle::window::TrainingWindow>,
+    /// The champion/challenger comparison, when a retrained model was compared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gate: Option<crate::lifecycle::gate::GateResult>,
+    /// The newly trained model (in the models location), deployed or not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub challenger: Option<ObjectRef>,
     /// Every object this run wrote, with its version.
     pub wrote: Vec<ObjectRef>,
     pub steps: Vec<StepTiming>,
+}
+
+/// One drift check as kept in `reports/drift/<run>.json` and `reports/drift_latest.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DriftEntry {
+    pub run_id: String,
+    pub checked_at: DateTime<Utc>,
+    pub report: crate::drift::report::DriftReport,
 }

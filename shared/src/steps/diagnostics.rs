@@ -106,7 +106,7 @@ pub async fn time_ingestion_and_training(
     let ingestion = ingest_into(pipeline, &scratch, &IngestScope::All, run_id).await?;
     let ingestion_ms = super::millis(started.elapsed());
     let started = Instant::now();
-    train_into(pipeline, &scratch, &scratch).await?;
+    train_into(pipeline, &scratch, &scratch, None).await?;
     let training_ms = super::millis(started.elapsed());
     Ok(Timings {
         ingestion_ms,

@@ -15,12 +15,14 @@ use super::deployment::{current_deployment, deploy, deployed_model};
 use super::diagnostics::run_diagnostics;
 use super::ingestion::{IngestScope, ingest};
 use super::reporting::run_reporting;
-use super::scoring::{evaluate, score_model};
-use super::training::{load_compiled_data, train_model};
+use super::scoring::score_model;
+use super::training::{TrainingOutcome, load_model_columns, train_on, training_window};
 use super::{Pipeline, StepError};
-use crate::drift::{DriftCheck, NewRows};
+use crate::drift::report::{DriftReport, Verdict, check_drift};
+use crate::lifecycle::gate::{Challenger, challenge};
+use crate::model::TrainedModel;
 use crate::records::{
-    Decision, DeploymentRecord, FoundFile, ObjectRef, RunRecord, StepTiming, names,
+    Decision, DeploymentRecord, DriftEntry, FoundFile, ObjectRef, RunRecord, StepTiming, names,
 };
 use crate::store::PutMode;
 
@@ -56,24 +58,113 @@ fn rows_added_last(batches: &[RecordBatch], count: u64) -> Vec<RecordBatch> {
     tail
 }
 
-/// Measures the deployed model on the `rows_added` rows this run appended to the compiled data
-/// and asks the pipeline's drift rule whether it drifted.
-async fn check_drift(
+/// The deployed model checked on the new rows: the rows this run added, extended back to the
+/// drift rule's minimum with older rows the model was not trained or validated on.
+struct Checked {
+    report: DriftReport,
+    champion: TrainedModel,
+    /// The first row this run added (where a retrain after a drift starts its window).
+    first_new_row: u64,
+}
+
+async fn check_deployed(
     pipeline: &Pipeline,
     deployed: &DeploymentRecord,
     rows_added: u64,
-) -> Result<DriftCheck, StepError> {
-    let (_, model) = deployed_model(pipeline).await?;
-    let (data, batches) = load_compiled_data(pipeline, &pipeline.locations.compiled_data).await?;
-    let new_rows = rows_added_last(&batches, rows_added);
-    let evaluation = evaluate(&model, new_rows).await?;
-    Ok(pipeline.drift_rule.check(
-        deployed,
-        NewRows {
-            evaluation: &evaluation,
-            compiled_data: &data,
-        },
-    ))
+) -> Result<Checked, StepError> {
+    let (_, champion) = deployed_model(pipeline).await?;
+    let (_, _, batches) = load_model_columns(pipeline, &pipeline.locations.compiled_data).await?;
+    let total: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
+    let first_new_row = total.saturating_sub(rows_added);
+    let unseen_from = champion
+        .window
+        .as_ref()
+        .map_or(first_new_row, |w| w.rows.end.min(first_new_row));
+    let wanted = rows_added.max(pipeline.lifecycle.min_rows.get() as u64);
+    let check_from = total.saturating_sub(wanted).max(unseen_from);
+    let new_rows = rows_added_last(&batches, total - check_from);
+    let settings = pipeline.lifecycle.clone();
+    let deployed_f1 = deployed.f1;
+    let (report, champion) = super::spawn_blocking_in_span(move || {
+        check_drift(&champion, &new_rows, deployed_f1, &settings).map(|report| (report, champion))
+    })
+    .await??;
+    Ok(Checked {
+        report,
+        champion,
+        first_new_row,
+    })
+}
+
+fn decision_for(verdict: Verdict) -> Decision {
+    match verdict {
+        Verdict::TooFewRows => Decision::TooFewRows,
+        Verdict::PerformanceDrift | Verdict::NoReference => Decision::Drift,
+        Verdict::DataDriftOnly => Decision::DataDrift,
+        Verdict::NoDrift => Decision::NoDrift,
+    }
+}
+
+/// Keeps the drift report: one version per run under `drift/`, and the latest.
+async fn save_drift_report(
+    pipeline: &Pipeline,
+    run_id: &str,
+    report: &DriftReport,
+) -> Result<Vec<ObjectRef>, StepError> {
+    let reports = &pipeline.locations.reports;
+    let entry = DriftEntry {
+        run_id: run_id.to_string(),
+        checked_at: Utc::now(),
+        report: report.clone(),
+    };
+    let one = reports
+        .put_json(
+            &format!("{}/{run_id}.json", names::DRIFT_PREFIX),
+            "drift report",
+            &entry,
+            PutMode::CreateOnly,
+        )
+        .await?;
+    let latest = reports
+        .put_json(names::LAST_DRIFT, "drift report", &entry, PutMode::Overwrite)
+        .await?;
+    Ok(vec![
+        ObjectRef::new(reports, &one),
+        ObjectRef::new(reports, &latest),
+    ])
+}
+
+/// Scores the new model on the test data, deploys it, and reruns diagnostics and reporting.
+async fn deploy_and_report(
+    pipeline: &Pipeline,
+    run_id: &str,
+    trained: &TrainingOutcome,
+    record: &mut RunRecord,
+    wrote: &mut Vec<ObjectRef>,
+    steps: &mut Stopwatch,
+) -> Result<(), StepError> {
+    let started = Instant::now();
+    let scored = score_model(pipeline, &trained.artifact, &trained.model, run_id).await?;
+    steps.record("scoring", started);
+    wrote.extend(scored.written.iter().cloned());
+    record.new_model_f1 = Some(scored.record.f1());
+
+    let started = Instant::now();
+    let deployed = deploy(pipeline, &trained.artifact, &scored.artifact, run_id).await?;
+    steps.record("deployment", started);
+    wrote.extend(deployed.written);
+    record.model_after = Some(deployed.record.model);
+
+    let started = Instant::now();
+    let (_, diagnostics) = run_diagnostics(pipeline, run_id).await?;
+    steps.record("diagnostics", started);
+    wrote.push(diagnostics);
+
+    let started = Instant::now();
+    let report = run_reporting(pipeline, run_id).await?;
+    steps.record("reporting", started);
+    wrote.extend([report.png, report.json, report.markdown]);
+    Ok(())
 }
 
 /// Runs the full process once over every new source file (the schedule, the command line).
@@ -109,6 +200,10 @@ pub async fn run_full_process_for(
         model_before: None,
         model_after: None,
         new_model_f1: None,
+        drift: None,
+        training_window: None,
+        gate: None,
+        challenger: None,
         wrote: Vec::new(),
         steps: Vec::new(),
     };
@@ -129,6 +224,8 @@ pub async fn run_full_process_for(
 
     let deployment = current_deployment(pipeline).await?;
     record.model_before = deployment.as_ref().map(|d| d.model.clone());
+    let mut since_row = None;
+    let mut champion: Option<TrainedModel> = None;
     let retrain = match &deployment {
         _ if ingestion.record.compiled.is_none() => {
             record.decision = Decision::NoNewRows;
@@ -150,13 +247,20 @@ pub async fn run_full_process_for(
         }
         Some(deployed) => {
             let started = Instant::now();
-            let verdict = check_drift(pipeline, deployed, ingestion.rows_added).await?;
+            let checked = check_deployed(pipeline, deployed, ingestion.rows_added).await?;
             steps.record("drift_check", started);
-            record.deployed_f1 = Some(verdict.deployed_f1);
-            record.new_data_f1 = Some(verdict.new_data_f1);
-            record.decision = verdict.decision;
-            let retrain = verdict.drifted();
-            record.reason = verdict.reason;
+            let report = &checked.report;
+            record.deployed_f1 = Some(deployed.f1);
+            record.new_data_f1 = report.performance.f1.as_ref().map(|f| f.estimate);
+            record.decision = decision_for(report.verdict);
+            record.reason = report.explanation.clone();
+            if report.verdict == Verdict::PerformanceDrift && !pipeline.lifecycle.is_original() {
+                since_row = Some(checked.first_new_row);
+            }
+            wrote.extend(save_drift_report(pipeline, run_id, report).await?);
+            let retrain = report.verdict.retrain();
+            record.drift = Some(checked.report);
+            champion = Some(checked.champion);
             retrain
         }
     };
@@ -164,31 +268,53 @@ pub async fn run_full_process_for(
 
     if retrain {
         let started = Instant::now();
-        let trained = train_model(pipeline).await?;
+        let (ingested, data, batches) =
+            load_model_columns(pipeline, &pipeline.locations.compiled_data).await?;
+        let window = training_window(pipeline, &ingested, since_row);
+        let trained = train_on(
+            pipeline,
+            &data,
+            batches,
+            window,
+            &pipeline.locations.models,
+        )
+        .await?;
         steps.record("training", started);
         wrote.push(trained.artifact.clone());
+        record.training_window = trained.model.window.clone();
+        record.challenger = Some(trained.artifact.clone());
 
-        let started = Instant::now();
-        let scored = score_model(pipeline, &trained.artifact, &trained.model, run_id).await?;
-        steps.record("scoring", started);
-        wrote.extend(scored.written.iter().cloned());
-        record.new_model_f1 = Some(scored.record.f1());
-
-        let started = Instant::now();
-        let deployed = deploy(pipeline, &trained.artifact, &scored.artifact, run_id).await?;
-        steps.record("deployment", started);
-        wrote.extend(deployed.written);
-        record.model_after = Some(deployed.record.model);
-
-        let started = Instant::now();
-        let (_, diagnostics) = run_diagnostics(pipeline, run_id).await?;
-        steps.record("diagnostics", started);
-        wrote.push(diagnostics);
-
-        let started = Instant::now();
-        let report = run_reporting(pipeline, run_id).await?;
-        steps.record("reporting", started);
-        wrote.extend([report.png, report.json, report.markdown]);
+        let gate = match (&champion, pipeline.lifecycle.is_original()) {
+            (Some(champion), false) => {
+                let started = Instant::now();
+                let challenger = Challenger {
+                    model: trained.model.clone(),
+                    validation: trained.validation.clone(),
+                };
+                let settings = pipeline.lifecycle.clone();
+                let champion = champion.clone();
+                let gate = super::spawn_blocking_in_span(move || {
+                    challenge(&champion, &challenger, &settings)
+                })
+                .await??;
+                steps.record("champion_challenger", started);
+                Some(gate)
+            }
+            _ => None,
+        };
+        let rejected = gate.as_ref().is_some_and(|g| !g.accepted);
+        if let Some(gate) = &gate {
+            record.reason = format!("{}; {}", record.reason, gate.reason);
+        }
+        record.gate = gate;
+        if rejected {
+            record.decision = Decision::ChallengerRejected;
+            record.model_after = record.model_before.clone();
+            tracing::info!(decision = ?record.decision, "{}", record.reason);
+        } else {
+            deploy_and_report(pipeline, run_id, &trained, &mut record, &mut wrote, &mut steps)
+                .await?;
+        }
     } else {
         record.model_after = record.model_before.clone();
     }

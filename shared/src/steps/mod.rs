@@ -17,31 +17,41 @@ use chrono::Utc;
 
 use crate::data::error::DataError;
 use crate::dependencies::DependencyCheck;
-use crate::drift::DriftRule;
+use crate::lifecycle::LifecycleSettings;
 use crate::location::{Locations, RecordError};
 use crate::model::{ModelError, TrainingParams, ValidTrainingParams};
 use crate::stats::StatsError;
 use crate::store::StoreError;
 
-/// Everything a step needs: where things are, how to train, and how to judge drift.
+/// Everything a step needs: where things are, how to train, and how to keep the model right
+/// (drift rule, training window, threshold, champion/challenger gate).
 #[derive(Debug, Clone)]
 pub struct Pipeline {
     pub locations: Locations,
     pub training: ValidTrainingParams,
-    pub drift_rule: DriftRule,
+    pub lifecycle: LifecycleSettings,
     pub dependency_check: DependencyCheck,
 }
 
 impl Pipeline {
-    /// A pipeline with default training parameters, the default drift rule, and the dependency
-    /// check configured from the environment.
+    /// A pipeline with default training parameters, the default lifecycle settings (with
+    /// `RISK_DRIFT_RULE` applied), and the dependency check configured from the environment.
     pub fn new(locations: Locations) -> Result<Self, StepError> {
+        let lifecycle = LifecycleSettings::default()
+            .with_env(|name| std::env::var(name).ok())
+            .map_err(StepError::Lifecycle)?;
         Ok(Pipeline {
             locations,
             training: TrainingParams::default().check()?,
-            drift_rule: DriftRule::default(),
+            lifecycle,
             dependency_check: DependencyCheck::from_env(),
         })
+    }
+
+    /// The same pipeline with other lifecycle settings (a configuration file's, a benchmark's).
+    pub fn with_lifecycle(mut self, lifecycle: LifecycleSettings) -> Self {
+        self.lifecycle = lifecycle;
+        self
     }
 }
 
@@ -57,6 +67,8 @@ pub enum StepError {
     Data(#[from] DataError),
     #[error(transparent)]
     Model(#[from] ModelError),
+    #[error(transparent)]
+    Lifecycle(crate::lifecycle::LifecycleError),
     #[error(
         "there is no compiled data set yet in {location}: run ingestion first (are there CSV files in {source_location}?)"
     )]

@@ -1,16 +1,20 @@
 //! Training: reads the compiled data set at the version the ingestion record names, fits the
-//! logistic-regression model, and saves it as a new version of the model artifact, with where
-//! its data came from (location and version) in its metadata.
+//! logistic-regression model on the lifecycle's window (the newest files, validated on the
+//! newest rows, with the decision threshold chosen there), and saves it as a new version of the
+//! model artifact, with its window, threshold, reference profile and where its data came from.
 
 use std::time::Instant;
 
+use arrow::array::RecordBatch;
 use bytes::Bytes;
 
 use super::{Pipeline, StepError};
 use crate::data::parquet::{read_parquet, read_parquet_columns};
 use crate::data::schema::{EXITED, FEATURES};
 use crate::location::Location;
-use crate::model::{TrainedModel, train};
+use crate::lifecycle::gate::{Challenger, train_challenger};
+use crate::lifecycle::window::{TrainingWindow, file_rows};
+use crate::model::TrainedModel;
 use crate::records::{IngestionRecord, ObjectRef, names};
 use crate::store::PutMode;
 
@@ -21,13 +25,15 @@ pub struct TrainingOutcome {
     /// The model artifact as written.
     pub artifact: ObjectRef,
     pub elapsed_ms: f64,
+    /// The rows held out for validation (what a champion/challenger gate compares on).
+    pub validation: Vec<RecordBatch>,
 }
 
-/// The bytes of the compiled data set that the ingestion record in `compiled` names.
-pub async fn compiled_data_bytes(
+/// The ingestion record in `compiled`, and the compiled data set it names (reference and bytes).
+pub async fn compiled_data_with_record(
     pipeline: &Pipeline,
     compiled: &Location,
-) -> Result<(ObjectRef, Bytes), StepError> {
+) -> Result<(IngestionRecord, ObjectRef, Bytes), StepError> {
     let no_data = || StepError::NoCompiledData {
         location: compiled.url().to_string(),
         source_location: pipeline.locations.source_data.url().to_string(),
@@ -36,18 +42,27 @@ pub async fn compiled_data_bytes(
         .get_json_if_exists::<IngestionRecord>(names::INGESTION_RECORD, "ingestion record")
         .await?
         .ok_or_else(no_data)?;
-    let data = record.compiled.ok_or_else(no_data)?;
+    let data = record.compiled.clone().ok_or_else(no_data)?;
     let (_, bytes) = compiled
         .get(names::COMPILED_DATA, Some(&data.object.version_id))
         .await?;
-    Ok((data.object, bytes))
+    Ok((record, data.object, bytes))
+}
+
+/// The bytes of the compiled data set that the ingestion record in `compiled` names.
+pub async fn compiled_data_bytes(
+    pipeline: &Pipeline,
+    compiled: &Location,
+) -> Result<(ObjectRef, Bytes), StepError> {
+    let (_, object, bytes) = compiled_data_with_record(pipeline, compiled).await?;
+    Ok((object, bytes))
 }
 
 /// Reads the compiled data set that the ingestion record in `compiled` names, as batches.
 pub async fn load_compiled_data(
     pipeline: &Pipeline,
     compiled: &Location,
-) -> Result<(ObjectRef, Vec<arrow::array::RecordBatch>), StepError> {
+) -> Result<(ObjectRef, Vec<RecordBatch>), StepError> {
     let (object, bytes) = compiled_data_bytes(pipeline, compiled).await?;
     let batches = super::spawn_blocking_in_span(move || {
         read_parquet(names::COMPILED_DATA, bytes)?.collect::<Result<Vec<_>, _>>()
@@ -56,26 +71,53 @@ pub async fn load_compiled_data(
     Ok((object, batches))
 }
 
-/// Trains on the compiled data in `compiled` and writes the model to `models`.
-pub async fn train_into(
+/// The compiled data the model reads (its features and `exited`; the corporation codes, most of
+/// the bytes, are not decoded), with the ingestion record and the data set's reference.
+pub async fn load_model_columns(
     pipeline: &Pipeline,
     compiled: &Location,
-    models: &Location,
-) -> Result<TrainingOutcome, StepError> {
-    crate::memory::tune_allocator();
-    let started = Instant::now();
-    let (data, bytes) = compiled_data_bytes(pipeline, compiled).await?;
-    let params = pipeline.training.clone();
-    // Only the columns the model reads are decoded: the corporation codes are most of the bytes.
-    let model = super::spawn_blocking_in_span(move || {
+) -> Result<(IngestionRecord, ObjectRef, Vec<RecordBatch>), StepError> {
+    let (record, object, bytes) = compiled_data_with_record(pipeline, compiled).await?;
+    let batches = super::spawn_blocking_in_span(move || {
         let mut columns: Vec<&str> = FEATURES.to_vec();
         columns.push(EXITED);
-        let batches = read_parquet_columns(names::COMPILED_DATA, bytes, &columns)?
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok::<_, StepError>(train(&batches, &params)?)
+        read_parquet_columns(names::COMPILED_DATA, bytes, &columns)?.collect::<Result<Vec<_>, _>>()
     })
-    .await??
-    .with_training_data(data.url.clone(), Some(data.version_id.clone()));
+    .await??;
+    Ok((record, object, batches))
+}
+
+/// The training window the lifecycle settings give for `record`'s compiled data.
+pub fn training_window(
+    pipeline: &Pipeline,
+    record: &IngestionRecord,
+    since_row: Option<u64>,
+) -> TrainingWindow {
+    let total = record.compiled.as_ref().map_or(0, |c| c.rows);
+    if pipeline.lifecycle.is_original() {
+        return TrainingWindow::everything(total);
+    }
+    let files = file_rows(record);
+    TrainingWindow::choose(files.as_deref(), total, since_row, &pipeline.lifecycle)
+}
+
+/// Trains a model on the window of already loaded compiled rows and writes it to `models`.
+pub async fn train_on(
+    pipeline: &Pipeline,
+    data: &ObjectRef,
+    batches: Vec<RecordBatch>,
+    window: TrainingWindow,
+    models: &Location,
+) -> Result<TrainingOutcome, StepError> {
+    let started = Instant::now();
+    let params = pipeline.training.clone();
+    let settings = pipeline.lifecycle.clone();
+    let challenger = super::spawn_blocking_in_span(move || {
+        train_challenger(&batches, window, &params, &settings)
+    })
+    .await??;
+    let Challenger { model, validation } = challenger;
+    let model = model.with_training_data(data.url.clone(), Some(data.version_id.clone()));
     let body = model.to_json()?;
     let written = models
         .put(names::MODEL, Bytes::from(body), PutMode::Overwrite)
@@ -84,14 +126,34 @@ pub async fn train_into(
     tracing::info!(
         model_version = %artifact.version_id,
         rows = model.rows.rows_used,
+        threshold = model.threshold(),
         training_data_version = %data.version_id,
+        window = model.window.as_ref().map(|w| w.reason.as_str()).unwrap_or(""),
         "model trained"
     );
     Ok(TrainingOutcome {
         model,
         artifact,
         elapsed_ms: super::millis(started.elapsed()),
+        validation,
     })
+}
+
+/// Trains on the compiled data in `compiled` (the lifecycle's window: the newest files, or from
+/// `since_row` on after a drift) and writes the model to `models`.
+pub async fn train_into(
+    pipeline: &Pipeline,
+    compiled: &Location,
+    models: &Location,
+    since_row: Option<u64>,
+) -> Result<TrainingOutcome, StepError> {
+    crate::memory::tune_allocator();
+    let started = Instant::now();
+    let (record, data, batches) = load_model_columns(pipeline, compiled).await?;
+    let window = training_window(pipeline, &record, since_row);
+    let mut outcome = train_on(pipeline, &data, batches, window, models).await?;
+    outcome.elapsed_ms = super::millis(started.elapsed());
+    Ok(outcome)
 }
 
 /// Trains on the configured compiled data and writes to the configured models location.
@@ -100,6 +162,7 @@ pub async fn train_model(pipeline: &Pipeline) -> Result<TrainingOutcome, StepErr
         pipeline,
         &pipeline.locations.compiled_data,
         &pipeline.locations.models,
+        None,
     )
     .await
 }
