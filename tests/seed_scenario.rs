@@ -1,16 +1,20 @@
 //! End to end on the seed's scenario, with local versioned stores in a temporary directory:
-//! bootstrap on `practicedata`, then the `sourcedata` files arrive and the full process checks
-//! the deployed model for drift (none), then drifted data arrives (retrain and redeploy), then a
-//! run with nothing new changes nothing. Also drives the
+//! under the original rule, bootstrap on `practicedata`, then the `sourcedata` files arrive and
+//! the full process checks the deployed model for drift (none), then drifted data arrives
+//! (retrain and redeploy), then a run with nothing new changes nothing; under the default
+//! statistical rule the seed's small batches are "too few rows to tell". Also drives the
 //! `risk` binary itself the way the README's main command does.
 
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use shared::config::Config;
+use shared::lifecycle::LifecycleSettings;
+use shared::lifecycle::window::Validation;
 use shared::location::Locations;
 use shared::records::{
-    Decision, DeploymentRecord, DiagnosticsRecord, FileOutcome, IngestionRecord, ScoreRecord, names,
+    Decision, DeploymentRecord, DiagnosticsRecord, DriftEntry, FileOutcome, IngestionRecord,
+    ScoreRecord, names,
 };
 use shared::steps::fullprocess::run_full_process;
 use shared::steps::training::load_compiled_data;
@@ -112,7 +116,10 @@ fn assert_png(bytes: &[u8]) {
 async fn seed_scenario_bootstrap_then_drift_check_then_nothing_new() {
     let dir = tempfile::tempdir().unwrap();
     let config = scenario_config(dir.path());
-    let pipeline = pipeline(&config).await;
+    // The seed's own behaviour: the original raw-F1 rule, selectable in the configuration.
+    let pipeline = pipeline(&config)
+        .await
+        .with_lifecycle(LifecycleSettings::original());
     let locations = &pipeline.locations;
 
     // 1. Bootstrap on the practice data.
@@ -377,6 +384,61 @@ async fn seed_scenario_bootstrap_then_drift_check_then_nothing_new() {
     let fourth = run_full_process(&pipeline, "run-4").await.unwrap();
     assert_eq!(fourth.decision, Decision::NoNewData);
     assert_eq!(snapshot(dir.path()), before);
+}
+
+/// The same order under the default statistical rule: the seed's batches are far below the
+/// minimum sample size, so each check says so and keeps the model instead of retraining on noise.
+#[tokio::test]
+async fn seed_scenario_under_the_statistical_rule_is_too_few_rows_to_tell() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = scenario_config(dir.path());
+    let pipeline = pipeline(&config).await;
+    upload(
+        &pipeline,
+        &[
+            "data/practicedata/dataset1.csv",
+            "data/practicedata/dataset2.csv",
+        ],
+    )
+    .await;
+    let first = run_full_process(&pipeline, "run-1").await.unwrap();
+    assert_eq!(first.decision, Decision::Bootstrap, "{}", first.reason);
+    let window = first.training_window.as_ref().expect("a training window");
+    assert!(
+        matches!(window.validation, Validation::None { .. }),
+        "{window:?}"
+    );
+
+    upload(
+        &pipeline,
+        &[
+            "data/sourcedata/dataset3.csv",
+            "data/sourcedata/dataset4.csv",
+        ],
+    )
+    .await;
+    let second = run_full_process(&pipeline, "run-2").await.unwrap();
+    assert_eq!(second.decision, Decision::TooFewRows, "{}", second.reason);
+    assert!(
+        second
+            .reason
+            .starts_with("too few rows to tell: 26 new labelled rows, at least 200"),
+        "{}",
+        second.reason
+    );
+    let report = second.drift.as_ref().expect("the drift report");
+    assert_eq!(report.performance.rows, 26);
+    assert_eq!(report.features.len(), 3);
+    assert_eq!(second.model_before, second.model_after);
+    // The drift report is kept: one per run, and the latest.
+    let (_, latest) = pipeline
+        .locations
+        .reports
+        .get_json::<DriftEntry>(names::LAST_DRIFT, "drift report", None)
+        .await
+        .unwrap();
+    assert_eq!(latest.run_id, "run-2");
+    assert_eq!(&latest.report, report);
 }
 
 #[tokio::test]

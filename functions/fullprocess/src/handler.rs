@@ -79,7 +79,8 @@ mod tests {
         let third = handle(&pipeline, event(Value::Null)).await.unwrap();
         assert!(matches!(third.trigger, Trigger::Plain { .. }));
         assert!(
-            matches!(third.run.decision, Decision::Drift | Decision::NoDrift),
+            // A dozen new rows are too few for the drift rule's test: "too few rows to tell".
+            matches!(third.run.decision, Decision::TooFewRows),
             "{:?}: {}",
             third.run.decision,
             third.run.reason

@@ -10,12 +10,12 @@ use arrow::array::RecordBatch;
 use serde::{Deserialize, Serialize};
 
 use super::stats::{
-    BootstrapInterval, DegradationTest, KsTest, LabelRateTest, MeanInterval, MinRows, PsiBins,
+    BootstrapInterval, DegradationTest, KsTest, LabelRateTest, MeanInterval, PsiBins,
     benjamini_hochberg_adjusted, bootstrap_interval, ks_two_sample, label_rate_test,
     log_loss_per_row, loss_degradation_test, mean_interval, psi, roc_auc, wasserstein_normed,
 };
 use crate::data::schema::FEATURES;
-use crate::lifecycle::gate::fmt_auc;
+use crate::lifecycle::gate::{fmt_auc, fmt_p};
 use crate::lifecycle::profile::{
     ReferenceSource, feature_values, labelled_probabilities, order_statistics,
 };
@@ -363,7 +363,7 @@ fn decide(report: &DriftReport, settings: &LifecycleSettings) -> (Verdict, Strin
     };
     let figures = match (test, &perf.log_loss) {
         (DegradationTest::Tested(t), Some(loss)) => format!(
-            "log loss on the {} new rows {:.4} ({:.0} % interval {:.4}–{:.4}) against {:.4} on the reference ({} rows, {}); one-sided test of an increase above {}: p = {:.3g} (significance {}); AUC {} against {}",
+            "log loss on the {} new rows {:.4} ({:.0} % interval {:.4}–{:.4}) against {:.4} on the reference ({} rows, {}); one-sided test of an increase above {}: p = {} (significance {}); AUC {} against {}",
             perf.rows,
             t.current_mean,
             loss.confidence.get() * 100.0,
@@ -376,7 +376,7 @@ fn decide(report: &DriftReport, settings: &LifecycleSettings) -> (Verdict, Strin
                 _ => "training rows",
             },
             t.margin,
-            t.p_value,
+            fmt_p(t.p_value),
             settings.significance.get(),
             fmt_auc(perf.roc_auc.as_ref().map(|a| a.estimate)),
             fmt_auc(perf.reference_roc_auc),
@@ -390,9 +390,7 @@ fn decide(report: &DriftReport, settings: &LifecycleSettings) -> (Verdict, Strin
         ),
         Some(false) if report.data_drift => (
             Verdict::DataDriftOnly,
-            format!(
-                "{data_words}, but performance held ({figures}): the model stays"
-            ),
+            format!("{data_words}, but performance held ({figures}): the model stays"),
         ),
         Some(false) => (
             Verdict::NoDrift,
@@ -404,4 +402,3 @@ fn decide(report: &DriftReport, settings: &LifecycleSettings) -> (Verdict, Strin
         ),
     }
 }
-

@@ -130,7 +130,9 @@ pub fn challenge(
             reason: "no validation rows to compare the challenger with the champion on: the champion stays".into(),
         });
     }
-    let per_row = |p: &[f64]| log_loss_per_row(&labels, p).map_err(|e| ModelError::InvalidModel(e.to_string()));
+    let per_row = |p: &[f64]| {
+        log_loss_per_row(&labels, p).map_err(|e| ModelError::InvalidModel(e.to_string()))
+    };
     let (champion_losses, challenger_losses) = (per_row(&champion_p)?, per_row(&challenger_p)?);
     let min_rows = MinRows::new(2).map_err(|e| ModelError::InvalidModel(e.to_string()))?;
     let test = paired_comparison(
@@ -144,7 +146,7 @@ pub fn challenge(
         .challenger_at_least_as_good(settings.gate_significance)
         .unwrap_or(challenger_figures.log_loss <= champion_figures.log_loss);
     let p_value = match &test {
-        PairedTest::Tested(t) => format!("{:.3g}", t.p_value),
+        PairedTest::Tested(t) => fmt_p(t.p_value),
         PairedTest::TooFewRows { .. } => "n/a".into(),
     };
     let reason = format!(
@@ -175,4 +177,13 @@ pub fn challenge(
 
 pub(crate) fn fmt_auc(auc: Option<f64>) -> String {
     auc.map_or_else(|| "n/a".into(), |a| format!("{a:.3}"))
+}
+
+/// A p-value for a sentence: three decimals, or scientific notation when tiny.
+pub(crate) fn fmt_p(p: f64) -> String {
+    if p < 0.001 {
+        format!("{p:.1e}")
+    } else {
+        format!("{p:.3}")
+    }
 }

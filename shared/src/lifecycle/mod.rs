@@ -220,9 +220,10 @@ mod tests {
 
     #[test]
     fn parses_partial_json_and_refuses_typos_and_bad_values() {
-        let settings: LifecycleSettings =
-            serde_json::from_str(r#"{"training_window_files": 6, "threshold": {"rule": "fixed", "threshold": 0.5}}"#)
-                .unwrap();
+        let settings: LifecycleSettings = serde_json::from_str(
+            r#"{"training_window_files": 6, "threshold": {"rule": "fixed", "threshold": 0.5}}"#,
+        )
+        .unwrap();
         assert_eq!(settings.training_window_files, 6);
         assert_eq!(settings.min_rows.get(), 200);
         assert!(serde_json::from_str::<LifecycleSettings>(r#"{"min_row": 5}"#).is_err());

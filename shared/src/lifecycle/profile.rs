@@ -72,13 +72,14 @@ pub fn labelled_probabilities(
                 column: EXITED.into(),
                 expected: vec![EXITED.into()],
             })?;
-        let target = target
-            .as_primitive_opt::<Int8Type>()
-            .ok_or_else(|| ModelError::WrongColumnType {
-                column: EXITED.into(),
-                expected: "Int8",
-                found: target.data_type().to_string(),
-            })?;
+        let target =
+            target
+                .as_primitive_opt::<Int8Type>()
+                .ok_or_else(|| ModelError::WrongColumnType {
+                    column: EXITED.into(),
+                    expected: "Int8",
+                    found: target.data_type().to_string(),
+                })?;
         for (row, probability) in predictions.probabilities.iter().enumerate() {
             if target.is_valid(row) {
                 labels.push(u8::from(target.value(row) != 0));
@@ -182,6 +183,9 @@ mod tests {
         assert_eq!(sample[0], 0.0);
         assert_eq!(sample[999], 9999.0);
         assert!(sample.windows(2).all(|w| w[0] <= w[1]));
-        assert_eq!(order_statistics(vec![3.0, 1.0, f64::NAN], 10), vec![1.0, 3.0]);
+        assert_eq!(
+            order_statistics(vec![3.0, 1.0, f64::NAN], 10),
+            vec![1.0, 3.0]
+        );
     }
 }

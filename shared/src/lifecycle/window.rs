@@ -257,7 +257,8 @@ mod tests {
     #[test]
     fn newest_files_with_the_newest_held_out_by_time() {
         let files = files(&[1000, 1000, 1000, 1000, 1000, 1000]);
-        let window = TrainingWindow::choose(Some(&files), 6000, None, &LifecycleSettings::default());
+        let window =
+            TrainingWindow::choose(Some(&files), 6000, None, &LifecycleSettings::default());
         assert_eq!(window.rows, 3000..6000);
         assert_eq!(window.files, ["m3.csv", "m4.csv", "m5.csv"]);
         assert_eq!(window.validation, Validation::Newest { rows: 5000..6000 });

@@ -80,7 +80,12 @@ async fn check_deployed(
         .window
         .as_ref()
         .map_or(first_new_row, |w| w.rows.end.min(first_new_row));
-    let wanted = rows_added.max(pipeline.lifecycle.min_rows.get() as u64);
+    // The original rule looks at exactly the rows this run added.
+    let wanted = if pipeline.lifecycle.is_original() {
+        rows_added
+    } else {
+        rows_added.max(pipeline.lifecycle.min_rows.get() as u64)
+    };
     let check_from = total.saturating_sub(wanted).max(unseen_from);
     let new_rows = rows_added_last(&batches, total - check_from);
     let settings = pipeline.lifecycle.clone();
@@ -126,7 +131,12 @@ async fn save_drift_report(
         )
         .await?;
     let latest = reports
-        .put_json(names::LAST_DRIFT, "drift report", &entry, PutMode::Overwrite)
+        .put_json(
+            names::LAST_DRIFT,
+            "drift report",
+            &entry,
+            PutMode::Overwrite,
+        )
         .await?;
     Ok(vec![
         ObjectRef::new(reports, &one),
@@ -271,14 +281,8 @@ pub async fn run_full_process_for(
         let (ingested, data, batches) =
             load_model_columns(pipeline, &pipeline.locations.compiled_data).await?;
         let window = training_window(pipeline, &ingested, since_row);
-        let trained = train_on(
-            pipeline,
-            &data,
-            batches,
-            window,
-            &pipeline.locations.models,
-        )
-        .await?;
+        let trained =
+            train_on(pipeline, &data, batches, window, &pipeline.locations.models).await?;
         steps.record("training", started);
         wrote.push(trained.artifact.clone());
         record.training_window = trained.model.window.clone();
@@ -312,8 +316,15 @@ pub async fn run_full_process_for(
             record.model_after = record.model_before.clone();
             tracing::info!(decision = ?record.decision, "{}", record.reason);
         } else {
-            deploy_and_report(pipeline, run_id, &trained, &mut record, &mut wrote, &mut steps)
-                .await?;
+            deploy_and_report(
+                pipeline,
+                run_id,
+                &trained,
+                &mut record,
+                &mut wrote,
+                &mut steps,
+            )
+            .await?;
         }
     } else {
         record.model_after = record.model_before.clone();
