@@ -12,7 +12,7 @@ use anyhow::{Context, Result, bail};
 use bytes::Bytes;
 use clap::{Parser, Subcommand};
 use shared::config::{CONFIG_PATH_ENV, Config};
-use shared::location::{Location, Locations};
+use shared::location::Location;
 use shared::records::{Decision, DiagnosticsRecord, FoundFile, ObjectRef, RunRecord};
 use shared::steps::diagnostics::run_diagnostics;
 use shared::steps::fullprocess::run_full_process;
@@ -188,7 +188,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Init => init_buckets(&load_config(&cli.config)?).await,
         Command::Pipeline(command) => {
             let config = load_config(&cli.config)?;
-            let pipeline = Pipeline::new(Locations::open(&config).await)?;
+            let pipeline = Pipeline::open(&config).await?;
             run_pipeline_command(pipeline, command, cli.json).await
         }
     }

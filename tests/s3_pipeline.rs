@@ -34,6 +34,7 @@ async fn full_process_on_s3_bootstraps_then_finds_nothing_new() {
         models: s3(bucket, "models"),
         production: s3(bucket, "production"),
         reports: s3(bucket, "reports"),
+        lifecycle: Default::default(),
     };
     let mut pipeline = Pipeline::new(Locations::open_with_client(
         &config,

@@ -11,6 +11,8 @@ use std::path::{Component, Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::lifecycle::{LifecycleError, LifecycleSettings};
+
 /// The settings, in the order they appear in `config.json`, with the environment variable that
 /// overrides each one.
 pub const SETTINGS: [(&str, &str); 6] = [
@@ -63,6 +65,12 @@ pub enum ConfigError {
         second: &'static str,
         second_value: String,
         reason: &'static str,
+    },
+    #[error("the `lifecycle` settings (from {origin}) are not usable: {source}")]
+    Lifecycle {
+        origin: String,
+        #[source]
+        source: LifecycleError,
     },
 }
 
@@ -195,8 +203,8 @@ fn validate_bucket_name(bucket: &str) -> Result<(), String> {
     }
 }
 
-/// The resolved configuration: one location per setting.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// The resolved configuration: one location per setting, and the model lifecycle's settings.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Config {
     /// Where new client CSV files arrive (the "bucket" users drop files into).
     pub source_data: LocationUrl,
@@ -210,6 +218,9 @@ pub struct Config {
     pub production: LocationUrl,
     /// Where diagnostics, reports and plots go.
     pub reports: LocationUrl,
+    /// Drift rule, training window, threshold and champion/challenger gate (all optional in
+    /// the file; see [`LifecycleSettings`] for each default and its source).
+    pub lifecycle: LifecycleSettings,
 }
 
 /// The file format: every setting is a location string; unknown keys are refused so a typo
@@ -223,6 +234,7 @@ struct ConfigFile {
     models: Option<String>,
     production: Option<String>,
     reports: Option<String>,
+    lifecycle: Option<LifecycleSettings>,
 }
 
 impl ConfigFile {
@@ -314,6 +326,16 @@ impl Config {
             models: resolve("models")?,
             production: resolve("production")?,
             reports: resolve("reports")?,
+            lifecycle: file
+                .lifecycle
+                .clone()
+                .unwrap_or_default()
+                .with_env(|name| env.get(name).cloned())
+                .and_then(LifecycleSettings::validate)
+                .map_err(|source| ConfigError::Lifecycle {
+                    origin: source_name.clone(),
+                    source,
+                })?,
         };
         config.check_no_overlap()?;
         Ok(config)
@@ -377,6 +399,34 @@ mod tests {
         "production": "s3://my-artifacts/production/",
         "reports": "file:///tmp/reports"
     }"#;
+
+    #[test]
+    fn lifecycle_settings_come_from_the_file_and_the_drift_rule_from_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let body = GOOD.replace(
+            "\"reports\"",
+            "\"lifecycle\": {\"training_window_files\": 6, \"threshold\": {\"rule\": \"cost\", \"missed_exit_cost_ratio\": 5}},\n\"reports\"",
+        );
+        let path = write_config(dir.path(), &body);
+        let config = Config::load_with_env(Some(&path), &BTreeMap::new()).unwrap();
+        assert_eq!(config.lifecycle.training_window_files, 6);
+        assert!(!config.lifecycle.is_original());
+        let env = BTreeMap::from([("RISK_DRIFT_RULE".to_string(), "raw_f1".to_string())]);
+        assert!(
+            Config::load_with_env(Some(&path), &env)
+                .unwrap()
+                .lifecycle
+                .is_original()
+        );
+        let bad = GOOD.replace(
+            "\"reports\"",
+            "\"lifecycle\": {\"training_window_files\": 0},\n\"reports\"",
+        );
+        let error = Config::load_with_env(Some(&write_config(dir.path(), &bad)), &BTreeMap::new())
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("training_window_files"), "{error}");
+    }
 
     #[test]
     fn resolves_relative_paths_against_the_config_directory() {

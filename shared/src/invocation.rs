@@ -18,7 +18,6 @@ use tracing::Instrument;
 
 use crate::config::{CONFIG_PATH_ENV, Config, ConfigError};
 use crate::events::EventError;
-use crate::location::Locations;
 use crate::steps::{Pipeline, StepError, new_run_id};
 
 /// The error type of a failure worth retrying.
@@ -96,7 +95,7 @@ pub async fn pipeline_from_env() -> Result<(Config, Pipeline), StartupError> {
             Some(path) => Config::load(std::path::Path::new(&path))?,
             None => Config::from_env()?,
         };
-        let pipeline = Pipeline::new(Locations::open(&config).await)?;
+        let pipeline = Pipeline::open(&config).await?;
         Ok((config, pipeline))
     }
     .await;

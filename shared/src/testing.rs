@@ -157,6 +157,7 @@ pub fn local_pipeline(root: &std::path::Path) -> (crate::config::Config, crate::
         models: dir("store/models"),
         production: dir("store/production"),
         reports: dir("store/reports"),
+        lifecycle: crate::lifecycle::LifecycleSettings::default(),
     };
     std::fs::copy(
         repo_path("data/testdata/testdata.csv"),

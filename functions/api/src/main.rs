@@ -10,7 +10,6 @@ use std::sync::Arc;
 use lambda_http::{Error, Request, service_fn};
 use shared::api::{Api, ApiLimits};
 use shared::config::{CONFIG_PATH_ENV, Config};
-use shared::location::Locations;
 use shared::steps::Pipeline;
 
 #[tokio::main]
@@ -20,7 +19,7 @@ async fn main() -> Result<(), Error> {
         Ok(path) if !path.trim().is_empty() => Config::load(path.as_ref())?,
         _ => Config::from_env()?,
     };
-    let pipeline = Pipeline::new(Locations::open(&config).await)?;
+    let pipeline = Pipeline::open(&config).await?;
     let api = Arc::new(Api::new(pipeline, ApiLimits::from_env()));
     lambda_http::run(service_fn(move |request: Request| {
         let api = api.clone();

@@ -7,7 +7,6 @@
 use std::path::{Path, PathBuf};
 
 use crate::config::Config;
-use crate::location::Locations;
 use crate::steps::Pipeline;
 use crate::steps::fullprocess::run_full_process;
 
@@ -40,7 +39,7 @@ pub async fn open_pipeline(
     config: &Path,
 ) -> Result<Pipeline, Box<dyn std::error::Error + Send + Sync>> {
     let config = Config::load(config)?;
-    let mut pipeline = Pipeline::new(Locations::open(&config).await)?;
+    let mut pipeline = Pipeline::open(&config).await?;
     pipeline.dependency_check.index_url = None;
     Ok(pipeline)
 }

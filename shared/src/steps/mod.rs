@@ -48,6 +48,11 @@ impl Pipeline {
         })
     }
 
+    /// The pipeline over `config`'s locations, with its lifecycle settings.
+    pub async fn open(config: &crate::config::Config) -> Result<Self, StepError> {
+        Ok(Self::new(Locations::open(config).await)?.with_lifecycle(config.lifecycle.clone()))
+    }
+
     /// The same pipeline with other lifecycle settings (a configuration file's, a benchmark's).
     pub fn with_lifecycle(mut self, lifecycle: LifecycleSettings) -> Self {
         self.lifecycle = lifecycle;
