@@ -10,7 +10,7 @@ use arrow::array::RecordBatch;
 use serde::{Deserialize, Serialize};
 
 use super::stats::{
-    BootstrapInterval, DegradationTest, KsTest, LabelRateTest, MeanInterval, PsiBins,
+    BootstrapInterval, DegradationTest, KsTest, LabelRateTest, MeanInterval, MinRows, PsiBins,
     benjamini_hochberg_adjusted, bootstrap_interval, ks_two_sample, label_rate_test,
     log_loss_per_row, loss_degradation_test, mean_interval, psi, roc_auc, wasserstein_normed,
 };
@@ -225,11 +225,13 @@ fn performance(
     .ok();
     if let Some(reference) = reference.filter(|r| !r.losses.is_empty()) {
         drift.test = Some(
+            // The minimum applies to the new rows (decide() enforces it); a small reference is
+            // allowed for, through its larger standard error.
             loss_degradation_test(
                 &reference.losses,
                 &losses,
                 settings.min_log_loss_increase,
-                settings.min_rows,
+                MinRows::new(2).map_err(stats_error)?,
             )
             .map_err(stats_error)?,
         );
