@@ -688,7 +688,7 @@ fn seconds(measured: &[Measured]) -> Vec<f64> {
     measured.iter().map(|m| m.wall.as_secs_f64()).collect()
 }
 
-fn machine() -> String {
+pub(crate) fn machine() -> String {
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let cpu = fs::read_to_string("/proc/cpuinfo")
         .ok()

@@ -4,6 +4,7 @@
 //! in the `shared` crate; this file parses arguments, calls a step, and prints what it did.
 
 mod bench;
+mod quality;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -131,6 +132,12 @@ enum Command {
     /// (fresh local stores, several runs), and write the table to BENCHMARKS.md. Use a
     /// release build.
     Bench(bench::BenchArgs),
+    /// Model-quality benchmark of the drift rules: generated monthly streams (stable, sudden
+    /// and gradual concept drift, covariate shift, label-rate shift, small batches), several
+    /// seeds each, the full process run month by month on fresh in-memory stores; how often it
+    /// retrains, how soon it detects a drift, and how the deployed model scores on the next
+    /// month against a model trained on the current regime alone. Use a release build.
+    Quality(quality::QualityArgs),
 }
 
 /// Locations `risk put` may upload to: the two that hold user data.
@@ -140,8 +147,9 @@ enum Target {
     TestData,
 }
 
-fn init_logging(verbose: u8) {
+fn init_logging(verbose: u8, quiet: bool) {
     let default = match verbose {
+        0 if quiet => "warn",
         0 => "info",
         1 => "debug",
         _ => "trace",
@@ -159,7 +167,8 @@ fn init_logging(verbose: u8) {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.verbose);
+    // The quality benchmark runs the full process hundreds of times: warnings only by default.
+    init_logging(cli.verbose, matches!(cli.command, Command::Quality(_)));
     let result = run(cli).await;
     bench::report_peak_memory();
     match result {
@@ -172,10 +181,11 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<()> {
-    // These two make their own locations: they must work without a usable configuration.
+    // These make their own locations: they must work without a usable configuration.
     let cli = match cli.command {
         Command::Bench(args) => return bench::run(args).await,
         Command::Generate(args) => return bench::generate(args, &cli.config).await,
+        Command::Quality(args) => return quality::run(args).await,
         command => Cli { command, ..cli },
     };
     let config = Config::load(&cli.config)
@@ -326,7 +336,7 @@ async fn run(cli: Cli) -> Result<()> {
             })
         }
         // Dispatched at the top of `run`, before the locations are opened.
-        Command::Generate(_) | Command::Bench(_) | Command::Init => {
+        Command::Generate(_) | Command::Bench(_) | Command::Quality(_) | Command::Init => {
             bail!("internal: command dispatched twice")
         }
         Command::Put { files, prefix, to } => {

@@ -123,7 +123,7 @@ impl Drift {
         };
         match self.kind {
             DriftKind::Sudden => Ok(()),
-            DriftKind::Gradual { months } if months == 0 => {
+            DriftKind::Gradual { months: 0 } => {
                 Err("a gradual drift must last at least 1 month".into())
             }
             DriftKind::Gradual { .. } => Ok(()),
