@@ -8,7 +8,7 @@
 //! summary goes to stdout and to `--out` (Markdown, with a month-by-month table per scenario),
 //! and every month's figures to the JSON file beside it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -22,7 +22,7 @@ use serde::Serialize;
 use shared::data::read_csv_file;
 use shared::dependencies::DependencyCheck;
 use shared::location::{Location, Locations};
-use shared::model::{TrainedModel, TrainingParams, train};
+use shared::model::{TrainedModel, train};
 use shared::steps::Pipeline;
 use shared::steps::deployment::deployed_model;
 use shared::steps::fullprocess::{Decision, RunRecord, run_full_process};
@@ -96,17 +96,16 @@ impl Rule {
 
     /// The pipeline that runs with this rule over `locations`.
     fn pipeline(self, locations: Locations) -> Result<Pipeline> {
-        let no_dependency_check = DependencyCheck {
+        let mut pipeline = Pipeline::new(locations)?;
+        // Diagnostics would ask crates.io once per retraining.
+        pipeline.dependency_check = DependencyCheck {
             index_url: None,
             timeout: Duration::from_secs(1),
         };
         match self {
-            Rule::Original => Ok(Pipeline {
-                locations,
-                training: TrainingParams::default().check()?,
-                dependency_check: no_dependency_check,
-            }),
+            Rule::Original => {}
         }
+        Ok(pipeline)
     }
 
     /// Whether the run reported data drift (the features' distribution moved); `None` when the
@@ -352,11 +351,14 @@ fn check(args: &QualityArgs) -> Result<()> {
     Ok(())
 }
 
-/// Every monthly file of a scenario's stream, parsed, with its CSV text.
+/// Every monthly file of a scenario's stream as CSV text, and its new rows parsed.
 struct Stream {
     spec: SynthSpec,
     bodies: Vec<String>,
-    batches: Vec<RecordBatch>,
+    /// Per month, the rows that repeat no earlier row exactly: what ingestion adds to the
+    /// compiled data (it drops exact duplicates), so the oracle trains on the rows the pipeline
+    /// trains on and the scored rows are the ones the next run checks.
+    new_rows: Vec<RecordBatch>,
 }
 
 fn generate_stream(spec: SynthSpec) -> Result<Stream> {
@@ -365,17 +367,23 @@ fn generate_stream(spec: SynthSpec) -> Result<Stream> {
         bodies.push(body);
         Ok(())
     })?;
-    let batches = bodies
-        .iter()
-        .enumerate()
-        .map(|(month, body)| {
-            Ok(read_csv_file(SynthSpec::file_name(month), body.as_bytes())?.accepted)
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let mut seen: HashSet<&str> = HashSet::new();
+    let mut new_rows = Vec::with_capacity(bodies.len());
+    for (month, body) in bodies.iter().enumerate() {
+        let mut lines = body.lines();
+        let mut fresh = format!("{}\n", lines.next().unwrap_or_default());
+        for line in lines {
+            if seen.insert(line) {
+                fresh.push_str(line);
+                fresh.push('\n');
+            }
+        }
+        new_rows.push(read_csv_file(SynthSpec::file_name(month), fresh.as_bytes())?.accepted);
+    }
     Ok(Stream {
         spec,
         bodies,
-        batches,
+        new_rows,
     })
 }
 
@@ -466,8 +474,8 @@ async fn run_seed(
         let training = pipeline.training.clone();
         let stream = Arc::clone(&stream);
         let (deployed_scores, oracle_scores) = blocking(move || {
-            let next = std::slice::from_ref(&stream.batches[month + 1]);
-            let oracle = train(&stream.batches[oracle_first..=month], &training)?;
+            let next = std::slice::from_ref(&stream.new_rows[month + 1]);
+            let oracle = train(&stream.new_rows[oracle_first..=month], &training)?;
             Ok((score(&deployed, next)?, score(&oracle, next)?))
         })
         .await?;
@@ -626,7 +634,7 @@ pub fn summary_table(summaries: &[Summary]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "| scenario | rule | rows/month | retrained | redeployed | retrained before change | drift flagged in 1st changed month | mean delay (never) | data drift flagged after change | deployed AUC | oracle AUC | AUC ratio | months ratio ≥ 0.95 | deployed F1 | deployed F1 at 0.5 | oracle F1 |"
+        "| scenario | rule | rows/month | retrained | redeployed | retrained before change | drift flagged in 1st changed month | mean delay (never) | data drift flagged after change | deployed AUC | oracle AUC | AUC ratio | months with ratio ≥ 0.95 | deployed F1 | deployed F1 at 0.5 | oracle F1 |"
     );
     let _ = writeln!(out, "|{}", "---|".repeat(16));
     for s in summaries {
@@ -730,6 +738,20 @@ fn month_tables(report: &QualityReport) -> String {
     out
 }
 
+/// What the summary's columns mean.
+const LEGEND: &str = "
+Runs are the monthly runs after the bootstrap. *retrained*: share of them that trained a new \
+model; *redeployed*: that changed the deployed model; *before change*: the same over the months \
+before the drift scenarios change (every month when nothing changes). *flagged in 1st changed \
+month*: seeds whose run of the first changed month reported drift; *mean delay (never)*: months \
+from the change to the first run reporting drift, and seeds where none did. *data drift flagged*: \
+share of runs from the change on that reported data drift (– when the rule does not report it). \
+The scores are on the next month's new rows, from the second month after the change on (every \
+month when nothing changes): ROC AUC and F1 (at the model's own threshold, and at 0.5) of the \
+deployed model and of the oracle (trained on the latest months of the current regime alone); \
+*AUC ratio* is deployed / oracle, averaged over months.
+";
+
 fn write_outputs(args: &QualityArgs, report: &QualityReport, table: &str) -> Result<()> {
     if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
@@ -755,6 +777,7 @@ fn write_outputs(args: &QualityArgs, report: &QualityReport, table: &str) -> Res
         args.oracle_months,
     );
     markdown.push_str(table);
+    markdown.push_str(LEGEND);
     markdown.push_str(&month_tables(report));
     std::fs::write(&args.out, markdown)
         .with_context(|| format!("cannot write {}", args.out.display()))?;

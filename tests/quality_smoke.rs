@@ -1,7 +1,8 @@
 //! Smoke test of the model-quality benchmark through the `risk` binary: one seed of every
 //! scenario at tiny sizes runs the real full process end to end, and the summary, the
 //! month-by-month tables and the JSON all cover every scenario. The figures themselves are not
-//! asserted: at these sizes they are noise.
+//! asserted (at these sizes they are noise), except one identity: an oracle trained on exactly
+//! the bootstrap months is the bootstrap model, so both score the same.
 
 use std::process::Command;
 
@@ -35,6 +36,8 @@ fn the_quality_benchmark_runs_every_scenario_and_reports_each() {
             "3",
             "--change-month",
             "3",
+            "--oracle-months",
+            "2",
             "--out",
             out.to_str().unwrap(),
         ])
@@ -68,6 +71,13 @@ fn the_quality_benchmark_runs_every_scenario_and_reports_each() {
             .collect();
         assert_eq!(numbers, [1, 2, 3, 4], "{run}");
         assert_eq!(months[0]["decision"], "bootstrap", "{run}");
+        // The oracle of the bootstrap run trains on the rows the pipeline compiled.
+        assert_eq!(months[0]["oracle_months"], serde_json::json!([0, 1]));
+        for figure in ["auc", "f1"] {
+            let deployed = months[0]["deployed"][figure].as_f64().unwrap();
+            let oracle = months[0]["oracle"][figure].as_f64().unwrap();
+            assert!((deployed - oracle).abs() < 1e-9, "{figure}: {run}");
+        }
         for month in &months[1..] {
             assert_ne!(month["decision"], "bootstrap", "{run}");
             assert!(month["deployed"]["auc"].is_f64(), "{month}");
