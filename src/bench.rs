@@ -23,7 +23,7 @@ use shared::data::parquet::read_parquet;
 use shared::location::{Location, Locations};
 use shared::model::{TrainingParams, train};
 use shared::records::names;
-use shared::steps::fullprocess::{Decision, RunRecord};
+use shared::records::{Decision, RunRecord};
 use shared::synth::{Drift, DriftKind, GENERATOR_VERSION, SynthSpec, TEST_FILE, write_synthetic};
 
 /// `risk generate`: synthetic monthly client files and a matching test file.

@@ -13,10 +13,10 @@ use anyhow::{Context, Result, bail};
 use bytes::Bytes;
 use clap::{Parser, Subcommand};
 use shared::config::{CONFIG_PATH_ENV, Config};
-use shared::location::Locations;
-use shared::records::ObjectRef;
+use shared::location::{Location, Locations};
+use shared::records::{Decision, DiagnosticsRecord, FoundFile, ObjectRef, RunRecord};
 use shared::steps::diagnostics::run_diagnostics;
-use shared::steps::fullprocess::{Decision, FoundFile, RunRecord, run_full_process};
+use shared::steps::fullprocess::run_full_process;
 use shared::steps::ingestion::{IngestScope, ingest};
 use shared::steps::reporting::run_reporting;
 use shared::steps::scoring::score_model;
@@ -50,8 +50,34 @@ struct Cli {
     command: Command,
 }
 
+/// Every command. The pipeline commands need the configured locations opened; the others make
+/// their own (bench, generate, quality) or must run before any location is opened (init).
 #[derive(Subcommand)]
 enum Command {
+    #[command(flatten)]
+    Pipeline(PipelineCommand),
+    /// Create every S3 bucket the configuration names, with versioning on (idempotent). For
+    /// S3-compatible servers and first-time setups; a SAM deployment creates its own buckets.
+    Init,
+    /// Generate synthetic client data: monthly snapshot files of N clients (heavy-tailed
+    /// activity and size, exact duplicates and missing values at set rates, optional drift),
+    /// deterministic by seed, plus a matching test file.
+    Generate(bench::GenerateArgs),
+    /// Benchmark every step and the full process on the seed data and on generated data sets
+    /// (fresh local stores, several runs), and write the table to BENCHMARKS.md. Use a
+    /// release build.
+    Bench(bench::BenchArgs),
+    /// Model-quality benchmark of the drift rules: generated monthly streams (stable, sudden
+    /// and gradual concept drift, covariate shift, label-rate shift, small batches), several
+    /// seeds each, the full process run month by month on fresh in-memory stores; how often it
+    /// retrains, how soon it detects a drift, and how the deployed model scores on the next
+    /// month against a model trained on the current regime alone. Use a release build.
+    Quality(quality::QualityArgs),
+}
+
+/// The commands that run against the configured locations.
+#[derive(Subcommand)]
+enum PipelineCommand {
     /// The full process: ingest new files; bootstrap if nothing is deployed; otherwise check the
     /// deployed model for drift on the new data and retrain, rescore, redeploy, diagnose and
     /// report if it drifted. With no new files it does nothing and writes nothing.
@@ -78,9 +104,6 @@ enum Command {
     Diagnostics,
     /// Confusion-matrix plot and metric reports of the deployed model on the test data.
     Report,
-    /// Create every S3 bucket the configuration names, with versioning on (idempotent). For
-    /// S3-compatible servers and first-time setups; a SAM deployment creates its own buckets.
-    Init,
     /// Copy local files into the source location, as an upload to the source bucket would.
     Put {
         /// Files to upload; each keeps its file name as its key.
@@ -124,20 +147,6 @@ enum Command {
         #[arg(long, default_value_t = 120)]
         timeout: u64,
     },
-    /// Generate synthetic client data: monthly snapshot files of N clients (heavy-tailed
-    /// activity and size, exact duplicates and missing values at set rates, optional drift),
-    /// deterministic by seed, plus a matching test file.
-    Generate(bench::GenerateArgs),
-    /// Benchmark every step and the full process on the seed data and on generated data sets
-    /// (fresh local stores, several runs), and write the table to BENCHMARKS.md. Use a
-    /// release build.
-    Bench(bench::BenchArgs),
-    /// Model-quality benchmark of the drift rules: generated monthly streams (stable, sudden
-    /// and gradual concept drift, covariate shift, label-rate shift, small batches), several
-    /// seeds each, the full process run month by month on fresh in-memory stores; how often it
-    /// retrains, how soon it detects a drift, and how the deployed model scores on the next
-    /// month against a model trained on the current regime alone. Use a release build.
-    Quality(quality::QualityArgs),
 }
 
 /// Locations `risk put` may upload to: the two that hold user data.
@@ -181,148 +190,48 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<()> {
-    // These make their own locations: they must work without a usable configuration.
-    let cli = match cli.command {
-        Command::Bench(args) => return bench::run(args).await,
-        Command::Generate(args) => return bench::generate(args, &cli.config).await,
-        Command::Quality(args) => return quality::run(args).await,
-        command => Cli { command, ..cli },
-    };
-    let config = Config::load(&cli.config)
-        .with_context(|| format!("configuration {} is not usable", cli.config.display()))?;
-    if matches!(cli.command, Command::Init) {
-        return init_buckets(&config).await;
-    }
-    let pipeline = Pipeline::new(Locations::open(&config).await)?;
-    let run_id = new_run_id();
-    let json = cli.json;
     match cli.command {
-        Command::Fullprocess => {
+        // These make their own locations: they must work without a usable configuration.
+        Command::Bench(args) => bench::run(args).await,
+        Command::Generate(args) => bench::generate(args, &cli.config).await,
+        Command::Quality(args) => quality::run(args).await,
+        Command::Init => init_buckets(&load_config(&cli.config)?).await,
+        Command::Pipeline(command) => {
+            let config = load_config(&cli.config)?;
+            let pipeline = Pipeline::new(Locations::open(&config).await)?;
+            run_pipeline_command(pipeline, command, cli.json).await
+        }
+    }
+}
+
+fn load_config(path: &std::path::Path) -> Result<Config> {
+    Config::load(path).with_context(|| format!("configuration {} is not usable", path.display()))
+}
+
+/// Runs one command against the opened locations and prints what it did (or, with `json`, the
+/// resulting record).
+async fn run_pipeline_command(
+    pipeline: Pipeline,
+    command: PipelineCommand,
+    json: bool,
+) -> Result<()> {
+    let run_id = new_run_id();
+    match command {
+        PipelineCommand::Fullprocess => {
             let record = run_full_process(&pipeline, &run_id).await?;
             emit(json, &record, || print_run(&record))
         }
-        Command::Ingest { keys } => {
-            let scope = if keys.is_empty() {
-                IngestScope::All
-            } else {
-                IngestScope::Keys(keys)
-            };
-            let outcome = ingest(&pipeline, &scope, &run_id).await?;
-            emit(json, &outcome.record, || {
-                if !outcome.found_new_files() {
-                    println!(
-                        "No new source files in {}.",
-                        pipeline.locations.source_data.url()
-                    );
-                    return;
-                }
-                for file in &outcome.new_files {
-                    println!("{}", describe_file(&FoundFile::from(file)));
-                }
-                if let Some(compiled) = &outcome.record.compiled {
-                    println!(
-                        "Compiled data: {} rows at {}",
-                        compiled.rows,
-                        describe(&compiled.object)
-                    );
-                }
-            })
+        PipelineCommand::Ingest { keys } => ingest_command(&pipeline, keys, &run_id, json).await,
+        PipelineCommand::Train => train_command(&pipeline, json).await,
+        PipelineCommand::Score => score_command(&pipeline, &run_id, json).await,
+        PipelineCommand::Deploy { model_version } => {
+            deploy_command(&pipeline, model_version.as_deref(), &run_id, json).await
         }
-        Command::Train => {
-            let trained = train_model(&pipeline).await?;
-            emit(json, &trained.model, || {
-                println!(
-                    "Trained on {} rows; model saved at {} (objective {:.4}, gradient norm {:.2e})",
-                    trained.model.rows.rows_used,
-                    describe(&trained.artifact),
-                    trained.model.diagnostics.objective,
-                    trained.model.diagnostics.gradient_norm
-                )
-            })
-        }
-        Command::Score => {
-            let (model_ref, model) = load_model(&pipeline.locations.models, None).await?;
-            let scored = score_model(&pipeline, &model_ref, &model, &run_id).await?;
-            emit(json, &scored.record, || {
-                let m = &scored.record.metrics;
-                println!(
-                    "Model {}: F1 {:.4}, precision {:.4}, recall {:.4}, accuracy {:.4} on {} test rows; saved at {}",
-                    model_ref.version_id,
-                    m.f1,
-                    m.precision,
-                    m.recall,
-                    m.accuracy,
-                    m.rows,
-                    describe(&scored.artifact)
-                )
-            })
-        }
-        Command::Deploy { model_version } => {
-            let record =
-                deployment::deploy_scored(&pipeline, model_version.as_deref(), None, &run_id)
-                    .await?
-                    .record;
-            emit(json, &record, || {
-                println!(
-                    "Deployed model {} (F1 {:.4}) to {}",
-                    describe(&record.model),
-                    record.f1,
-                    pipeline.locations.production.url()
-                )
-            })
-        }
-        Command::Diagnostics => {
+        PipelineCommand::Diagnostics => {
             let (record, written) = run_diagnostics(&pipeline, &run_id).await?;
-            emit(json, &record, || {
-                println!("Diagnostics saved at {}", describe(&written));
-                println!("Predictions ({} rows):", record.predictions.rows.len());
-                for row in record.predictions.rows.iter().take(10) {
-                    println!(
-                        "  {:<12} risk {:.3} -> {}",
-                        row.corporation.as_deref().unwrap_or("(missing)"),
-                        row.probability,
-                        row.predicted
-                    );
-                }
-                println!(
-                    "Summary of the compiled data ({} rows):",
-                    record.summary.rows
-                );
-                for column in &record.summary.columns {
-                    println!(
-                        "  {:<20} mean {:>12} median {:>10} std {:>12} missing {:.1}%",
-                        column.column,
-                        fmt_opt(column.mean),
-                        fmt_opt(column.median),
-                        fmt_opt(column.std),
-                        column.missing_percent
-                    );
-                }
-                match (&record.timings, &record.timing_error) {
-                    (Some(t), _) => println!(
-                        "Timings: ingestion {:.1} ms, training {:.1} ms ({} files, {} rows)",
-                        t.ingestion_ms, t.training_ms, t.source_files, t.rows_compiled
-                    ),
-                    (None, Some(e)) => println!("Timings: not measured: {e}"),
-                    (None, None) => {}
-                }
-                println!("Dependencies:");
-                for dep in &record.dependencies {
-                    println!(
-                        "  {:<20} {:<10} latest {:<10} {:?}{}",
-                        dep.name,
-                        dep.current,
-                        dep.latest.as_deref().unwrap_or("?"),
-                        dep.status,
-                        dep.reason
-                            .as_deref()
-                            .map(|r| format!(" ({r})"))
-                            .unwrap_or_default()
-                    );
-                }
-            })
+            emit(json, &record, || print_diagnostics(&record, &written))
         }
-        Command::Report => {
+        PipelineCommand::Report => {
             let outcome = run_reporting(&pipeline, &run_id).await?;
             emit(json, &outcome.report, || {
                 println!(
@@ -335,42 +244,15 @@ async fn run(cli: Cli) -> Result<()> {
                 )
             })
         }
-        // Dispatched at the top of `run`, before the locations are opened.
-        Command::Generate(_) | Command::Bench(_) | Command::Quality(_) | Command::Init => {
-            bail!("internal: command dispatched twice")
-        }
-        Command::Put { files, prefix, to } => {
-            let source = match to {
+        PipelineCommand::Put { files, prefix, to } => {
+            let location = match to {
                 Target::SourceData => &pipeline.locations.source_data,
                 Target::TestData => &pipeline.locations.test_data,
             };
-            for file in files {
-                let name = file
-                    .file_name()
-                    .and_then(|n| n.to_str())
-                    .with_context(|| format!("{} has no usable file name", file.display()))?;
-                let key = if prefix.is_empty() {
-                    name.to_string()
-                } else {
-                    format!("{}/{name}", prefix.trim_end_matches('/'))
-                };
-                let body = tokio::fs::read(&file)
-                    .await
-                    .with_context(|| format!("cannot read {}", file.display()))?;
-                let meta = source
-                    .put(&key, Bytes::from(body), PutMode::Overwrite)
-                    .await?;
-                println!(
-                    "{} -> {} (version {})",
-                    file.display(),
-                    source.object_url(&key),
-                    meta.version_id
-                );
-            }
-            Ok(())
+            put_files(location, &files, &prefix).await
         }
-        Command::Serve { addr } => serve(pipeline, addr).await,
-        Command::Apicalls {
+        PipelineCommand::Serve { addr } => serve(pipeline, addr).await,
+        PipelineCommand::Apicalls {
             base_url,
             sign,
             region,
@@ -387,6 +269,121 @@ async fn run(cli: Cli) -> Result<()> {
             apicalls(&pipeline, options, json).await
         }
     }
+}
+
+/// `risk ingest`: every new source file, or only the named keys.
+async fn ingest_command(
+    pipeline: &Pipeline,
+    keys: Vec<String>,
+    run_id: &str,
+    json: bool,
+) -> Result<()> {
+    let scope = if keys.is_empty() {
+        IngestScope::All
+    } else {
+        IngestScope::Keys(keys)
+    };
+    let outcome = ingest(pipeline, &scope, run_id).await?;
+    emit(json, &outcome.record, || {
+        if !outcome.found_new_files() {
+            println!(
+                "No new source files in {}.",
+                pipeline.locations.source_data.url()
+            );
+            return;
+        }
+        for file in &outcome.new_files {
+            println!("{}", describe_file(&FoundFile::from(file)));
+        }
+        if let Some(compiled) = &outcome.record.compiled {
+            println!(
+                "Compiled data: {} rows at {}",
+                compiled.rows,
+                describe(&compiled.object)
+            );
+        }
+    })
+}
+
+/// `risk train`: a new model on the compiled data, saved in the models location.
+async fn train_command(pipeline: &Pipeline, json: bool) -> Result<()> {
+    let trained = train_model(pipeline).await?;
+    emit(json, &trained.model, || {
+        println!(
+            "Trained on {} rows; model saved at {} (objective {:.4}, gradient norm {:.2e})",
+            trained.model.rows.rows_used,
+            describe(&trained.artifact),
+            trained.model.diagnostics.objective,
+            trained.model.diagnostics.gradient_norm
+        )
+    })
+}
+
+/// `risk score`: the latest model in the models location, on the test data.
+async fn score_command(pipeline: &Pipeline, run_id: &str, json: bool) -> Result<()> {
+    let (model_ref, model) = load_model(&pipeline.locations.models, None).await?;
+    let scored = score_model(pipeline, &model_ref, &model, run_id).await?;
+    emit(json, &scored.record, || {
+        let m = &scored.record.metrics;
+        println!(
+            "Model {}: F1 {:.4}, precision {:.4}, recall {:.4}, accuracy {:.4} on {} test rows; saved at {}",
+            model_ref.version_id,
+            m.f1,
+            m.precision,
+            m.recall,
+            m.accuracy,
+            m.rows,
+            describe(&scored.artifact)
+        )
+    })
+}
+
+/// `risk deploy`: the latest scored model, or the named version (a rollback).
+async fn deploy_command(
+    pipeline: &Pipeline,
+    model_version: Option<&str>,
+    run_id: &str,
+    json: bool,
+) -> Result<()> {
+    let record = deployment::deploy_scored(pipeline, model_version, None, run_id)
+        .await?
+        .record;
+    emit(json, &record, || {
+        println!(
+            "Deployed model {} (F1 {:.4}) to {}",
+            describe(&record.model),
+            record.f1,
+            pipeline.locations.production.url()
+        )
+    })
+}
+
+/// `risk put`: each file under its own name (below `prefix`), as an upload would.
+async fn put_files(location: &Location, files: &[PathBuf], prefix: &str) -> Result<()> {
+    for file in files {
+        let name = file
+            .file_name()
+            .and_then(|n| n.to_str())
+            .with_context(|| format!("{} has no usable file name", file.display()))?;
+        let key = if prefix.is_empty() {
+            name.to_string()
+        } else {
+            format!("{}/{name}", prefix.trim_end_matches('/'))
+        };
+        let body = tokio::fs::read(file)
+            .await
+            .with_context(|| format!("cannot read {}", file.display()))?;
+        let meta = location
+            .put(&key, Bytes::from(body), PutMode::Overwrite)
+            .await?;
+        println!(
+            "{} -> {} (version {})",
+            file.display(),
+            location.object_url(&key),
+            meta.version_id
+        );
+    }
+    Ok(())
 }
 
 async fn serve(pipeline: Pipeline, addr: std::net::SocketAddr) -> Result<()> {
@@ -510,6 +507,55 @@ fn emit<T: serde::Serialize>(json: bool, value: &T, human: impl FnOnce()) -> Res
         human();
     }
     Ok(())
+}
+
+fn print_diagnostics(record: &DiagnosticsRecord, written: &ObjectRef) {
+    println!("Diagnostics saved at {}", describe(written));
+    println!("Predictions ({} rows):", record.predictions.rows.len());
+    for row in record.predictions.rows.iter().take(10) {
+        println!(
+            "  {:<12} risk {:.3} -> {}",
+            row.corporation.as_deref().unwrap_or("(missing)"),
+            row.probability,
+            row.predicted
+        );
+    }
+    println!(
+        "Summary of the compiled data ({} rows):",
+        record.summary.rows
+    );
+    for column in &record.summary.columns {
+        println!(
+            "  {:<20} mean {:>12} median {:>10} std {:>12} missing {:.1}%",
+            column.column,
+            fmt_opt(column.mean),
+            fmt_opt(column.median),
+            fmt_opt(column.std),
+            column.missing_percent
+        );
+    }
+    match (&record.timings, &record.timing_error) {
+        (Some(t), _) => println!(
+            "Timings: ingestion {:.1} ms, training {:.1} ms ({} files, {} rows)",
+            t.ingestion_ms, t.training_ms, t.source_files, t.rows_compiled
+        ),
+        (None, Some(e)) => println!("Timings: not measured: {e}"),
+        (None, None) => {}
+    }
+    println!("Dependencies:");
+    for dep in &record.dependencies {
+        println!(
+            "  {:<20} {:<10} latest {:<10} {:?}{}",
+            dep.name,
+            dep.current,
+            dep.latest.as_deref().unwrap_or("?"),
+            dep.status,
+            dep.reason
+                .as_deref()
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default()
+        );
+    }
 }
 
 fn print_run(record: &RunRecord) {

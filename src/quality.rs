@@ -21,11 +21,13 @@ use clap::{Args, ValueEnum};
 use serde::Serialize;
 use shared::data::read_csv_file;
 use shared::dependencies::DependencyCheck;
+use shared::drift::DriftRule;
 use shared::location::{Location, Locations};
-use shared::model::{TrainedModel, train};
+use shared::model::{TrainedModel, TrainingParams, train};
+use shared::records::{Decision, RunRecord};
 use shared::steps::Pipeline;
 use shared::steps::deployment::deployed_model;
-use shared::steps::fullprocess::{Decision, RunRecord, run_full_process};
+use shared::steps::fullprocess::run_full_process;
 use shared::store::PutMode;
 use shared::synth::{Drift, DriftKind, SynthSpec, TEST_FILE, generate, test_file};
 
@@ -102,9 +104,9 @@ impl Rule {
             index_url: None,
             timeout: Duration::from_secs(1),
         };
-        match self {
-            Rule::Original => {}
-        }
+        pipeline.drift_rule = match self {
+            Rule::Original => DriftRule::RawF1,
+        };
         Ok(pipeline)
     }
 
@@ -515,14 +517,20 @@ fn regime_start(change_month: Option<usize>, month: usize) -> usize {
 
 fn score(model: &TrainedModel, batches: &[RecordBatch]) -> Result<Scores> {
     let own = model.evaluate(batches)?.metrics;
+    let params = &model.params;
     let mut at_half = model.clone();
-    at_half.params.threshold = 0.5;
+    at_half.params = TrainingParams::default()
+        .alpha(params.alpha())
+        .min_rows(params.min_rows())
+        .min_rows_per_class(params.min_rows_per_class())
+        .threshold(0.5)
+        .check()?;
     let half = at_half.evaluate(batches)?.metrics;
     Ok(Scores {
         auc: own.roc_auc,
         f1: own.f1,
         f1_at_half: half.f1,
-        threshold: model.params.threshold,
+        threshold: params.threshold(),
     })
 }
 

@@ -17,11 +17,9 @@ use shared::api::types::{
     DiagnosticsAnswer, HealthAnswer, PredictionAnswer, ScoringAnswer, SummaryStatsAnswer,
 };
 use shared::api::{Api, ApiLimits, server};
-use shared::records::names;
+use shared::records::{DiagnosticsRecord, names};
 use shared::steps::deployment::deployed_model;
-use shared::steps::diagnostics::{
-    DiagnosticsRecord, deployed_predictions, summarize_compiled_data,
-};
+use shared::steps::diagnostics::{deployed_predictions, summarize_compiled_data};
 use shared::steps::scoring::{evaluate, load_test_data};
 
 fn seed_data() -> PathBuf {

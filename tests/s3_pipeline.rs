@@ -7,9 +7,10 @@ use std::path::Path;
 use bytes::Bytes;
 use shared::config::{Config, LocationUrl};
 use shared::location::Locations;
+use shared::records::Decision;
 use shared::records::{DeploymentRecord, IngestionRecord, names};
 use shared::steps::Pipeline;
-use shared::steps::fullprocess::{Decision, run_full_process};
+use shared::steps::fullprocess::run_full_process;
 use shared::store::{ObjectStore, PutMode};
 
 fn s3(bucket: &str, prefix: &str) -> LocationUrl {

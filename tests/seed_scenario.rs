@@ -9,10 +9,10 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 use shared::config::Config;
 use shared::location::Locations;
-use shared::records::{DeploymentRecord, FileOutcome, IngestionRecord, names};
-use shared::steps::diagnostics::DiagnosticsRecord;
-use shared::steps::fullprocess::{Decision, run_full_process};
-use shared::steps::scoring::ScoreRecord;
+use shared::records::{
+    Decision, DeploymentRecord, DiagnosticsRecord, FileOutcome, IngestionRecord, ScoreRecord, names,
+};
+use shared::steps::fullprocess::run_full_process;
 use shared::steps::training::load_compiled_data;
 use shared::steps::{Pipeline, scoring};
 use shared::store::PutMode;

@@ -36,37 +36,39 @@ impl EventError {
     }
 }
 
+/// Why an S3 event notification key cannot be decoded. The record is skipped with this reason;
+/// it means the notification was not written by S3 (or was altered on the way).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyDecodeError {
+    #[error("'%' at byte {position} is not followed by two hexadecimal digits")]
+    BadEscape { position: usize },
+    #[error("the decoded key is not UTF-8: {0}")]
+    NotUtf8(#[from] std::string::FromUtf8Error),
+}
+
 /// Decodes an S3 event notification key. S3 form-URL-encodes keys in notifications: `+` is a
 /// space and every other byte may be `%XX`; the bytes are UTF-8. `+` must be replaced before
 /// percent-decoding so that an encoded plus (`%2B`) survives as `+`.
-pub fn decode_s3_event_key(encoded: &str) -> Result<String, String> {
+pub fn decode_s3_event_key(encoded: &str) -> Result<String, KeyDecodeError> {
     let spaced = encoded.replace('+', " ");
     let input = spaced.as_bytes();
     let mut bytes = Vec::with_capacity(input.len());
     let mut i = 0;
     while i < input.len() {
         if input[i] == b'%' {
-            let hex = input
+            let byte = input
                 .get(i + 1..i + 3)
                 .and_then(|pair| std::str::from_utf8(pair).ok())
-                .and_then(|pair| u8::from_str_radix(pair, 16).ok());
-            match hex {
-                Some(byte) => {
-                    bytes.push(byte);
-                    i += 3;
-                }
-                None => {
-                    return Err(format!(
-                        "'%' at byte {i} is not followed by two hexadecimal digits"
-                    ));
-                }
-            }
+                .and_then(|pair| u8::from_str_radix(pair, 16).ok())
+                .ok_or(KeyDecodeError::BadEscape { position: i })?;
+            bytes.push(byte);
+            i += 3;
         } else {
             bytes.push(input[i]);
             i += 1;
         }
     }
-    String::from_utf8(bytes).map_err(|e| format!("the decoded key is not UTF-8: {e}"))
+    Ok(String::from_utf8(bytes)?)
 }
 
 /// Encodes a key the way S3 writes it into event notifications (the inverse of
@@ -236,7 +238,7 @@ fn object_from_record(
     };
     let key = match decode_s3_event_key(&raw_key) {
         Ok(key) => key,
-        Err(e) => return Err(skip(raw_key, SkipReason::InvalidKey(e))),
+        Err(e) => return Err(skip(raw_key, SkipReason::InvalidKey(e.to_string()))),
     };
     let event_name = record.event_name.clone().unwrap_or_default();
     // S3 names them `ObjectCreated:Put`, `:Post`, `:Copy`, `:CompleteMultipartUpload`; the
@@ -447,13 +449,17 @@ mod tests {
                 decoded
             );
         }
-        assert!(decode_s3_event_key("bad%2").unwrap_err().contains("'%'"));
-        assert!(decode_s3_event_key("bad%zz.csv").is_err());
-        assert!(
-            decode_s3_event_key("%C3.csv")
-                .unwrap_err()
-                .contains("UTF-8")
+        assert_eq!(
+            decode_s3_event_key("bad%2"),
+            Err(KeyDecodeError::BadEscape { position: 3 })
         );
+        assert_eq!(
+            decode_s3_event_key("a+b%zz.csv"),
+            Err(KeyDecodeError::BadEscape { position: 3 })
+        );
+        let not_utf8 = decode_s3_event_key("%C3.csv").unwrap_err();
+        assert!(matches!(not_utf8, KeyDecodeError::NotUtf8(_)));
+        assert!(not_utf8.to_string().contains("UTF-8"), "{not_utf8}");
         assert_eq!(
             encode_s3_event_key("2026 11/Müller & Co+.csv"),
             "2026+11/M%C3%BCller+%26+Co%2B.csv"

@@ -10,6 +10,7 @@ pub mod api;
 pub mod config;
 pub mod data;
 pub mod dependencies;
+pub mod drift;
 pub mod events;
 pub mod invocation;
 pub mod location;

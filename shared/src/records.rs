@@ -1,14 +1,19 @@
-//! The records the pipeline keeps about itself, each a small versioned JSON object: which source
-//! files were ingested (the ancestor of the seed's `ingestedfiles.txt`), what a score measured,
-//! what is live in production, and what each full-process run found, decided and wrote. Field
-//! names are part of the public contract (people and the API read them): rename nothing lightly.
+//! Every record the pipeline persists about itself, each a small versioned JSON object: which
+//! source files were ingested (the ancestor of the seed's `ingestedfiles.txt`), what a score
+//! measured, what is live in production, what the diagnostics and the report found, and what each
+//! full-process run found, decided and wrote. The steps fill them; the types live here, together,
+//! so the persisted contract can be read in one file. Field names are part of that contract
+//! (people and the API read them): rename nothing lightly.
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::dependencies::DependencyStatus;
 use crate::location::Location;
+use crate::model::ClassificationMetrics;
+use crate::stats::DataSummary;
 use crate::store::ObjectMeta;
 
 /// Object names inside the configured locations.
@@ -159,10 +164,181 @@ pub struct DeploymentRecord {
     pub run_id: String,
 }
 
-/// The short form of a score, as run records cite it.
+/// A saved score: a model version's metrics on the test data, in `models` and, when deployed, in
+/// `production`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ScoreSummary {
-    pub f1: f64,
-    pub rows: u64,
-    pub score: Option<ObjectRef>,
+pub struct ScoreRecord {
+    /// The model version scored.
+    pub model: ObjectRef,
+    /// The test files scored on, with their versions.
+    pub data: Vec<ObjectRef>,
+    pub metrics: ClassificationMetrics,
+    /// Test rows left out because `exited` was missing.
+    pub excluded_missing_target: usize,
+    /// Test rows left out because they broke the schema.
+    pub rows_rejected: u64,
+    pub scored_at: DateTime<Utc>,
+    pub run_id: String,
+}
+
+impl ScoreRecord {
+    pub fn f1(&self) -> f64 {
+        self.metrics.f1
+    }
+}
+
+/// One row's prediction.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PredictionRow {
+    pub corporation: Option<String>,
+    /// Probability that the client leaves.
+    pub probability: f64,
+    /// 1 when `probability` reaches the model's threshold.
+    pub predicted: u8,
+    /// The known outcome, when the data set has one.
+    pub actual: Option<u8>,
+}
+
+/// Predictions of a model for a data set.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PredictionSet {
+    pub model: ObjectRef,
+    pub data: Vec<ObjectRef>,
+    pub rows: Vec<PredictionRow>,
+}
+
+/// Missing values of one column, as a share.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MissingShare {
+    pub column: String,
+    pub missing: u64,
+    pub percent: f64,
+}
+
+/// How long the heavy steps take on the current source data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Timings {
+    /// Ingesting every source file from scratch.
+    pub ingestion_ms: f64,
+    /// Training on the result.
+    pub training_ms: f64,
+    pub source_files: usize,
+    pub rows_compiled: u64,
+    /// Where the timing runs wrote (never a configured location).
+    pub scratch_location: String,
+}
+
+/// The diagnostics record, in `reports`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DiagnosticsRecord {
+    pub predictions: PredictionSet,
+    pub compiled_data: ObjectRef,
+    pub summary: DataSummary,
+    pub missing_values: Vec<MissingShare>,
+    /// `None` when the timing run failed; the reason is in `timing_error`.
+    pub timings: Option<Timings>,
+    pub timing_error: Option<String>,
+    pub dependencies: Vec<DependencyStatus>,
+    pub generated_at: DateTime<Utc>,
+    pub run_id: String,
+}
+
+/// One coefficient of the deployed model, in raw feature units (for people reading the report).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Coefficient {
+    pub feature: String,
+    pub per_unit: f64,
+    pub standardized: f64,
+}
+
+/// The metrics report (`report.json`, in `reports`; `report.md` is its Markdown form).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    pub model: ObjectRef,
+    /// F1 recorded at deployment.
+    pub deployed_f1: f64,
+    pub deployed_at: DateTime<Utc>,
+    pub test_data: Vec<ObjectRef>,
+    pub metrics: ClassificationMetrics,
+    pub coefficients: Vec<Coefficient>,
+    pub intercept_per_unit: f64,
+    pub training_rows: usize,
+    pub training_data: Option<String>,
+    pub confusion_matrix_png: ObjectRef,
+    pub generated_at: DateTime<Utc>,
+    pub run_id: String,
+}
+
+/// What the full process decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    /// No source file was new: nothing was done or written.
+    NoNewData,
+    /// New files arrived but added no rows (all rejected or all duplicates): nothing to score.
+    NoNewRows,
+    /// Nothing was deployed yet: trained, scored and deployed the first model.
+    Bootstrap,
+    /// The deployed model passed the drift check ([`crate::drift`]) on the new rows: kept.
+    NoDrift,
+    /// The deployed model failed the drift check on the new rows: retrained and redeployed.
+    Drift,
+}
+
+/// How long one step took.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepTiming {
+    pub step: String,
+    pub ms: f64,
+}
+
+/// A new source file, as the run record lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FoundFile {
+    pub key: String,
+    pub version_id: String,
+    pub outcome: FileOutcome,
+    pub rows_accepted: u64,
+    pub rows_rejected: u64,
+    pub rows_duplicate: u64,
+    pub error: Option<String>,
+}
+
+impl From<&IngestedFile> for FoundFile {
+    fn from(file: &IngestedFile) -> Self {
+        FoundFile {
+            key: file.key.clone(),
+            version_id: file.version_id.clone(),
+            outcome: file.outcome,
+            rows_accepted: file.rows_accepted,
+            rows_rejected: file.rows_rejected,
+            rows_duplicate: file.rows_duplicate,
+            error: file.error.clone(),
+        }
+    }
+}
+
+/// The record of one full-process run, in `reports` (`runs/<run id>.json` and `last_run.json`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub run_id: String,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    pub new_files: Vec<FoundFile>,
+    pub rows_added: u64,
+    pub decision: Decision,
+    /// Why, in words, with the figures.
+    pub reason: String,
+    /// F1 recorded when the deployed model was deployed (before this run).
+    pub deployed_f1: Option<f64>,
+    /// F1 of that model on the rows this run added to the compiled data.
+    pub new_data_f1: Option<f64>,
+    /// The deployed model before and after this run.
+    pub model_before: Option<ObjectRef>,
+    pub model_after: Option<ObjectRef>,
+    /// F1 of the newly trained model on the test data, when one was trained.
+    pub new_model_f1: Option<f64>,
+    /// Every object this run wrote, with its version.
+    pub wrote: Vec<ObjectRef>,
+    pub steps: Vec<StepTiming>,
 }

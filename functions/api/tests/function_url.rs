@@ -14,11 +14,9 @@ use shared::api::types::{
     DiagnosticsAnswer, ErrorBody, HealthAnswer, PredictionAnswer, ScoringAnswer, SummaryStatsAnswer,
 };
 use shared::api::{Api, ApiLimits};
-use shared::records::names;
+use shared::records::{DiagnosticsRecord, names};
 use shared::steps::deployment::deployed_model;
-use shared::steps::diagnostics::{
-    DiagnosticsRecord, deployed_predictions, summarize_compiled_data,
-};
+use shared::steps::diagnostics::{deployed_predictions, summarize_compiled_data};
 use shared::steps::scoring::{evaluate, load_test_data};
 
 const FUNCTION_URL: &str = include_str!("fixtures/function-url-request.json");

@@ -9,8 +9,9 @@ use serde_json::Value;
 use shared::events::step_input;
 use shared::invocation::{Failure, invoke};
 use shared::records::ObjectRef;
+use shared::records::{MissingShare, Timings};
 use shared::steps::Pipeline;
-use shared::steps::diagnostics::{MissingShare, Timings, run_diagnostics};
+use shared::steps::diagnostics::run_diagnostics;
 
 /// What one invocation did.
 #[derive(Debug, Serialize)]

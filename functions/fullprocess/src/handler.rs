@@ -7,8 +7,9 @@ use serde::Serialize;
 use serde_json::Value;
 use shared::events::{Trigger, full_process_trigger};
 use shared::invocation::{Failure, invoke};
+use shared::records::RunRecord;
 use shared::steps::Pipeline;
-use shared::steps::fullprocess::{RunRecord, run_full_process};
+use shared::steps::fullprocess::run_full_process;
 
 /// What one invocation did: its trigger and the run record (also written to the reports
 /// location when the run found new data).
@@ -37,8 +38,8 @@ pub async fn handle(
 mod tests {
     use super::*;
     use lambda_runtime::Context;
+    use shared::records::Decision;
     use shared::records::{IngestionRecord, names};
-    use shared::steps::fullprocess::Decision;
     use shared::testing::{event_fixture, event_fixtures, local_pipeline, repo_path};
 
     fn event(payload: Value) -> LambdaEvent<Value> {

@@ -9,8 +9,9 @@ use serde::Serialize;
 use serde_json::Value;
 use shared::events::{IngestionRequest, SourceFilter, ingestion_request};
 use shared::invocation::{Failure, invoke};
+use shared::records::RunRecord;
 use shared::steps::Pipeline;
-use shared::steps::fullprocess::{RunRecord, run_full_process_for};
+use shared::steps::fullprocess::run_full_process_for;
 use shared::steps::ingestion::IngestScope;
 
 /// What one invocation did.
@@ -62,8 +63,8 @@ mod tests {
     use lambda_runtime::Context;
     use shared::config::Config;
     use shared::invocation::PERMANENT_ERROR;
+    use shared::records::Decision;
     use shared::records::{IngestionRecord, names};
-    use shared::steps::fullprocess::Decision;
     use shared::store::PutMode;
     use shared::testing::{
         event_fixture, event_fixtures, local_pipeline, place_seed_source_files, repo_path,

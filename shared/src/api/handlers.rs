@@ -21,10 +21,10 @@ use crate::data::csv::read_csv_file;
 use crate::data::schema::NUMERIC_COLUMNS;
 use crate::dependencies::Freshness;
 use crate::location::Location;
-use crate::records::{ObjectRef, names};
+use crate::records::{DiagnosticsRecord, ObjectRef, names};
 use crate::steps::StepError;
 use crate::steps::deployment::{current_deployment, deployed_model};
-use crate::steps::diagnostics::{DiagnosticsRecord, predict_rows, summarize_compiled_data};
+use crate::steps::diagnostics::{predict_rows, summarize_compiled_data};
 use crate::steps::ingestion::is_csv_key;
 use crate::steps::scoring::{evaluate, load_test_data};
 use crate::store::StoreError;
@@ -167,7 +167,7 @@ pub(super) async fn prediction(api: &Api, request: Request<Bytes>, request_id: &
             ),
         });
     }
-    let threshold = model.params.threshold;
+    let threshold = model.params.threshold();
     let batches = loaded.batches;
     let predicted = tokio::task::spawn_blocking(move || predict_rows(&model, &batches))
         .await

@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 use crate::dependencies::DependencyStatus;
 use crate::model::ClassificationMetrics;
 use crate::records::DeploymentRecord;
+use crate::records::MissingShare;
 use crate::stats::ColumnSummary;
-use crate::steps::diagnostics::MissingShare;
 
 /// Every error answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -212,7 +212,8 @@ impl TrainedModel {
                 "the intercept is not finite".into(),
             ));
         }
-        self.params.validate()
+        // The hyper-parameters were validated when the model was deserialised or trained.
+        Ok(())
     }
 
     /// Exit probabilities and predicted classes for every row of `batch`. The batch needs the
@@ -244,7 +245,7 @@ impl TrainedModel {
             }
             imputed.insert(feature.name.clone(), column.null_count());
         }
-        let threshold = self.params.threshold;
+        let threshold = self.params.threshold();
         let probabilities: Vec<f64> = linear.into_iter().map(sigmoid).collect();
         let classes = probabilities
             .iter()

@@ -1,6 +1,6 @@
 //! The attrition model: a logistic regression on the three client [`FEATURES`] predicting
 //! `exited`, fitted by a Newton solver written for its four parameters (smartcore's L-BFGS fit
-//! of the same objective is kept as the reference it is tested against) and stored as a
+//! of the same objective is the reference it is tested against, in test builds only) and stored as a
 //! self-contained, serde-serialisable [`TrainedModel`] that predicts with plain arithmetic (no
 //! solver state). Features are
 //! standardised with the training rows' mean and population standard deviation (a constant
@@ -22,6 +22,8 @@ pub mod logistic;
 pub mod metrics;
 pub mod params;
 pub mod plot;
+#[cfg(test)]
+mod reference;
 mod train;
 
 #[cfg(test)]
@@ -36,7 +38,7 @@ pub use logistic::{
 pub use metrics::{ClassificationMetrics, ConfusionMatrix, classification_metrics};
 pub use params::{TrainingParams, ValidTrainingParams};
 pub use plot::confusion_matrix_png;
-pub use train::{train, train_smartcore};
+pub use train::train;
 
 /// Everything that can go wrong in training, prediction, scoring and plotting. Each message says
 /// what is wrong and what to change.

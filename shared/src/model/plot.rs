@@ -279,15 +279,4 @@ mod tests {
         let bytes = confusion_matrix_png(&ConfusionMatrix::default(), "empty").unwrap();
         assert_eq!(png_size(&bytes), (WIDTH, HEIGHT));
     }
-
-    /// Writes a sample to the temp directory for a human to look at:
-    /// `cargo test -p shared -- --ignored writes_a_sample_for_inspection`
-    #[test]
-    #[ignore = "writes a file for manual inspection"]
-    fn writes_a_sample_for_inspection() {
-        let bytes = confusion_matrix_png(&matrix(1, 1, 2, 1), "3HLpNq.v7").unwrap();
-        let path = std::env::temp_dir().join("confusion_matrix_sample.png");
-        std::fs::write(&path, bytes).unwrap();
-        println!("wrote {}", path.display());
-    }
 }

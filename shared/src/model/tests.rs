@@ -1,8 +1,7 @@
 //! Model tests across training, prediction and scoring, including the comparison with
 //! scikit-learn on the seed data (numbers from `tests/reference/sklearn_reference.py`).
 
-use std::time::Instant;
-
+use super::reference::train_smartcore;
 use super::test_support::{Row, batch, practice_data, test_data};
 use super::*;
 
@@ -283,13 +282,13 @@ fn loading_refuses_edited_or_foreign_artifacts() {
         change(&mut value);
         TrainedModel::from_json(&serde_json::to_vec(&value).unwrap())
     };
-    assert!(matches!(
-        edit(&|v| v["params"]["threshold"] = 1.5.into()),
-        Err(ModelError::InvalidParameter {
-            name: "threshold",
-            ..
-        })
-    ));
+    // Hyper-parameters are validated as they are deserialised, with the parameter's message.
+    match edit(&|v| v["params"]["threshold"] = 1.5.into()) {
+        Err(ModelError::ModelJson(e)) => {
+            assert!(e.to_string().contains("`threshold` = 1.5"), "{e}")
+        }
+        other => panic!("an edited threshold gave {other:?}"),
+    }
     assert!(matches!(
         edit(&|v| v["features"][2]["std"] = 0.0.into()),
         Err(ModelError::InvalidModel(_))
@@ -548,34 +547,4 @@ fn newton_agrees_with_smartcore() {
             assert_eq!(newton.rows, reference.rows);
         }
     }
-}
-
-/// `cargo test --release -p shared -- --ignored --nocapture train_one_million_rows`
-#[test]
-#[ignore = "timing test; run in release"]
-fn train_one_million_rows() {
-    let rows = synthetic_rows(1_000_000);
-    let batches: Vec<_> = rows.chunks(65_536).map(batch).collect();
-    let started = Instant::now();
-    let model = train(&batches, &default_params()).unwrap();
-    let elapsed = started.elapsed();
-    let reference_started = Instant::now();
-    let reference = train_smartcore(&batches, &default_params()).unwrap();
-    println!(
-        "smartcore: {:.3} s, objective {} vs Newton {}",
-        reference_started.elapsed().as_secs_f64(),
-        reference.diagnostics.objective,
-        model.diagnostics.objective
-    );
-    let predicted = Instant::now();
-    for b in &batches {
-        model.predict(b).unwrap();
-    }
-    println!(
-        "trained on {} rows in {:.3} s, predicted in {:.3} s; diagnostics {:?}",
-        model.rows.rows_used,
-        elapsed.as_secs_f64(),
-        predicted.elapsed().as_secs_f64(),
-        model.diagnostics
-    );
 }

@@ -5,19 +5,15 @@
 //! converges in a handful of passes (quadratically near the optimum), where smartcore's L-BFGS
 //! takes hundreds of passes and exposes neither a tolerance nor a starting point; each pass reads
 //! the Arrow value buffers directly, standardising on the fly, so no feature matrix is ever
-//! materialised (at ten million rows that matrix alone would be 240 MB). smartcore's fit stays
-//! available as [`train_smartcore`], the reference the tests hold the solver to.
+//! materialised (at ten million rows that matrix alone would be 240 MB). smartcore's fit of the
+//! same objective is the reference the tests hold the solver to (`super::reference`, test-only).
 
 use std::collections::BTreeMap;
-use std::panic::AssertUnwindSafe;
 use std::time::Instant;
 
 use arrow::array::{Array as _, Int8Array, Int64Array};
 use arrow::record_batch::RecordBatch;
 use chrono::Utc;
-use smartcore::linalg::basic::arrays::Array;
-use smartcore::linalg::basic::matrix::DenseMatrix;
-use smartcore::linear::logistic_regression::{LogisticRegression, LogisticRegressionParameters};
 
 use super::ModelError;
 use super::columns::{feature_column, is_present, label_at, target_column};
@@ -29,15 +25,14 @@ use crate::data::schema::FEATURES;
 
 /// Above this gradient norm per training row the solver stopped short of the optimum: it is
 /// several times what scikit-learn's default lbfgs fit leaves on the seed data (1.5e-5), so a
-/// larger value means a fit less precise than the reference implementation's. smartcore normally
-/// ends orders of magnitude below it (3e-12 on the seed data, 3e-10 on 1M synthetic rows).
+/// larger value means a fit less precise than the reference implementation's. smartcore (the
+/// test reference) normally ends orders of magnitude below it (3e-12 on the seed data, 3e-10 on 1M synthetic rows).
 const GRADIENT_WARN_PER_ROW: f64 = 1e-4;
 
 /// Standard deviations below this are treated as zero (a constant feature): dividing by them
 /// would blow rounding noise up into huge standardised values.
 const MIN_STD: f64 = 1e-12;
 
-const SMARTCORE_SOLVER: &str = "smartcore 0.7 LogisticRegression (L-BFGS)";
 const NEWTON_SOLVER: &str = "Newton (IRLS) with backtracking line search";
 
 /// Features per row, and parameters (coefficients and the intercept, last).
@@ -50,13 +45,6 @@ const PARAMS: usize = WIDTH + 1;
 const NEWTON_GRADIENT_PER_ROW: f64 = 1e-11;
 const NEWTON_MAX_ITERATIONS: usize = 100;
 
-/// Which solver fits the parameters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Solver {
-    Newton,
-    Smartcore,
-}
-
 /// Fits the attrition model on `batches` (client schema) with `params`.
 ///
 /// Rows with a null `exited` are skipped and counted; null features are imputed with the mean
@@ -67,26 +55,32 @@ pub fn train(
     batches: &[RecordBatch],
     params: &ValidTrainingParams,
 ) -> Result<TrainedModel, ModelError> {
-    train_using(batches, params, Solver::Newton)
+    train_with(
+        batches,
+        params,
+        NEWTON_SOLVER,
+        |inputs, scaling, counts, alpha| {
+            let prior = counts.exited as f64 / counts.rows_used as f64;
+            fit_newton(inputs, scaling, prior, alpha)
+        },
+    )
 }
 
-/// Like [`train`], with smartcore's L-BFGS fit instead of the Newton solver: same preparation,
-/// same objective, same checks. The reference implementation (and the user-named crate); about
-/// ten times slower on large data.
-pub fn train_smartcore(
+/// Training around any solver: prepares the rows (counts, scaling, imputation), calls `fit` with
+/// them and `alpha` for the standardised coefficients and the intercept, checks its result
+/// independently and builds the model.
+pub(super) fn train_with(
     batches: &[RecordBatch],
     params: &ValidTrainingParams,
-) -> Result<TrainedModel, ModelError> {
-    train_using(batches, params, Solver::Smartcore)
-}
-
-fn train_using(
-    batches: &[RecordBatch],
-    params: &ValidTrainingParams,
-    solver: Solver,
+    solver_name: &str,
+    fit: impl FnOnce(
+        &[BatchColumns<'_>],
+        &[Scaling],
+        &RowCounts,
+        f64,
+    ) -> Result<(Vec<f64>, f64), ModelError>,
 ) -> Result<TrainedModel, ModelError> {
     let started = Instant::now();
-    params.validate()?;
     let names: Vec<String> = FEATURES.iter().map(|name| name.to_string()).collect();
     let inputs = batches
         .iter()
@@ -101,27 +95,14 @@ fn train_using(
         .collect();
     let prepared = Instant::now();
 
-    let (coefficients, intercept, solver_name) = match solver {
-        Solver::Newton => {
-            let prior = counts.exited as f64 / counts.rows_used as f64;
-            let (coefficients, intercept) = fit_newton(&inputs, &scaling, prior, params.alpha)?;
-            (coefficients, intercept, NEWTON_SOLVER)
-        }
-        Solver::Smartcore => {
-            let (matrix_values, labels) = standardised_matrix(&inputs, &scaling, counts.rows_used);
-            let x = DenseMatrix::new(counts.rows_used, names.len(), matrix_values, false)
-                .map_err(|e| ModelError::Solver(e.to_string()))?;
-            let (coefficients, intercept) = fit_with_smartcore(&x, &labels, params.alpha)?;
-            (coefficients, intercept, SMARTCORE_SOLVER)
-        }
-    };
+    let (coefficients, intercept) = fit(&inputs, &scaling, &counts, params.alpha())?;
     let solved = Instant::now();
     let diagnostics = check_fit(
         &inputs,
         &scaling,
         &coefficients,
         intercept,
-        params.alpha,
+        params.alpha(),
         solver_name,
     )?;
     let checked = Instant::now();
@@ -164,37 +145,9 @@ fn train_using(
     Ok(model)
 }
 
-/// Runs smartcore's solver and returns the coefficients and the intercept. smartcore panics
-/// (instead of returning an error) when its line search does not converge; where panics unwind
-/// that becomes a [`ModelError::Solver`] instead of a crash.
-fn fit_with_smartcore(
-    x: &DenseMatrix<f64>,
-    labels: &Vec<u8>,
-    alpha: f64,
-) -> Result<(Vec<f64>, f64), ModelError> {
-    let parameters = LogisticRegressionParameters::default().with_alpha(alpha);
-    let fitted = std::panic::catch_unwind(AssertUnwindSafe(|| {
-        LogisticRegression::<f64, u8, DenseMatrix<f64>, Vec<u8>>::fit(x, labels, parameters)
-    }))
-    .map_err(|panic| {
-        let reason = panic
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| panic.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "unknown panic".to_string());
-        ModelError::Solver(format!("smartcore panicked: {reason}"))
-    })?
-    .map_err(|e| ModelError::Solver(e.to_string()))?;
-    let width = x.shape().1;
-    let coefficients = (0..width)
-        .map(|j| *fitted.coefficients().get((0, j)))
-        .collect();
-    Ok((coefficients, *fitted.intercept().get((0, 0))))
-}
-
 /// The columns of one batch that training reads.
-struct BatchColumns<'a> {
-    target: &'a Int8Array,
+pub(super) struct BatchColumns<'a> {
+    pub(super) target: &'a Int8Array,
     features: Vec<&'a Int64Array>,
     rows: usize,
 }
@@ -214,7 +167,7 @@ impl<'a> BatchColumns<'a> {
 
     /// Whether the row is used for training (its `exited` is known).
     #[inline]
-    fn used(&self, row: usize) -> bool {
+    pub(super) fn used(&self, row: usize) -> bool {
         is_present(self.target, row)
     }
 }
@@ -242,10 +195,10 @@ fn count_rows(
             missing_target,
         });
     }
-    if rows_used < params.min_rows {
+    if rows_used < params.min_rows() {
         return Err(ModelError::TooFewRows {
             rows: rows_used,
-            min_rows: params.min_rows,
+            min_rows: params.min_rows(),
         });
     }
     for (class, rows, other) in [(0u8, stayed, exited), (1u8, exited, stayed)] {
@@ -255,11 +208,11 @@ fn count_rows(
                 rows: other,
             });
         }
-        if rows < params.min_rows_per_class {
+        if rows < params.min_rows_per_class() {
             return Err(ModelError::TooFewRowsInClass {
                 class,
                 rows,
-                min_rows_per_class: params.min_rows_per_class,
+                min_rows_per_class: params.min_rows_per_class(),
             });
         }
     }
@@ -273,10 +226,11 @@ fn count_rows(
     })
 }
 
-struct Scaling {
+/// How one feature is standardised: `(x − mean)/std`, a missing value counting as the mean.
+pub(super) struct Scaling {
     name: String,
-    mean: f64,
-    std: f64,
+    pub(super) mean: f64,
+    pub(super) std: f64,
     missing: usize,
 }
 
@@ -330,7 +284,11 @@ fn feature_scaling(
 
 /// Calls `visit` with feature `j` of every used row, in row order (`None` when missing).
 #[inline]
-fn for_each_used_value(inputs: &[BatchColumns<'_>], j: usize, mut visit: impl FnMut(Option<f64>)) {
+pub(super) fn for_each_used_value(
+    inputs: &[BatchColumns<'_>],
+    j: usize,
+    mut visit: impl FnMut(Option<f64>),
+) {
     for input in inputs {
         let column = input.features[j];
         let values = column.values();
@@ -349,38 +307,9 @@ fn for_each_used_value(inputs: &[BatchColumns<'_>], j: usize, mut visit: impl Fn
     }
 }
 
-/// The row-major standardised matrix (missing values at the mean, i.e. 0) and the labels of the
-/// used rows.
-fn standardised_matrix(
-    inputs: &[BatchColumns<'_>],
-    scaling: &[Scaling],
-    rows_used: usize,
-) -> (Vec<f64>, Vec<u8>) {
-    let width = scaling.len();
-    let mut values = vec![0.0f64; rows_used * width];
-    for (j, scale) in scaling.iter().enumerate() {
-        let inverse_std = 1.0 / scale.std;
-        let mut cells = values.iter_mut().skip(j).step_by(width);
-        for_each_used_value(inputs, j, |value| {
-            if let Some(cell) = cells.next() {
-                *cell = value.map_or(0.0, |x| (x - scale.mean) * inverse_std);
-            }
-        });
-    }
-    let mut labels = Vec::with_capacity(rows_used);
-    for input in inputs {
-        let targets = input.target.values();
-        for (row, &label) in targets.iter().enumerate() {
-            if input.used(row) {
-                labels.push(u8::from(label == 1));
-            }
-        }
-    }
-    (values, labels)
-}
-
 /// Recomputes the objective and its gradient at the fitted coefficients in a pass of its own,
-/// because smartcore reports nothing about convergence and a solver bug must not ship a model.
+/// independently of the solver (smartcore reports nothing about convergence), because a solver
+/// bug must not ship a model.
 fn check_fit(
     inputs: &[BatchColumns<'_>],
     scaling: &[Scaling],

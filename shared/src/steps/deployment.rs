@@ -7,12 +7,11 @@
 use bytes::Bytes;
 use chrono::Utc;
 
-use super::scoring::ScoreRecord;
 use super::training::load_model;
 use super::{Pipeline, StepError};
 use crate::location::RecordError;
 use crate::model::TrainedModel;
-use crate::records::{DeploymentRecord, ObjectRef, names};
+use crate::records::{DeploymentRecord, ObjectRef, ScoreRecord, names};
 use crate::store::{PutMode, StoreError};
 
 /// What a deployment wrote.

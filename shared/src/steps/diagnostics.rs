@@ -8,8 +8,7 @@ use std::time::Instant;
 
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::Int8Type;
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use chrono::Utc;
 
 use super::deployment::deployed_model;
 use super::ingestion::{IngestScope, ingest_into};
@@ -17,32 +16,14 @@ use super::scoring::read_csv_location;
 use super::training::{compiled_data_bytes, train_into};
 use super::{Pipeline, StepError};
 use crate::data::parquet::read_parquet;
-use crate::dependencies::{DependencyStatus, dependency_status};
+use crate::dependencies::dependency_status;
 use crate::location::Location;
 use crate::model::TrainedModel;
-use crate::records::{ObjectRef, names};
+use crate::records::{
+    DiagnosticsRecord, MissingShare, ObjectRef, PredictionRow, PredictionSet, Timings, names,
+};
 use crate::stats::{DataSummary, SummaryBuilder};
 use crate::store::PutMode;
-
-/// One row's prediction.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PredictionRow {
-    pub corporation: Option<String>,
-    /// Probability that the client leaves.
-    pub probability: f64,
-    /// 1 when `probability` reaches the model's threshold.
-    pub predicted: u8,
-    /// The known outcome, when the data set has one.
-    pub actual: Option<u8>,
-}
-
-/// Predictions of a model for a data set.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PredictionSet {
-    pub model: ObjectRef,
-    pub data: Vec<ObjectRef>,
-    pub rows: Vec<PredictionRow>,
-}
 
 /// Predicts every row of `batches` with `model`, keeping the corporation code and known outcome.
 pub fn predict_rows(
@@ -81,42 +62,6 @@ pub fn predict_rows(
     Ok(rows)
 }
 
-/// Missing values of one column, as a share.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct MissingShare {
-    pub column: String,
-    pub missing: u64,
-    pub percent: f64,
-}
-
-/// How long the heavy steps take on the current source data.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Timings {
-    /// Ingesting every source file from scratch.
-    pub ingestion_ms: f64,
-    /// Training on the result.
-    pub training_ms: f64,
-    pub source_files: usize,
-    pub rows_compiled: u64,
-    /// Where the timing runs wrote (never a configured location).
-    pub scratch_location: String,
-}
-
-/// The diagnostics record.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct DiagnosticsRecord {
-    pub predictions: PredictionSet,
-    pub compiled_data: ObjectRef,
-    pub summary: DataSummary,
-    pub missing_values: Vec<MissingShare>,
-    /// `None` when the timing run failed; the reason is in `timing_error`.
-    pub timings: Option<Timings>,
-    pub timing_error: Option<String>,
-    pub dependencies: Vec<DependencyStatus>,
-    pub generated_at: DateTime<Utc>,
-    pub run_id: String,
-}
-
 /// Summarises the compiled data set named by the ingestion record.
 pub async fn summarize_compiled_data(
     pipeline: &Pipeline,
@@ -127,14 +72,14 @@ pub async fn summarize_compiled_data(
     let summary = super::spawn_blocking_in_span(move || {
         let mut builder = SummaryBuilder::new();
         for batch in read_parquet(names::COMPILED_DATA, bytes)? {
-            builder
-                .add(&batch?)
-                .map_err(|e| StepError::Task(format!("cannot summarise {url}: {e}")))?;
+            builder.add(&batch?).map_err(|source| StepError::Summary {
+                url: url.clone(),
+                source,
+            })?;
         }
         Ok::<_, StepError>(builder.finish())
     })
-    .await
-    .map_err(|e| StepError::Task(e.to_string()))??;
+    .await??;
     Ok((data, summary))
 }
 
@@ -180,9 +125,7 @@ pub async fn deployed_predictions(
     let (deployment, model) = deployed_model(pipeline).await?;
     let data = read_csv_location(data.unwrap_or(&pipeline.locations.test_data)).await?;
     let batches = data.batches;
-    let rows = super::spawn_blocking_in_span(move || predict_rows(&model, &batches))
-        .await
-        .map_err(|e| StepError::Task(e.to_string()))??;
+    let rows = super::spawn_blocking_in_span(move || predict_rows(&model, &batches)).await??;
     Ok(PredictionSet {
         model: deployment.model,
         data: data.files,

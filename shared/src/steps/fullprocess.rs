@@ -1,17 +1,15 @@
 //! The full process, the job the original cron ran every ten minutes: ingest whatever source
 //! files are new; with no deployment yet, bootstrap (train, score, deploy, diagnostics,
 //! reporting); otherwise score the deployed model on the newly compiled data — the rows this run
-//! added, which the model has never seen — and, if that F1 is lower than the F1 recorded at
-//! deployment (model drift), retrain, rescore, redeploy and rerun
-//! diagnostics and reporting. A run that finds nothing new writes nothing at all, so the schedule
+//! added, which the model has never seen — and, if the pipeline's drift rule ([`crate::drift`])
+//! finds drift, retrain, rescore, redeploy and rerun diagnostics and reporting. A run that finds nothing new writes nothing at all, so the schedule
 //! costs only a listing; every other run writes a run record saying what it found, what it
 //! decided and why (with both F1 figures), what it wrote, and how long each step took.
 
 use std::time::Instant;
 
 use arrow::array::RecordBatch;
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use chrono::Utc;
 
 use super::deployment::{current_deployment, deploy, deployed_model};
 use super::diagnostics::run_diagnostics;
@@ -20,82 +18,11 @@ use super::reporting::run_reporting;
 use super::scoring::{evaluate, score_model};
 use super::training::{load_compiled_data, train_model};
 use super::{Pipeline, StepError};
-use crate::records::{FileOutcome, IngestedFile, ObjectRef, names};
+use crate::drift::{DriftCheck, NewRows};
+use crate::records::{
+    Decision, DeploymentRecord, FoundFile, ObjectRef, RunRecord, StepTiming, names,
+};
 use crate::store::PutMode;
-
-/// What the full process decided.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Decision {
-    /// No source file was new: nothing was done or written.
-    NoNewData,
-    /// New files arrived but added no rows (all rejected or all duplicates): nothing to score.
-    NoNewRows,
-    /// Nothing was deployed yet: trained, scored and deployed the first model.
-    Bootstrap,
-    /// The deployed model scored at least its recorded F1 on the new data: kept.
-    NoDrift,
-    /// The deployed model scored below its recorded F1: retrained and redeployed.
-    Drift,
-}
-
-/// How long one step took.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct StepTiming {
-    pub step: String,
-    pub ms: f64,
-}
-
-/// A new source file, as the run record lists it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FoundFile {
-    pub key: String,
-    pub version_id: String,
-    pub outcome: FileOutcome,
-    pub rows_accepted: u64,
-    pub rows_rejected: u64,
-    pub rows_duplicate: u64,
-    pub error: Option<String>,
-}
-
-impl From<&IngestedFile> for FoundFile {
-    fn from(file: &IngestedFile) -> Self {
-        FoundFile {
-            key: file.key.clone(),
-            version_id: file.version_id.clone(),
-            outcome: file.outcome,
-            rows_accepted: file.rows_accepted,
-            rows_rejected: file.rows_rejected,
-            rows_duplicate: file.rows_duplicate,
-            error: file.error.clone(),
-        }
-    }
-}
-
-/// The record of one full-process run.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RunRecord {
-    pub run_id: String,
-    pub started_at: DateTime<Utc>,
-    pub finished_at: DateTime<Utc>,
-    pub new_files: Vec<FoundFile>,
-    pub rows_added: u64,
-    pub decision: Decision,
-    /// Why, in words, with the figures.
-    pub reason: String,
-    /// F1 recorded when the deployed model was deployed (before this run).
-    pub deployed_f1: Option<f64>,
-    /// F1 of that model on the rows this run added to the compiled data.
-    pub new_data_f1: Option<f64>,
-    /// The deployed model before and after this run.
-    pub model_before: Option<ObjectRef>,
-    pub model_after: Option<ObjectRef>,
-    /// F1 of the newly trained model on the test data, when one was trained.
-    pub new_model_f1: Option<f64>,
-    /// Every object this run wrote, with its version.
-    pub wrote: Vec<ObjectRef>,
-    pub steps: Vec<StepTiming>,
-}
 
 /// Step timings collected as the run goes.
 #[derive(Default)]
@@ -127,6 +54,26 @@ fn rows_added_last(batches: &[RecordBatch], count: u64) -> Vec<RecordBatch> {
     }
     tail.reverse();
     tail
+}
+
+/// Measures the deployed model on the `rows_added` rows this run appended to the compiled data
+/// and asks the pipeline's drift rule whether it drifted.
+async fn check_drift(
+    pipeline: &Pipeline,
+    deployed: &DeploymentRecord,
+    rows_added: u64,
+) -> Result<DriftCheck, StepError> {
+    let (_, model) = deployed_model(pipeline).await?;
+    let (data, batches) = load_compiled_data(pipeline, &pipeline.locations.compiled_data).await?;
+    let new_rows = rows_added_last(&batches, rows_added);
+    let evaluation = evaluate(&model, new_rows).await?;
+    Ok(pipeline.drift_rule.check(
+        deployed,
+        NewRows {
+            evaluation: &evaluation,
+            compiled_data: &data,
+        },
+    ))
 }
 
 /// Runs the full process once over every new source file (the schedule, the command line).
@@ -203,30 +150,14 @@ pub async fn run_full_process_for(
         }
         Some(deployed) => {
             let started = Instant::now();
-            let (_, model) = deployed_model(pipeline).await?;
-            let (data, batches) =
-                load_compiled_data(pipeline, &pipeline.locations.compiled_data).await?;
-            let new_rows = rows_added_last(&batches, ingestion.rows_added);
-            let evaluation = evaluate(&model, new_rows).await?;
+            let verdict = check_drift(pipeline, deployed, ingestion.rows_added).await?;
             steps.record("drift_check", started);
-            let new_f1 = evaluation.metrics.f1;
-            record.deployed_f1 = Some(deployed.f1);
-            record.new_data_f1 = Some(new_f1);
-            if new_f1 < deployed.f1 {
-                record.decision = Decision::Drift;
-                record.reason = format!(
-                    "model drift: the deployed model's F1 on the {} rows this run added to the compiled data (version {}) is {new_f1:.4}, lower than its recorded F1 ({:.4}); retraining",
-                    evaluation.metrics.rows, data.version_id, deployed.f1
-                );
-                true
-            } else {
-                record.decision = Decision::NoDrift;
-                record.reason = format!(
-                    "no drift: the deployed model's F1 on the {} rows this run added ({new_f1:.4}) is not lower than its recorded F1 ({:.4}); keeping it",
-                    evaluation.metrics.rows, deployed.f1
-                );
-                false
-            }
+            record.deployed_f1 = Some(verdict.deployed_f1);
+            record.new_data_f1 = Some(verdict.new_data_f1);
+            record.decision = verdict.decision;
+            let retrain = verdict.drifted();
+            record.reason = verdict.reason;
+            retrain
         }
     };
     tracing::info!(decision = ?record.decision, "{}", record.reason);

@@ -19,6 +19,7 @@ use tokio_util::io::SyncIoBridge;
 
 use super::{Pipeline, StepError};
 use crate::data::csv::CsvBatchReader;
+use crate::data::error::DataError;
 use crate::data::parquet::{ParquetBatchWriter, read_parquet};
 use crate::data::rejected::{RejectedRow, write_rejected_csv};
 use crate::data::schema::COLUMNS;
@@ -98,44 +99,9 @@ pub async fn ingest_into(
     crate::memory::tune_allocator();
     let started = Instant::now();
     let source = &pipeline.locations.source_data;
-    let previous = compiled
-        .get_json_if_exists::<IngestionRecord>(names::INGESTION_RECORD, "ingestion record")
-        .await?;
-    let (record_etag, mut record) = match previous {
-        Some((meta, record)) => (Some(meta.etag), record),
-        None => (None, IngestionRecord::default()),
-    };
-    record.source = source.url().to_string();
-
-    let candidates: Vec<ObjectMeta> = match scope {
-        IngestScope::All => source.list("").await?,
-        IngestScope::Keys(keys) => {
-            let objects: Vec<SourceObject> = keys
-                .iter()
-                .map(|key| SourceObject {
-                    key: key.clone(),
-                    version_id: None,
-                })
-                .collect();
-            head_each(source, &objects).await?
-        }
-        IngestScope::Objects(objects) => head_each(source, objects).await?,
-    };
-    let (csv, skipped_non_csv): (Vec<ObjectMeta>, Vec<ObjectMeta>) = candidates
-        .into_iter()
-        .partition(|meta| is_csv_key(&meta.key));
-    for meta in &skipped_non_csv {
-        tracing::info!(key = %meta.key, "not a .csv file; left alone");
-    }
-    let mut new_objects: Vec<ObjectMeta> = csv
-        .into_iter()
-        .filter(|meta| !record.files.iter().any(|seen| seen.is_same_object(meta)))
-        .collect();
-    new_objects.sort_by(|a, b| a.key.cmp(&b.key).then(a.version_id.cmp(&b.version_id)));
-    // One version named twice (by key and by version, or twice in one event) is read once.
-    new_objects.dedup_by(|a, b| a.key == b.key && a.version_id == b.version_id);
-    let skipped_non_csv: Vec<String> = skipped_non_csv.into_iter().map(|m| m.key).collect();
-
+    let (record_etag, mut record) = read_ingestion_record(compiled, source).await?;
+    let candidates = list_candidates(source, scope).await?;
+    let (new_objects, skipped_non_csv) = select_new_objects(candidates, &record);
     if new_objects.is_empty() {
         tracing::info!(source = %source.url(), "no new source files");
         return Ok(IngestionOutcome {
@@ -150,35 +116,171 @@ pub async fn ingest_into(
     }
     tracing::info!(count = new_objects.len(), source = %source.url(), "new source files to ingest");
 
-    // Start the new compiled data set from the previous one, remembering every row seen.
-    let mut compiler = Compiler::new()?;
-    if let Some(previous) = &record.compiled {
-        let (_, bytes) = compiled
-            .get(names::COMPILED_DATA, Some(&previous.object.version_id))
-            .await?;
-        compiler.reserve(usize::try_from(previous.rows).unwrap_or(0));
-        compiler = run_blocking(move || {
-            for batch in read_parquet(names::COMPILED_DATA, bytes)? {
-                compiler.add(&batch?)?;
-            }
-            Ok(compiler)
-        })
-        .await?;
-    }
+    let compiler = compiler_with_previous_rows(compiled, record.compiled.as_ref()).await?;
     let rows_before = compiler.rows;
     let duplicates_before = record.compiled.as_ref().map_or(0, |c| c.duplicates_dropped);
+    let (parsed, compiler) = parse_and_compile(source, &new_objects, compiler).await?;
+    let new_files = record_new_files(compiled, &new_objects, parsed, run_id).await?;
 
-    // Two threads: this one parses the CSV files and fingerprints their rows while a second one
-    // drops duplicates and encodes the Parquet output, connected by a short queue of batches
-    // (so memory stays a few batches, whatever the file sizes).
+    let mut written: Vec<ObjectRef> = new_files
+        .iter()
+        .filter_map(|f| f.quarantine.clone())
+        .collect();
+    let rows_added = compiler.rows - rows_before;
+    let duplicates_dropped =
+        duplicates_before + new_files.iter().map(|f| f.rows_duplicate).sum::<u64>();
+    written.extend(
+        write_compiled_data(
+            compiled,
+            compiler,
+            rows_added,
+            duplicates_dropped,
+            &mut record,
+        )
+        .await?,
+    );
+
+    record.files.extend(new_files.iter().cloned());
+    record.updated_at = Some(Utc::now());
+    let (record_version, text) = commit_ingestion_record(compiled, &record, record_etag).await?;
+    written.extend([record_version.clone(), text]);
+
+    Ok(IngestionOutcome {
+        new_files,
+        skipped_non_csv,
+        rows_added,
+        record_version: Some(record_version),
+        written,
+        record,
+        elapsed_ms: super::millis(started.elapsed()),
+    })
+}
+
+/// The ingestion record in `compiled` and its ETag (for the conditional commit), or a fresh
+/// record before the first ingestion.
+async fn read_ingestion_record(
+    compiled: &Location,
+    source: &Location,
+) -> Result<(Option<String>, IngestionRecord), StepError> {
+    let previous = compiled
+        .get_json_if_exists::<IngestionRecord>(names::INGESTION_RECORD, "ingestion record")
+        .await?;
+    let (etag, mut record) = match previous {
+        Some((meta, record)) => (Some(meta.etag), record),
+        None => (None, IngestionRecord::default()),
+    };
+    record.source = source.url().to_string();
+    Ok((etag, record))
+}
+
+/// The source objects `scope` names that still exist (every object, for [`IngestScope::All`]).
+async fn list_candidates(
+    source: &Location,
+    scope: &IngestScope,
+) -> Result<Vec<ObjectMeta>, StepError> {
+    match scope {
+        IngestScope::All => Ok(source.list("").await?),
+        IngestScope::Keys(keys) => {
+            let objects: Vec<SourceObject> = keys
+                .iter()
+                .map(|key| SourceObject {
+                    key: key.clone(),
+                    version_id: None,
+                })
+                .collect();
+            head_each(source, &objects).await
+        }
+        IngestScope::Objects(objects) => head_each(source, objects).await,
+    }
+}
+
+/// The CSV object versions the record has not seen, each once, in key and version order; and
+/// the keys left alone because they are not CSV files.
+fn select_new_objects(
+    candidates: Vec<ObjectMeta>,
+    record: &IngestionRecord,
+) -> (Vec<ObjectMeta>, Vec<String>) {
+    let (csv, skipped_non_csv): (Vec<ObjectMeta>, Vec<ObjectMeta>) = candidates
+        .into_iter()
+        .partition(|meta| is_csv_key(&meta.key));
+    for meta in &skipped_non_csv {
+        tracing::info!(key = %meta.key, "not a .csv file; left alone");
+    }
+    let mut new_objects: Vec<ObjectMeta> = csv
+        .into_iter()
+        .filter(|meta| !record.files.iter().any(|seen| seen.is_same_object(meta)))
+        .collect();
+    new_objects.sort_by(|a, b| a.key.cmp(&b.key).then(a.version_id.cmp(&b.version_id)));
+    // One version named twice (by key and by version, or twice in one event) is read once.
+    new_objects.dedup_by(|a, b| a.key == b.key && a.version_id == b.version_id);
+    let skipped_non_csv = skipped_non_csv.into_iter().map(|m| m.key).collect();
+    (new_objects, skipped_non_csv)
+}
+
+/// A compiler that starts from the previous compiled data set, so it writes those rows again
+/// and knows every row seen before.
+async fn compiler_with_previous_rows(
+    compiled: &Location,
+    previous: Option<&CompiledData>,
+) -> Result<Compiler, StepError> {
+    let mut compiler = Compiler::new()?;
+    let Some(previous) = previous else {
+        return Ok(compiler);
+    };
+    let (_, bytes) = compiled
+        .get(names::COMPILED_DATA, Some(&previous.object.version_id))
+        .await?;
+    compiler.reserve(usize::try_from(previous.rows).unwrap_or(0));
+    run_blocking(move || {
+        for batch in read_parquet(names::COMPILED_DATA, bytes)? {
+            compiler.add(&batch?)?;
+        }
+        Ok(compiler)
+    })
+    .await
+}
+
+/// One file's parse result, and where the compiler answers how many of its rows were
+/// duplicates.
+type ParsedFile = (Result<FileRead, ParseError>, Receiver<u64>);
+
+/// Reads every new object through the compiler, on two threads: one parses the CSV files and
+/// fingerprints their rows while a second one drops duplicates and encodes the Parquet output,
+/// connected by a short queue of batches (so memory stays a few batches, whatever the file
+/// sizes). Returns each file's result, in `new_objects` order, and the compiler with every row.
+async fn parse_and_compile(
+    source: &Location,
+    new_objects: &[ObjectMeta],
+    compiler: Compiler,
+) -> Result<(Vec<ParsedFile>, Compiler), StepError> {
     let (to_compiler, inbox) = std::sync::mpsc::sync_channel::<ToCompiler>(4);
     let compiler_thread = super::spawn_blocking_in_span(move || compiler.run(inbox));
-
-    let total = new_objects.len();
     let total_bytes: u64 = new_objects.iter().map(|meta| meta.size).sum();
-    // One blocking thread parses every file in turn while this task opens the next ones ahead
-    // of it (opening an object costs a few metadata reads: on a slow filesystem, or on S3, that
-    // latency would otherwise sit between every two files).
+    let (opened, parser) = spawn_parser(to_compiler, total_bytes);
+    // This task opens the next objects ahead of the parser (opening costs a few metadata reads:
+    // on a slow filesystem, or on S3, that latency would otherwise sit between every two files).
+    for meta in new_objects {
+        let (_, reader) = source.get_reader(&meta.key, Some(&meta.version_id)).await?;
+        if opened.send((meta.clone(), reader)).await.is_err() {
+            // The parser stopped early (the compiler failed): its result says why.
+            break;
+        }
+    }
+    drop(opened);
+    let parsed = parser.await?;
+    let compiler = compiler_thread.await??;
+    Ok((parsed, compiler))
+}
+
+/// The parser thread: parses every opened file in turn, feeding the compiler, until the
+/// opened files run out or the compiler stops.
+fn spawn_parser(
+    to_compiler: SyncSender<ToCompiler>,
+    total_bytes: u64,
+) -> (
+    tokio::sync::mpsc::Sender<(ObjectMeta, ByteReader)>,
+    tokio::task::JoinHandle<Vec<ParsedFile>>,
+) {
     let (opened, mut to_parse) = tokio::sync::mpsc::channel::<(ObjectMeta, ByteReader)>(2);
     let parser = super::spawn_blocking_in_span(move || {
         let mut parsed = Vec::new();
@@ -199,8 +301,7 @@ pub async fn ingest_into(
             // Every file ends with a marker, even a failed one, so counts never run together.
             let (reply, duplicates) = std::sync::mpsc::channel();
             let _ = to_compiler.send(ToCompiler::EndOfFile(reply));
-            let stop =
-                matches!(&result, Err(StepError::Task(detail)) if detail == COMPILER_STOPPED);
+            let stop = matches!(result, Err(ParseError::CompilerStopped));
             parsed.push((result, duplicates));
             if stop {
                 break;
@@ -208,39 +309,22 @@ pub async fn ingest_into(
         }
         parsed
     });
-    for meta in &new_objects {
-        let (_, reader) = source.get_reader(&meta.key, Some(&meta.version_id)).await?;
-        if opened.send((meta.clone(), reader)).await.is_err() {
-            // The parser stopped early (the compiler failed): its result says why.
-            break;
-        }
-    }
-    drop(opened);
-    let parsed = parser.await.map_err(|e| StepError::Task(e.to_string()))?;
-    let compiler = compiler_thread
-        .await
-        .map_err(|e| StepError::Task(e.to_string()))??;
+    (opened, parser)
+}
 
-    let mut new_files = Vec::with_capacity(new_objects.len());
+/// The ingestion record's entry for each new file, with its rejected rows quarantined.
+async fn record_new_files(
+    compiled: &Location,
+    new_objects: &[ObjectMeta],
+    parsed: Vec<ParsedFile>,
+    run_id: &str,
+) -> Result<Vec<IngestedFile>, StepError> {
+    let total = new_objects.len();
+    let mut new_files = Vec::with_capacity(total);
     for (position, (meta, (result, duplicates))) in new_objects.iter().zip(parsed).enumerate() {
-        let mut entry = IngestedFile {
-            key: meta.key.clone(),
-            version_id: meta.version_id.clone(),
-            etag: meta.etag.clone(),
-            size: meta.size,
-            outcome: FileOutcome::Ingested,
-            rows_read: 0,
-            rows_accepted: 0,
-            rows_rejected: 0,
-            // The compiler answered every end-of-file marker before it finished.
-            rows_duplicate: duplicates.recv().unwrap_or(0),
-            missing_values: Default::default(),
-            error: None,
-            warnings: Vec::new(),
-            quarantine: None,
-            ingested_at: Utc::now(),
-            run_id: run_id.to_string(),
-        };
+        // The compiler answered every end-of-file marker before it finished.
+        let rows_duplicate = duplicates.recv().unwrap_or(0);
+        let mut entry = new_file_entry(meta, rows_duplicate, run_id);
         match result {
             Ok(read) => {
                 entry.rows_read = read.counts.rows_read;
@@ -256,18 +340,10 @@ pub async fn ingest_into(
                     tracing::warn!(file = %meta.key, "{warning}");
                 }
                 if !read.rejected.is_empty() {
-                    for row in read.rejected.iter().take(20) {
-                        tracing::warn!(file = %meta.key, "rejected row: {row}");
-                    }
-                    let mut csv = Vec::new();
-                    write_rejected_csv(&read.rejected, &mut csv).map_err(|e| {
-                        StepError::Task(format!("cannot encode rejected rows of {}: {e}", meta.key))
-                    })?;
-                    let name = quarantine_name(run_id, &meta.key);
-                    let written = compiled
-                        .put(&name, Bytes::from(csv), PutMode::Overwrite)
-                        .await?;
-                    entry.quarantine = Some(ObjectRef::new(compiled, &written));
+                    entry.quarantine = Some(
+                        quarantine_rejected_rows(compiled, run_id, &meta.key, &read.rejected)
+                            .await?,
+                    );
                 }
                 tracing::info!(
                     file = %meta.key,
@@ -287,37 +363,99 @@ pub async fn ingest_into(
         }
         new_files.push(entry);
     }
+    Ok(new_files)
+}
 
-    let mut written_objects: Vec<ObjectRef> = new_files
-        .iter()
-        .filter_map(|f| f.quarantine.clone())
-        .collect();
-    let rows_added = compiler.rows - rows_before;
-    let duplicates_dropped =
-        duplicates_before + new_files.iter().map(|f| f.rows_duplicate).sum::<u64>();
+/// An ingested file's entry before its read counts are filled in.
+fn new_file_entry(meta: &ObjectMeta, rows_duplicate: u64, run_id: &str) -> IngestedFile {
+    IngestedFile {
+        key: meta.key.clone(),
+        version_id: meta.version_id.clone(),
+        etag: meta.etag.clone(),
+        size: meta.size,
+        outcome: FileOutcome::Ingested,
+        rows_read: 0,
+        rows_accepted: 0,
+        rows_rejected: 0,
+        rows_duplicate,
+        missing_values: Default::default(),
+        error: None,
+        warnings: Vec::new(),
+        quarantine: None,
+        ingested_at: Utc::now(),
+        run_id: run_id.to_string(),
+    }
+}
+
+/// Logs the first rejected rows of a file and writes all of them, with their reasons, to the
+/// quarantine in `compiled`.
+async fn quarantine_rejected_rows(
+    compiled: &Location,
+    run_id: &str,
+    key: &str,
+    rejected: &[RejectedRow],
+) -> Result<ObjectRef, StepError> {
+    for row in rejected.iter().take(20) {
+        tracing::warn!(file = %key, "rejected row: {row}");
+    }
+    let mut csv = Vec::new();
+    write_rejected_csv(rejected, &mut csv).map_err(|source| StepError::EncodeRejectedRows {
+        file: key.to_string(),
+        source,
+    })?;
+    let written = compiled
+        .put(
+            &quarantine_name(run_id, key),
+            Bytes::from(csv),
+            PutMode::Overwrite,
+        )
+        .await?;
+    Ok(ObjectRef::new(compiled, &written))
+}
+
+/// Writes the new compiled data set when this run added rows (or it is the first one) and
+/// points the record at it; otherwise only updates the duplicate count. Returns what it wrote.
+async fn write_compiled_data(
+    compiled: &Location,
+    compiler: Compiler,
+    rows_added: u64,
+    duplicates_dropped: u64,
+    record: &mut IngestionRecord,
+) -> Result<Option<ObjectRef>, StepError> {
     if rows_added > 0 || record.compiled.is_none() && compiler.rows > 0 {
         let (bytes, rows) = run_blocking(move || compiler.finish()).await?;
         let written = compiled
             .put(names::COMPILED_DATA, Bytes::from(bytes), PutMode::Overwrite)
             .await?;
-        written_objects.push(ObjectRef::new(compiled, &written));
+        let object = ObjectRef::new(compiled, &written);
         record.compiled = Some(CompiledData {
-            object: ObjectRef::new(compiled, &written),
+            object: object.clone(),
             rows,
             duplicates_dropped,
         });
-    } else if let Some(existing) = &mut record.compiled {
-        existing.duplicates_dropped = duplicates_dropped;
+        Ok(Some(object))
+    } else {
+        if let Some(existing) = &mut record.compiled {
+            existing.duplicates_dropped = duplicates_dropped;
+        }
+        Ok(None)
     }
+}
 
-    record.files.extend(new_files.iter().cloned());
-    record.updated_at = Some(Utc::now());
-    let mode = match record_etag {
+/// Commits the ingestion record, conditional on the version this run started from (so two
+/// concurrent ingestions can never both win), then the seed-compatible `ingestedfiles.txt`.
+/// Returns both as written.
+async fn commit_ingestion_record(
+    compiled: &Location,
+    record: &IngestionRecord,
+    started_from: Option<String>,
+) -> Result<(ObjectRef, ObjectRef), StepError> {
+    let mode = match started_from {
         Some(etag) => PutMode::ReplaceIfMatch(etag),
         None => PutMode::CreateOnly,
     };
     let written = compiled
-        .put_json(names::INGESTION_RECORD, "ingestion record", &record, mode)
+        .put_json(names::INGESTION_RECORD, "ingestion record", record, mode)
         .await
         .map_err(|e| match e {
             crate::location::RecordError::Store(StoreError::PreconditionFailed {
@@ -328,7 +466,6 @@ pub async fn ingest_into(
             },
             other => other.into(),
         })?;
-    let record_version = ObjectRef::new(compiled, &written);
     let text = compiled
         .put(
             names::INGESTED_FILES_TXT,
@@ -336,18 +473,10 @@ pub async fn ingest_into(
             PutMode::Overwrite,
         )
         .await?;
-    written_objects.push(record_version.clone());
-    written_objects.push(ObjectRef::new(compiled, &text));
-
-    Ok(IngestionOutcome {
-        new_files,
-        skipped_non_csv,
-        rows_added,
-        record_version: Some(record_version),
-        written: written_objects,
-        record,
-        elapsed_ms: super::millis(started.elapsed()),
-    })
+    Ok((
+        ObjectRef::new(compiled, &written),
+        ObjectRef::new(compiled, &text),
+    ))
 }
 
 /// The metadata of each named object version that still exists.
@@ -389,9 +518,7 @@ fn quarantine_name(run_id: &str, key: &str) -> String {
 async fn run_blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, StepError> + Send + 'static,
 ) -> Result<T, StepError> {
-    super::spawn_blocking_in_span(work)
-        .await
-        .map_err(|e| StepError::Task(e.to_string()))?
+    super::spawn_blocking_in_span(work).await?
 }
 
 /// What reading one CSV file produced (its duplicates are counted by the compiler).
@@ -411,15 +538,23 @@ enum ToCompiler {
     EndOfFile(Sender<u64>),
 }
 
-/// Why a file's parse stopped when the compiler thread stopped first (it reports its own error).
-const COMPILER_STOPPED: &str = "the compiler thread stopped";
+/// Why one file could not be read through the compiler.
+#[derive(Debug, thiserror::Error)]
+enum ParseError {
+    /// The file is not usable client data; it is rejected and the others go on.
+    #[error(transparent)]
+    Data(#[from] DataError),
+    /// The compiler thread stopped first; it reports its own error, which ends the ingestion.
+    #[error("the compiler thread stopped before this file was read")]
+    CompilerStopped,
+}
 
 /// Parses one CSV file, fingerprints its accepted rows and queues them for the compiler.
 fn parse_csv(
     display_name: &str,
     input: impl std::io::Read,
     compiler: &SyncSender<ToCompiler>,
-) -> Result<FileRead, StepError> {
+) -> Result<FileRead, ParseError> {
     let mut reader = CsvBatchReader::open(display_name, input)?;
     let mut rejected = Vec::new();
     for batch in &mut reader {
@@ -427,7 +562,7 @@ fn parse_csv(
         let fingerprints = row_fingerprints(&batch.accepted);
         compiler
             .send(ToCompiler::Rows(batch.accepted, fingerprints))
-            .map_err(|_| StepError::Task(COMPILER_STOPPED.into()))?;
+            .map_err(|_| ParseError::CompilerStopped)?;
         rejected.extend(batch.rejected);
     }
     Ok(FileRead {
@@ -598,8 +733,7 @@ impl Compiler {
         if kept == batch.num_rows() {
             self.writer.write(batch)?;
         } else if kept > 0 {
-            let filtered =
-                filter_record_batch(batch, &keep).map_err(|e| StepError::Task(e.to_string()))?;
+            let filtered = filter_record_batch(batch, &keep).map_err(StepError::DropDuplicates)?;
             self.writer.write(&filtered)?;
         }
         self.rows += kept as u64;

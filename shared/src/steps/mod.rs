@@ -17,25 +17,29 @@ use chrono::Utc;
 
 use crate::data::error::DataError;
 use crate::dependencies::DependencyCheck;
+use crate::drift::DriftRule;
 use crate::location::{Locations, RecordError};
 use crate::model::{ModelError, TrainingParams, ValidTrainingParams};
+use crate::stats::StatsError;
 use crate::store::StoreError;
 
-/// Everything a step needs: where things are, and how to train.
+/// Everything a step needs: where things are, how to train, and how to judge drift.
 #[derive(Debug, Clone)]
 pub struct Pipeline {
     pub locations: Locations,
     pub training: ValidTrainingParams,
+    pub drift_rule: DriftRule,
     pub dependency_check: DependencyCheck,
 }
 
 impl Pipeline {
-    /// A pipeline with default training parameters and the dependency check configured from the
-    /// environment.
+    /// A pipeline with default training parameters, the default drift rule, and the dependency
+    /// check configured from the environment.
     pub fn new(locations: Locations) -> Result<Self, StepError> {
         Ok(Pipeline {
             locations,
             training: TrainingParams::default().check()?,
+            drift_rule: DriftRule::default(),
             dependency_check: DependencyCheck::from_env(),
         })
     }
@@ -87,8 +91,25 @@ pub enum StepError {
         "{what} was changed by another run while this one worked ({detail}); nothing was lost, run again"
     )]
     ConcurrentUpdate { what: String, detail: String },
-    #[error("internal task failed: {0}")]
-    Task(String),
+    /// A worker thread of the step panicked or was cancelled: a bug, not bad input.
+    #[error(
+        "a worker thread of this step stopped unexpectedly ({0}); this is a bug: report it with the log lines above"
+    )]
+    Worker(#[from] tokio::task::JoinError),
+    #[error("cannot encode the rejected rows of {file} as CSV: {source}")]
+    EncodeRejectedRows {
+        file: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot drop the duplicate rows of a batch ({0}); this is a bug: report it")]
+    DropDuplicates(#[source] arrow::error::ArrowError),
+    #[error("cannot summarise the compiled data set {url}: {source}")]
+    Summary {
+        url: String,
+        #[source]
+        source: StatsError,
+    },
 }
 
 impl StepError {

@@ -5,41 +5,14 @@
 use std::fmt::Write as _;
 
 use bytes::Bytes;
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use chrono::Utc;
 
 use super::deployment::deployed_model;
 use super::scoring::{evaluate, load_test_data};
 use super::{Pipeline, StepError};
-use crate::model::{ClassificationMetrics, confusion_matrix_png};
-use crate::records::{ObjectRef, names};
+use crate::model::confusion_matrix_png;
+use crate::records::{Coefficient, ObjectRef, Report, names};
 use crate::store::PutMode;
-
-/// One coefficient of the deployed model, in raw feature units (for people reading the report).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Coefficient {
-    pub feature: String,
-    pub per_unit: f64,
-    pub standardized: f64,
-}
-
-/// The metrics report.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Report {
-    pub model: ObjectRef,
-    /// F1 recorded at deployment.
-    pub deployed_f1: f64,
-    pub deployed_at: DateTime<Utc>,
-    pub test_data: Vec<ObjectRef>,
-    pub metrics: ClassificationMetrics,
-    pub coefficients: Vec<Coefficient>,
-    pub intercept_per_unit: f64,
-    pub training_rows: usize,
-    pub training_data: Option<String>,
-    pub confusion_matrix_png: ObjectRef,
-    pub generated_at: DateTime<Utc>,
-    pub run_id: String,
-}
 
 /// What reporting wrote.
 #[derive(Debug, Clone)]
@@ -62,8 +35,7 @@ pub async fn run_reporting(pipeline: &Pipeline, run_id: &str) -> Result<ReportOu
     let title_version = short_version(&deployment.model.version_id);
     let matrix = evaluation.metrics.confusion;
     let png = super::spawn_blocking_in_span(move || confusion_matrix_png(&matrix, &title_version))
-        .await
-        .map_err(|e| StepError::Task(e.to_string()))??;
+        .await??;
     let png_written = reports
         .put(
             names::CONFUSION_MATRIX_PNG,

@@ -5,14 +5,13 @@
 
 use arrow::array::RecordBatch;
 use bytes::Bytes;
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use chrono::Utc;
 
 use super::{Pipeline, StepError};
 use crate::data::csv::read_csv_file;
 use crate::location::Location;
-use crate::model::{ClassificationMetrics, Evaluation, TrainedModel};
-use crate::records::{ObjectRef, names};
+use crate::model::{Evaluation, TrainedModel};
+use crate::records::{ObjectRef, ScoreRecord, names};
 use crate::steps::ingestion::is_csv_key;
 use crate::store::PutMode;
 
@@ -76,28 +75,6 @@ pub async fn load_test_data(pipeline: &Pipeline) -> Result<LabelledData, StepErr
     Ok(data)
 }
 
-/// A saved score.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ScoreRecord {
-    /// The model version scored.
-    pub model: ObjectRef,
-    /// The test files scored on, with their versions.
-    pub data: Vec<ObjectRef>,
-    pub metrics: ClassificationMetrics,
-    /// Test rows left out because `exited` was missing.
-    pub excluded_missing_target: usize,
-    /// Test rows left out because they broke the schema.
-    pub rows_rejected: u64,
-    pub scored_at: DateTime<Utc>,
-    pub run_id: String,
-}
-
-impl ScoreRecord {
-    pub fn f1(&self) -> f64 {
-        self.metrics.f1
-    }
-}
-
 /// What one scoring run produced.
 #[derive(Debug, Clone)]
 pub struct ScoreOutcome {
@@ -114,10 +91,7 @@ pub async fn evaluate(
     batches: Vec<RecordBatch>,
 ) -> Result<Evaluation, StepError> {
     let model = model.clone();
-    super::spawn_blocking_in_span(move || model.evaluate(&batches))
-        .await
-        .map_err(|e| StepError::Task(e.to_string()))?
-        .map_err(Into::into)
+    Ok(super::spawn_blocking_in_span(move || model.evaluate(&batches)).await??)
 }
 
 /// Scores `model` (the artifact `model_ref`) on the test data and writes the score record and

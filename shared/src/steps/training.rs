@@ -52,8 +52,7 @@ pub async fn load_compiled_data(
     let batches = super::spawn_blocking_in_span(move || {
         read_parquet(names::COMPILED_DATA, bytes)?.collect::<Result<Vec<_>, _>>()
     })
-    .await
-    .map_err(|e| StepError::Task(e.to_string()))??;
+    .await??;
     Ok((object, batches))
 }
 
@@ -75,8 +74,7 @@ pub async fn train_into(
             .collect::<Result<Vec<_>, _>>()?;
         Ok::<_, StepError>(train(&batches, &params)?)
     })
-    .await
-    .map_err(|e| StepError::Task(e.to_string()))??
+    .await??
     .with_training_data(data.url.clone(), Some(data.version_id.clone()));
     let body = model.to_json()?;
     let written = models

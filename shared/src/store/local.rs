@@ -163,6 +163,25 @@ enum Body<'a> {
     Reader(&'a mut dyn Read),
 }
 
+/// A body written twice to the staging area, ready to be renamed into place.
+struct StagedCopies {
+    /// Becomes the version's immutable history copy.
+    history: NamedTempFile,
+    /// Becomes the key's visible file.
+    visible: NamedTempFile,
+    visible_stamp: Stamp,
+    size: u64,
+    etag: String,
+}
+
+/// The visible file of a key as a put finds it under the lock.
+struct CurrentVersion {
+    meta: ObjectMeta,
+    /// Placed or edited by hand (no record describes it): preserved before it is replaced.
+    hand_placed: bool,
+    stamp: Stamp,
+}
+
 /// Bodies at least this large are hashed on a second thread while they are written.
 const PARALLEL_HASH_BYTES: usize = 1024 * 1024;
 
@@ -617,11 +636,32 @@ impl LocalStore {
         Self::check_key(key)?;
         let paths = self.paths(key);
         self.check_visible_path(key, &paths)?;
-
         // Stage both copies before taking the lock, so the lock is held only for renames.
-        let staging = self.root.join(VERSIONS_DIR).join("tmp");
-        let mut history_tmp = self.staged_file()?;
-        let mut visible_tmp = self.staged_file()?;
+        let staged = self.stage_copies(source)?;
+        let lock = self.lock_key(&paths)?;
+        let current = self.current_version(key, &paths)?;
+        self.check_precondition(key, mode, current.as_ref())?;
+        let mut last_order = self.orders(&paths)?.first().copied();
+        if let Some(current) = current.filter(|c| c.hand_placed) {
+            last_order = Some(self.preserve_hand_placed(
+                key,
+                &paths,
+                &current.meta,
+                &current.stamp,
+                last_order,
+            )?);
+        }
+        let record = self.commit_version(key, &paths, staged, next_order(last_order))?;
+        drop(lock);
+        tracing::debug!(store = %self.url(), key, version_id = %record.version_id, size = record.size, "put");
+        Ok(meta_of(&record))
+    }
+
+    /// Writes the body twice to the staging area (the history copy and the new visible file),
+    /// flushed, with its size and ETag (MD5).
+    fn stage_copies(&self, source: Body<'_>) -> Result<StagedCopies, StoreError> {
+        let mut history = self.staged_file()?;
+        let mut visible = self.staged_file()?;
         let (size, etag) = match source {
             Body::Bytes(bytes) => {
                 // Both copies straight from memory; the MD5 (the ETag) of a large body is
@@ -629,14 +669,14 @@ impl LocalStore {
                 std::thread::scope(|scope| {
                     let hash = (bytes.len() >= PARALLEL_HASH_BYTES)
                         .then(|| scope.spawn(|| hex(&Md5::digest(bytes))));
-                    history_tmp
+                    history
                         .as_file_mut()
                         .write_all(bytes)
-                        .map_err(|e| io_error(history_tmp.path(), "cannot write", e))?;
-                    visible_tmp
+                        .map_err(|e| io_error(history.path(), "cannot write", e))?;
+                    visible
                         .as_file_mut()
                         .write_all(bytes)
-                        .map_err(|e| io_error(visible_tmp.path(), "cannot write", e))?;
+                        .map_err(|e| io_error(visible.path(), "cannot write", e))?;
                     let etag = match hash.map(|handle| handle.join()) {
                         Some(Ok(etag)) => etag,
                         _ => hex(&Md5::digest(bytes)),
@@ -645,23 +685,34 @@ impl LocalStore {
                 })?
             }
             Body::Reader(source) => {
-                let hashed = copy_hashing(source, history_tmp.as_file_mut())
-                    .map_err(|e| io_error(history_tmp.path(), "cannot write", e))?;
-                let mut staged = fs::File::open(history_tmp.path())
-                    .map_err(|e| io_error(history_tmp.path(), "cannot read back", e))?;
-                io::copy(&mut staged, visible_tmp.as_file_mut())
-                    .map_err(|e| io_error(visible_tmp.path(), "cannot write", e))?;
+                let hashed = copy_hashing(source, history.as_file_mut())
+                    .map_err(|e| io_error(history.path(), "cannot write", e))?;
+                let mut staged = fs::File::open(history.path())
+                    .map_err(|e| io_error(history.path(), "cannot read back", e))?;
+                io::copy(&mut staged, visible.as_file_mut())
+                    .map_err(|e| io_error(visible.path(), "cannot write", e))?;
                 hashed
             }
         };
-        self.sync(&history_tmp)?;
-        self.sync(&visible_tmp)?;
-        let visible_stamp = visible_tmp
+        self.sync(&history)?;
+        self.sync(&visible)?;
+        let visible_stamp = visible
             .as_file()
             .metadata()
             .map(|m| Stamp::of(&m))
-            .map_err(|e| io_error(visible_tmp.path(), "cannot read file metadata", e))?;
+            .map_err(|e| io_error(visible.path(), "cannot read file metadata", e))?;
+        Ok(StagedCopies {
+            history,
+            visible,
+            visible_stamp,
+            size,
+            etag,
+        })
+    }
 
+    /// Takes the key's lock (held until the returned file is dropped), creating the key's
+    /// history directory on its first put.
+    fn lock_key(&self, paths: &KeyPaths) -> Result<fs::File, StoreError> {
         let lock_path = paths.lock();
         let open_lock = || {
             fs::OpenOptions::new()
@@ -682,69 +733,92 @@ impl LocalStore {
         .map_err(|e| io_error(&lock_path, "cannot open lock file", e))?;
         lock.lock()
             .map_err(|e| io_error(&lock_path, "cannot lock", e))?;
+        Ok(lock)
+    }
 
-        let current = match self.stat_visible(&paths)? {
-            Some(stamp) => {
-                let (meta, stored) = self.describe_visible(key, &paths, &stamp)?;
-                Some((meta, stored.is_none(), stamp))
-            }
-            None => None,
+    /// What the visible file of `key` is now, if there is one.
+    fn current_version(
+        &self,
+        key: &str,
+        paths: &KeyPaths,
+    ) -> Result<Option<CurrentVersion>, StoreError> {
+        let Some(stamp) = self.stat_visible(paths)? else {
+            return Ok(None);
         };
-        match (mode, &current) {
-            (PutMode::CreateOnly, Some((meta, _, _))) => {
-                return Err(self.precondition_failed(
+        let (meta, stored) = self.describe_visible(key, paths, &stamp)?;
+        Ok(Some(CurrentVersion {
+            meta,
+            hand_placed: stored.is_none(),
+            stamp,
+        }))
+    }
+
+    /// Refuses the put when `mode`'s condition does not hold for the current version.
+    fn check_precondition(
+        &self,
+        key: &str,
+        mode: &PutMode,
+        current: Option<&CurrentVersion>,
+    ) -> Result<(), StoreError> {
+        match (mode, current) {
+            (PutMode::CreateOnly, Some(CurrentVersion { meta, .. })) => Err(self
+                .precondition_failed(
                     key,
                     format!(
                         "an object already exists (version '{}', etag '{}')",
                         meta.version_id, meta.etag
                     ),
-                ));
-            }
+                )),
             (PutMode::ReplaceIfMatch(_), None) => {
-                return Err(
-                    self.precondition_failed(key, "no object exists to replace".to_string())
-                );
+                Err(self.precondition_failed(key, "no object exists to replace".to_string()))
             }
-            (PutMode::ReplaceIfMatch(expected), Some((meta, _, _)))
+            (PutMode::ReplaceIfMatch(expected), Some(CurrentVersion { meta, .. }))
                 if meta.etag != normalize_etag(expected) =>
             {
-                return Err(self.precondition_failed(
+                Err(self.precondition_failed(
                     key,
                     format!(
                         "the current etag is '{}', not '{}'",
                         meta.etag,
                         normalize_etag(expected)
                     ),
-                ));
+                ))
             }
-            _ => {}
+            _ => Ok(()),
         }
+    }
 
-        let mut last_order = self.orders(&paths)?.first().copied();
-        if let Some((meta, true, stamp)) = &current {
-            last_order = Some(self.preserve_hand_placed(key, &paths, meta, stamp, last_order)?);
-        }
-        let order = next_order(last_order);
+    /// Moves the staged copies into place as version `order`: the history copy, then its
+    /// record, then the visible file, undoing the first two if a later one fails.
+    fn commit_version(
+        &self,
+        key: &str,
+        paths: &KeyPaths,
+        staged: StagedCopies,
+        order: u64,
+    ) -> Result<VersionRecord, StoreError> {
         let record = VersionRecord {
             key: key.to_string(),
             version_id: format!("{order:0ORDER_DIGITS$}"),
-            etag,
-            size,
+            etag: staged.etag,
+            size: staged.size,
             last_modified: Utc::now(),
-            visible: visible_stamp,
+            visible: staged.visible_stamp,
         };
         let data_path = paths.data(order);
-        history_tmp
+        staged
+            .history
             .persist(&data_path)
             .map_err(|e| io_error(&data_path, "cannot store version", e.error))?;
         // The record goes in before the visible file changes: a reader that sees the new file is
         // then guaranteed to find the record describing it.
+        let staging = self.root.join(VERSIONS_DIR).join("tmp");
         let record_path = paths.record(order);
         if let Err(e) = self.write_record(&staging, &record_path, &record) {
             let _ = fs::remove_file(&data_path);
             return Err(e);
         }
-        let persisted = match visible_tmp.persist(&paths.visible) {
+        let persisted = match staged.visible.persist(&paths.visible) {
             // The key's folder does not exist yet: make it and try again.
             Err(e) if e.error.kind() == io::ErrorKind::NotFound => {
                 match paths.visible.parent().map(fs::create_dir_all) {
@@ -762,9 +836,7 @@ impl LocalStore {
             let _ = fs::remove_file(&data_path);
             return Err(io_error(&paths.visible, "cannot write", e.error));
         }
-        drop(lock);
-        tracing::debug!(store = %self.url(), key, version_id = %record.version_id, size, "put");
-        Ok(meta_of(&record))
+        Ok(record)
     }
 
     /// Copies a hand-placed visible file into history as the null version (renaming any older
