@@ -24,7 +24,7 @@ use shared::location::{Location, Locations};
 use shared::model::{TrainingParams, train};
 use shared::records::names;
 use shared::records::{Decision, RunRecord};
-use shared::synth::{GENERATOR_VERSION, SynthSpec, TEST_FILE, write_synthetic};
+use shared::synth::{Drift, DriftKind, GENERATOR_VERSION, SynthSpec, TEST_FILE, write_synthetic};
 
 /// `risk generate`: synthetic monthly client files and a matching test file.
 #[derive(Args, Debug)]
@@ -55,12 +55,70 @@ pub struct GenerateArgs {
     /// Share of feature values left empty.
     #[arg(long, default_value_t = 0.01)]
     missing_rate: f64,
-    /// From this month on, rising activity (not falling) makes clients leave: model drift.
+    /// From this month on the process drifts, as --drift-kind says (by default a sudden
+    /// concept drift: rising activity, not falling, makes clients leave).
     #[arg(long)]
     drift_from_month: Option<usize>,
+    /// What drifts: sudden (the activity→attrition relation reverses at once), gradual (it
+    /// turns over --drift-months months), covariate (activity levels and new clients' sizes
+    /// grow, the relation unchanged), label-rate (the odds of leaving change, the slopes
+    /// unchanged).
+    #[arg(
+        long,
+        value_enum,
+        default_value = "sudden",
+        requires = "drift_from_month"
+    )]
+    drift_kind: DriftKindArg,
+    /// Gradual drift: months the relation takes to turn round (the last fully reversed).
+    #[arg(long, default_value_t = DriftKind::DEFAULT_GRADUAL_MONTHS)]
+    drift_months: usize,
+    /// Covariate shift: factor on every client's activity.
+    #[arg(long, default_value_t = DriftKind::DEFAULT_ACTIVITY_SCALE)]
+    activity_scale: f64,
+    /// Covariate shift: factor on the employees of clients who join after it begins.
+    #[arg(long, default_value_t = DriftKind::DEFAULT_SIZE_SCALE)]
+    size_scale: f64,
+    /// Label-rate shift: factor on every client's odds of leaving.
+    #[arg(long, default_value_t = DriftKind::DEFAULT_EXIT_ODDS_SCALE)]
+    exit_odds_scale: f64,
     /// Rows of the test file.
     #[arg(long, default_value_t = 10_000)]
     test_rows: usize,
+    /// Draw the test file from the process as it is at this month (default: the month after
+    /// the last file), e.g. a month before a drift or after it.
+    #[arg(long)]
+    test_month: Option<usize>,
+}
+
+/// `--drift-kind`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DriftKindArg {
+    Sudden,
+    Gradual,
+    Covariate,
+    LabelRate,
+}
+
+impl GenerateArgs {
+    /// The drift these arguments ask for, if any.
+    fn drift(&self) -> Option<Drift> {
+        let kind = match self.drift_kind {
+            DriftKindArg::Sudden => DriftKind::Sudden,
+            DriftKindArg::Gradual => DriftKind::Gradual {
+                months: self.drift_months,
+            },
+            DriftKindArg::Covariate => DriftKind::Covariate {
+                activity_scale: self.activity_scale,
+                size_scale: self.size_scale,
+            },
+            DriftKindArg::LabelRate => DriftKind::LabelRate {
+                exit_odds_scale: self.exit_odds_scale,
+            },
+        };
+        self.drift_from_month
+            .map(|from_month| Drift { from_month, kind })
+    }
 }
 
 /// Runs `risk generate`.
@@ -81,8 +139,9 @@ pub async fn generate(args: GenerateArgs, config: &Path) -> Result<()> {
         seed: args.seed,
         duplicate_rate: args.duplicate_rate,
         missing_rate: args.missing_rate,
-        drift_from_month: args.drift_from_month,
+        drift: args.drift(),
         test_rows: if test.is_some() { args.test_rows } else { 0 },
+        test_month: args.test_month,
     };
     if let Err(problem) = spec.validate() {
         bail!("cannot generate: {problem}");
@@ -629,7 +688,7 @@ fn seconds(measured: &[Measured]) -> Vec<f64> {
     measured.iter().map(|m| m.wall.as_secs_f64()).collect()
 }
 
-fn machine() -> String {
+pub(crate) fn machine() -> String {
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let cpu = fs::read_to_string("/proc/cpuinfo")
         .ok()

@@ -4,6 +4,7 @@
 //! in the `shared` crate; this file parses arguments, calls a step, and prints what it did.
 
 mod bench;
+mod quality;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -50,7 +51,7 @@ struct Cli {
 }
 
 /// Every command. The pipeline commands need the configured locations opened; the others make
-/// their own (bench, generate) or must run before any location is opened (init).
+/// their own (bench, generate, quality) or must run before any location is opened (init).
 #[derive(Subcommand)]
 enum Command {
     #[command(flatten)]
@@ -66,6 +67,12 @@ enum Command {
     /// (fresh local stores, several runs), and write the table to BENCHMARKS.md. Use a
     /// release build.
     Bench(bench::BenchArgs),
+    /// Model-quality benchmark of the drift rules: generated monthly streams (stable, sudden
+    /// and gradual concept drift, covariate shift, label-rate shift, small batches), several
+    /// seeds each, the full process run month by month on fresh in-memory stores; how often it
+    /// retrains, how soon it detects a drift, and how the deployed model scores on the next
+    /// month against a model trained on the current regime alone. Use a release build.
+    Quality(quality::QualityArgs),
 }
 
 /// The commands that run against the configured locations.
@@ -149,8 +156,9 @@ enum Target {
     TestData,
 }
 
-fn init_logging(verbose: u8) {
+fn init_logging(verbose: u8, quiet: bool) {
     let default = match verbose {
+        0 if quiet => "warn",
         0 => "info",
         1 => "debug",
         _ => "trace",
@@ -168,7 +176,8 @@ fn init_logging(verbose: u8) {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.verbose);
+    // The quality benchmark runs the full process hundreds of times: warnings only by default.
+    init_logging(cli.verbose, matches!(cli.command, Command::Quality(_)));
     let result = run(cli).await;
     bench::report_peak_memory();
     match result {
@@ -182,9 +191,10 @@ async fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        // These two make their own locations: they must work without a usable configuration.
+        // These make their own locations: they must work without a usable configuration.
         Command::Bench(args) => bench::run(args).await,
         Command::Generate(args) => bench::generate(args, &cli.config).await,
+        Command::Quality(args) => quality::run(args).await,
         Command::Init => init_buckets(&load_config(&cli.config)?).await,
         Command::Pipeline(command) => {
             let config = load_config(&cli.config)?;
