@@ -21,7 +21,7 @@ use clap::{Args, ValueEnum};
 use serde::Serialize;
 use shared::data::read_csv_file;
 use shared::dependencies::DependencyCheck;
-use shared::drift::DriftRule;
+use shared::lifecycle::LifecycleSettings;
 use shared::location::{Location, Locations};
 use shared::model::{TrainedModel, TrainingParams, train};
 use shared::records::{Decision, RunRecord};
@@ -34,8 +34,9 @@ use shared::synth::{Drift, DriftKind, SynthSpec, TEST_FILE, generate, test_file}
 /// `risk quality`: the drift rules against generated drift scenarios.
 #[derive(Args, Debug, Clone, Serialize)]
 pub struct QualityArgs {
-    /// Drift rules to compare, comma-separated (original: the pipeline as it is).
-    #[arg(long, value_delimiter = ',', default_value = "original")]
+    /// Drift rules to compare, comma-separated (statistical: the default lifecycle; original:
+    /// the original system's raw F1 comparison, retraining on everything).
+    #[arg(long, value_delimiter = ',', default_value = "statistical,original")]
     rules: Vec<Rule>,
     /// Scenarios, comma-separated.
     #[arg(
@@ -84,14 +85,18 @@ pub struct QualityArgs {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, ValueEnum, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Rule {
-    /// The pipeline's rule today: retrain on all data whenever the deployed model's F1 on the
-    /// new rows is below the F1 recorded when it was deployed (on the test data).
+    /// The default lifecycle: statistical drift test, recency window, tuned threshold,
+    /// champion/challenger gate.
+    Statistical,
+    /// The original system: retrain on all data whenever the deployed model's F1 on the new
+    /// rows is below the F1 recorded when it was deployed (on the test data).
     Original,
 }
 
 impl Rule {
     fn name(self) -> &'static str {
         match self {
+            Rule::Statistical => "statistical",
             Rule::Original => "original",
         }
     }
@@ -104,16 +109,17 @@ impl Rule {
             index_url: None,
             timeout: Duration::from_secs(1),
         };
-        pipeline.drift_rule = match self {
-            Rule::Original => DriftRule::RawF1,
-        };
-        Ok(pipeline)
+        Ok(pipeline.with_lifecycle(match self {
+            Rule::Statistical => LifecycleSettings::default(),
+            Rule::Original => LifecycleSettings::original(),
+        }))
     }
 
     /// Whether the run reported data drift (the features' distribution moved); `None` when the
     /// rule has no such notion.
-    fn data_drift(self, _record: &RunRecord) -> Option<bool> {
+    fn data_drift(self, record: &RunRecord) -> Option<bool> {
         match self {
+            Rule::Statistical => record.drift.as_ref().map(|report| report.data_drift),
             Rule::Original => None,
         }
     }
@@ -485,9 +491,12 @@ async fn run_seed(
             month,
             decision: record.decision,
             reason: record.reason.clone(),
-            retrained: record.new_model_f1.is_some(),
+            retrained: record.challenger.is_some(),
             redeployed: record.model_after != record.model_before,
-            drift_detected: record.decision == Decision::Drift,
+            drift_detected: matches!(
+                record.decision,
+                Decision::Drift | Decision::ChallengerRejected
+            ),
             data_drift: rule.data_drift(&record),
             recorded_f1: record.deployed_f1,
             new_rows_f1: record.new_data_f1,
@@ -519,6 +528,7 @@ fn score(model: &TrainedModel, batches: &[RecordBatch]) -> Result<Scores> {
     let own = model.evaluate(batches)?.metrics;
     let params = &model.params;
     let mut at_half = model.clone();
+    at_half.decision_threshold = None;
     at_half.params = TrainingParams::default()
         .alpha(params.alpha())
         .min_rows(params.min_rows())
@@ -530,7 +540,7 @@ fn score(model: &TrainedModel, batches: &[RecordBatch]) -> Result<Scores> {
         auc: own.roc_auc,
         f1: own.f1,
         f1_at_half: half.f1,
-        threshold: params.threshold(),
+        threshold: model.threshold(),
     })
 }
 

@@ -20,7 +20,7 @@ use shared::steps::Pipeline;
 use shared::steps::deployment::deployed_model;
 use shared::steps::fullprocess::run_full_process;
 use shared::store::PutMode;
-use shared::synth::{SynthSpec, generate};
+use shared::synth::{Drift, DriftKind, SynthSpec, generate};
 
 const CLIENTS: usize = 2_000;
 const BOOTSTRAP_MONTHS: usize = 6;
@@ -169,7 +169,10 @@ async fn a_sudden_drift_is_detected_at_once_and_the_challenger_recovers() {
         clients: CLIENTS,
         months: 9,
         seed: 11,
-        drift_from_month: Some(BOOTSTRAP_MONTHS),
+        drift: Some(Drift {
+            from_month: BOOTSTRAP_MONTHS,
+            kind: DriftKind::Sudden,
+        }),
         test_rows: 2_000,
         ..SynthSpec::default()
     };
