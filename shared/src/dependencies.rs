@@ -13,7 +13,6 @@ use std::convert::Infallible;
 use std::error::Error;
 use std::future::Ready;
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -281,7 +280,7 @@ async fn ask_each(
         let tls = hyper_rustls::HttpsConnectorBuilder::new()
             .with_native_roots()
             .map_err(|e| format!("no TLS root certificates: {e}"))?;
-        let mut http = HttpConnector::new_with_resolver(Resolved(resolving.await?.into()));
+        let mut http = HttpConnector::new_with_resolver(Resolved(resolving.await?));
         http.enforce_http(false);
         let https = tls
             .https_or_http()
@@ -368,7 +367,7 @@ fn on_own_thread<T: Send + 'static>(
 /// Answers every host name with addresses resolved once beforehand, so connecting (and
 /// reconnecting) never resolves again.
 #[derive(Clone)]
-struct Resolved(Arc<[SocketAddr]>);
+struct Resolved(Vec<SocketAddr>);
 
 impl tower_service::Service<Name> for Resolved {
     type Response = std::vec::IntoIter<SocketAddr>;
@@ -380,7 +379,7 @@ impl tower_service::Service<Name> for Resolved {
     }
 
     fn call(&mut self, _: Name) -> Self::Future {
-        std::future::ready(Ok(self.0.to_vec().into_iter()))
+        std::future::ready(Ok(self.0.clone().into_iter()))
     }
 }
 
@@ -467,6 +466,7 @@ pub fn parse_version(version: &str) -> Option<(u64, u64, u64)> {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use super::*;
