@@ -47,7 +47,8 @@ pub const CHECK_ENV: &str = "RISK_DEPENDENCY_CHECK";
 pub struct DependencyCheck {
     /// Base URL of a crates.io-compatible sparse index, or `None` to skip the check.
     pub index_url: Option<String>,
-    /// Time allowed to reach the index: resolving its host, connecting, and its first answer.
+    /// Time allowed to reach the index: resolving its host, connecting, and its first answer
+    /// (its `config.json`).
     /// An unreachable index (offline, no egress, a black-holed address) costs this much.
     pub reach_timeout: Duration,
     /// Time allowed for the whole check; entries the index has not answered by then are
