@@ -243,6 +243,10 @@ pub struct DiagnosticsRecord {
     pub timings: Option<Timings>,
     pub timing_error: Option<String>,
     pub dependencies: Vec<DependencyStatus>,
+    /// When the index gave the oldest of `dependencies`' answers (they are reused for a day);
+    /// absent from records written before answers were reused.
+    #[serde(default)]
+    pub dependencies_checked_at: Option<DateTime<Utc>>,
     pub generated_at: DateTime<Utc>,
     pub run_id: String,
 }

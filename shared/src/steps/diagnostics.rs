@@ -139,17 +139,24 @@ pub async fn run_diagnostics(
     run_id: &str,
 ) -> Result<(DiagnosticsRecord, ObjectRef), StepError> {
     crate::memory::tune_allocator();
-    let predictions = deployed_predictions(pipeline, None).await?;
-    let (compiled_data, summary) = summarize_compiled_data(pipeline).await?;
-    crate::memory::release_free_memory();
-    let (timings, timing_error) = match time_ingestion_and_training(pipeline, run_id).await {
-        Ok(timings) => (Some(timings), None),
-        Err(e) => {
-            tracing::warn!("timing run failed: {e}");
-            (None, Some(e.to_string()))
-        }
+    let measurements = async {
+        let predictions = deployed_predictions(pipeline, None).await?;
+        let (compiled_data, summary) = summarize_compiled_data(pipeline).await?;
+        crate::memory::release_free_memory();
+        let (timings, timing_error) = match time_ingestion_and_training(pipeline, run_id).await {
+            Ok(timings) => (Some(timings), None),
+            Err(e) => {
+                tracing::warn!("timing run failed: {e}");
+                (None, Some(e.to_string()))
+            }
+        };
+        Ok::<_, StepError>((predictions, compiled_data, summary, timings, timing_error))
     };
-    let dependencies = dependency_status(&pipeline.dependency_check).await;
+    // The dependency check waits on the network, so it runs while the rest is measured.
+    let dependency_check =
+        dependency_status(&pipeline.dependency_check, &pipeline.locations.reports);
+    let (measurements, dependencies) = tokio::join!(measurements, dependency_check);
+    let (predictions, compiled_data, summary, timings, timing_error) = measurements?;
     let record = DiagnosticsRecord {
         predictions,
         compiled_data,
@@ -157,7 +164,8 @@ pub async fn run_diagnostics(
         summary,
         timings,
         timing_error,
-        dependencies,
+        dependencies: dependencies.statuses,
+        dependencies_checked_at: Some(dependencies.checked_at),
         generated_at: Utc::now(),
         run_id: run_id.to_string(),
     };
