@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use arrow::array::RecordBatch;
@@ -20,7 +20,6 @@ use bytes::Bytes;
 use clap::{Args, ValueEnum};
 use serde::Serialize;
 use shared::data::read_csv_file;
-use shared::dependencies::DependencyCheck;
 use shared::lifecycle::LifecycleSettings;
 use shared::location::{Location, Locations};
 use shared::model::{TrainedModel, TrainingParams, train};
@@ -105,10 +104,7 @@ impl Rule {
     fn pipeline(self, locations: Locations) -> Result<Pipeline> {
         let mut pipeline = Pipeline::new(locations)?;
         // Diagnostics would ask crates.io once per retraining.
-        pipeline.dependency_check = DependencyCheck {
-            index_url: None,
-            timeout: Duration::from_secs(1),
-        };
+        pipeline.dependency_check.index_url = None;
         Ok(pipeline.with_lifecycle(match self {
             Rule::Statistical => LifecycleSettings::default(),
             Rule::Original => LifecycleSettings::original(),
