@@ -389,15 +389,12 @@ async fn put_files(location: &Location, files: &[PathBuf], prefix: &str) -> Resu
 async fn serve(pipeline: Pipeline, addr: std::net::SocketAddr) -> Result<()> {
     let listener = shared::api::server::bind(addr).await?;
     let bound = listener.local_addr()?;
-    let api = std::sync::Arc::new(shared::api::Api::new(
-        pipeline,
-        shared::api::ApiLimits::from_env(),
-    ));
+    let api = shared::api::Api::new(pipeline, shared::api::ApiLimits::from_env());
     // The first line of stdout is the address, for scripts and tests that ask for port 0.
     println!(
         "Serving the API on http://{bound}\n  GET /health, POST /prediction, GET /scoring, GET /summarystats, GET /diagnostics (Ctrl-C stops)"
     );
-    shared::api::server::serve(listener, api, std::future::pending()).await;
+    shared::api::server::serve(listener, shared::api::router(api), std::future::pending()).await;
     Ok(())
 }
 

@@ -7,7 +7,6 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 
 use shared::api::client::{
     API_RETURNS_JSON, API_RETURNS_TXT, ApiReturns, ClientOptions, call_all, standard_calls,
@@ -16,7 +15,7 @@ use shared::api::fixture::{deployed_pipeline, local_config, open_pipeline};
 use shared::api::types::{
     DiagnosticsAnswer, HealthAnswer, PredictionAnswer, ScoringAnswer, SummaryStatsAnswer,
 };
-use shared::api::{Api, ApiLimits, server};
+use shared::api::{Api, ApiLimits, router, server};
 use shared::records::{DiagnosticsRecord, names};
 use shared::steps::deployment::deployed_model;
 use shared::steps::diagnostics::{deployed_predictions, summarize_compiled_data};
@@ -189,11 +188,11 @@ async fn each_failing_endpoint_is_recorded_and_the_others_still_called() {
     let dir = tempfile::tempdir().unwrap();
     let config = local_config(dir.path(), &seed_data()).unwrap();
     let pipeline = open_pipeline(&config).await.unwrap();
-    let api = Arc::new(Api::new(pipeline.clone(), ApiLimits::default()));
+    let api = Api::new(pipeline.clone(), ApiLimits::default());
     let listener = server::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let serving = tokio::spawn(server::serve(listener, api, async {
+    let serving = tokio::spawn(server::serve(listener, router(api), async {
         let _ = stopped.await;
     }));
 
@@ -253,10 +252,10 @@ async fn the_local_server_limits_bodies_and_listens_on_loopback_only() {
         max_body_bytes: 100,
         ..ApiLimits::default()
     };
-    let api = Arc::new(Api::new(open_pipeline(&config).await.unwrap(), limits));
+    let api = Api::new(open_pipeline(&config).await.unwrap(), limits);
     let listener = server::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let serving = tokio::spawn(server::serve(listener, api, std::future::pending()));
+    let serving = tokio::spawn(server::serve(listener, router(api), std::future::pending()));
 
     let exchange = |request: String| async move {
         let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();

@@ -1,37 +1,32 @@
-//! The API as a Lambda function behind a Function URL: converts lambda_http's request (a
-//! Function URL payload, the API Gateway HTTP API v2 format) into the plain `http` request the
-//! shared router answers, and the router's answer back. All routing, validation and error
-//! handling live in `shared::api`, so this adapter only moves bytes and the request id — the
-//! Lambda request id, which is also what CloudWatch logs carry, so a client quoting the
-//! `x-request-id` of an answer points straight at the log lines of its invocation.
+//! The API as a Lambda function behind a Function URL: `lambda_http` turns each invocation (a
+//! Function URL payload, the API Gateway HTTP API v2 format) into an `http` request for the
+//! shared axum router and its answer back into a response payload. All routing, validation and
+//! error handling live in `shared::api`; this crate only adds the request id — the Lambda
+//! request id, which is also what CloudWatch logs carry, so a client quoting the `x-request-id`
+//! of an answer points straight at the log lines of its invocation.
 
-use bytes::Bytes;
+use axum::Router;
+use axum::extract::Request;
+use axum::middleware::map_request;
+use lambda_http::RequestExt;
 use lambda_http::request::RequestContext;
-use lambda_http::{Body, Request, RequestExt, Response};
 use shared::api::{Api, RequestId, new_request_id};
 
-/// Answers one Function URL invocation.
-pub async fn handle(api: &Api, request: Request) -> Response<Body> {
-    let request_id = request_id(&request);
-    let (mut parts, body) = request.into_parts();
-    parts.extensions.insert(RequestId(request_id));
-    // lambda_http has already base64-decoded a binary body; text and binary reach the router
-    // alike, as bytes.
-    let bytes = match body {
-        Body::Text(text) => Bytes::from(text),
-        Body::Binary(binary) => Bytes::from(binary),
-        _ => Bytes::new(),
-    };
-    let response = api.handle(http::Request::from_parts(parts, bytes)).await;
-    response.map(|bytes| match String::from_utf8(bytes.to_vec()) {
-        Ok(text) => Body::Text(text),
-        Err(e) => Body::Binary(e.into_bytes()),
-    })
+/// The router `lambda_http::run` serves: the shared API router, with each request's id taken
+/// from its invocation.
+pub fn router(api: Api) -> Router {
+    shared::api::router(api).layer(map_request(with_invocation_id))
+}
+
+async fn with_invocation_id(mut request: Request) -> Request {
+    let id = invocation_id(&request);
+    request.extensions_mut().insert(RequestId(id));
+    request
 }
 
 /// The Lambda request id when running under Lambda; the Function URL's own request id when a
 /// payload is handed over without a Lambda context (tests); otherwise a fresh one.
-fn request_id(request: &Request) -> String {
+fn invocation_id(request: &Request) -> String {
     if let Some(context) = request.lambda_context_ref()
         && !context.request_id.is_empty()
     {

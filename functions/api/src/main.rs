@@ -1,13 +1,10 @@
 //! `api`: the Lambda function behind the API's Function URL. Builds the configuration (the
 //! `RISK_*` environment variables, or the file named by `RISK_CONFIG`), the locations and the
-//! pipeline once per execution environment, then answers every invocation with the shared
-//! router. A bad configuration fails the cold start with a message naming the setting, rather
+//! pipeline once per execution environment, then runs the shared axum router on every
+//! invocation. A bad configuration fails the cold start with a message naming the setting, rather
 //! than failing every request later.
 
-use std::convert::Infallible;
-use std::sync::Arc;
-
-use lambda_http::{Error, Request, service_fn};
+use lambda_http::Error;
 use shared::api::{Api, ApiLimits};
 use shared::config::{CONFIG_PATH_ENV, Config};
 use shared::steps::Pipeline;
@@ -20,12 +17,8 @@ async fn main() -> Result<(), Error> {
         _ => Config::from_env()?,
     };
     let pipeline = Pipeline::open(&config).await?;
-    let api = Arc::new(Api::new(pipeline, ApiLimits::from_env()));
-    lambda_http::run(service_fn(move |request: Request| {
-        let api = api.clone();
-        async move { Ok::<_, Infallible>(api::handle(&api, request).await) }
-    }))
-    .await
+    let api = Api::new(pipeline, ApiLimits::from_env());
+    lambda_http::run(api::router(api)).await
 }
 
 /// JSON lines on stdout (CloudWatch); `RUST_LOG` overrides the `info` default.

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use base64::Engine;
 use http::StatusCode;
-use lambda_http::Body;
+use lambda_http::{Body, IntoResponse};
 use serde_json::{Value, json};
 use shared::api::fixture::{deployed_pipeline, local_config, open_pipeline};
 use shared::api::types::{
@@ -18,6 +18,7 @@ use shared::records::{DiagnosticsRecord, names};
 use shared::steps::deployment::deployed_model;
 use shared::steps::diagnostics::{deployed_predictions, summarize_compiled_data};
 use shared::steps::scoring::{evaluate, load_test_data};
+use tower::ServiceExt;
 
 const FUNCTION_URL: &str = include_str!("fixtures/function-url-request.json");
 const IAM_REQUEST: &str = include_str!("fixtures/apigw-v2-request-iam.json");
@@ -125,6 +126,13 @@ impl Answered {
     }
 }
 
+/// What `lambda_http::run` does with one invocation: the function's router answers the request,
+/// and the answer becomes a response payload body (text for JSON).
+async fn invoke(api: &Api, request: lambda_http::Request) -> lambda_http::Response<Body> {
+    let response = api::router(api.clone()).oneshot(request).await.unwrap();
+    response.into_response().await
+}
+
 async fn call(api: &Api, root: &Path, event: Event) -> Answered {
     let expected_id = if event.fixture == IAM_REQUEST {
         IAM_REQUEST_ID
@@ -137,7 +145,7 @@ async fn call(api: &Api, root: &Path, event: Event) -> Answered {
         .body
         .as_ref()
         .is_some_and(|b| String::from_utf8_lossy(b).contains(root));
-    let response = api::handle(api, event.to_request()).await;
+    let response = invoke(api, event.to_request()).await;
     let (parts, body) = response.into_parts();
     let Body::Text(text) = body else {
         panic!("answer body is not text: {body:?}")
@@ -588,7 +596,7 @@ async fn the_example_events_for_cargo_lambda_invoke_all_answer_200() {
         let text = std::fs::read_to_string(&path).unwrap();
         let request = lambda_http::request::from_str(&text).unwrap();
         let route = request.uri().path().to_string();
-        let response = api::handle(&api, request).await;
+        let response = invoke(&api, request).await;
         assert_eq!(response.status(), StatusCode::OK, "{}", path.display());
         seen.push(route);
     }
@@ -604,4 +612,60 @@ async fn the_example_events_for_cargo_lambda_invoke_all_answer_200() {
             "/summarystats"
         ]
     );
+}
+
+#[tokio::test]
+async fn under_lambda_the_request_id_is_the_invocations_not_the_clients() {
+    use lambda_http::RequestExt;
+
+    let dir = tempfile::tempdir().unwrap();
+    let api = empty_api(dir.path()).await;
+    let mut event = Event::new("GET", "/health");
+    event
+        .headers
+        .push(("x-request-id", "chosen-by-the-client".to_string()));
+    let mut context = lambda_http::Context::default();
+    context.request_id = "lambda-invocation-1".to_string();
+    let request = event.to_request().with_lambda_context(context);
+    let response = invoke(&api, request).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["x-request-id"], "lambda-invocation-1");
+    let Body::Text(text) = response.body() else {
+        panic!("answer body is not text")
+    };
+    let health: HealthAnswer = serde_json::from_str(text).unwrap();
+    assert_eq!(health.request_id, "lambda-invocation-1");
+
+    // Without a Lambda context (the other tests), a client's header is ignored just the same.
+    let answer = call(&api, dir.path(), {
+        let mut event = Event::new("GET", "/health");
+        event
+            .headers
+            .push(("x-request-id", "chosen-by-the-client".to_string()));
+        event
+    })
+    .await;
+    assert_eq!(answer.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn head_and_other_methods_on_a_get_route_are_405_with_allow() {
+    let dir = tempfile::tempdir().unwrap();
+    let api = empty_api(dir.path()).await;
+    for (method, path, allow) in [
+        ("HEAD", "/health", "GET"),
+        ("HEAD", "/scoring", "GET"),
+        ("OPTIONS", "/health", "GET"),
+        ("HEAD", "/prediction", "POST"),
+        ("PATCH", "/prediction", "POST"),
+    ] {
+        let response = invoke(&api, Event::new(method, path).to_request()).await;
+        assert_eq!(
+            response.status(),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "{method} {path}"
+        );
+        assert_eq!(response.headers()["allow"], allow, "{method} {path}");
+        assert_eq!(response.headers()["x-request-id"], FUNCTION_URL_REQUEST_ID);
+    }
 }

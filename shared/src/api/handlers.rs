@@ -5,17 +5,20 @@
 //! retrains every source file, far too heavy to run per request).
 
 use arrow::array::RecordBatch;
+use axum::extract::Request;
 use bytes::Bytes;
 use chrono::Utc;
-use http::header::CONTENT_TYPE;
-use http::{HeaderMap, Request, Response, StatusCode};
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use http::request::Parts;
+use http::{HeaderMap, Response, StatusCode};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
 
 use super::dataset::{DataLocation, DatasetSelection, parse_request};
 use super::types::{
     DataRef, DiagnosticsAnswer, HealthAnswer, ModelInfo, Prediction, PredictionAnswer,
     RejectedRowInfo, ScoringAnswer, SummaryStatsAnswer, TimingsInfo,
 };
-use super::{Api, ApiError, BodyTooLarge, json_response};
+use super::{Api, ApiError, json_response};
 use crate::data::DataError;
 use crate::data::csv::read_csv_file;
 use crate::data::schema::NUMERIC_COLUMNS;
@@ -117,16 +120,9 @@ impl Loaded {
     }
 }
 
-pub(super) async fn prediction(api: &Api, request: Request<Bytes>, request_id: &str) -> Answer {
+pub(super) async fn prediction(api: &Api, request: Request, request_id: &str) -> Answer {
     let limits = api.limits();
-    if request.extensions().get::<BodyTooLarge>().is_some()
-        || request.body().len() > limits.max_body_bytes
-    {
-        return Err(ApiError::PayloadTooLarge {
-            limit: limits.max_body_bytes,
-        });
-    }
-    let (parts, body) = request.into_parts();
+    let (parts, body) = read_body(request, limits.max_body_bytes, request_id).await?;
     let input = match body_kind(&parts.headers, &body)? {
         BodyKind::Json => Input::Stored(parse_request(&body).map_err(ApiError::BadRequest)?),
         BodyKind::Csv => Input::Body(body),
@@ -205,6 +201,36 @@ pub(super) async fn prediction(api: &Api, request: Request<Bytes>, request_id: &
         });
     }
     Ok(response)
+}
+
+/// Reads the body up to `limit` bytes and no further: a larger declared length is refused before
+/// reading, so a client cannot make the server buffer (or wait for) more than the limit. Under
+/// Lambda the body is already in memory and the same rule applies.
+async fn read_body(
+    request: Request,
+    limit: usize,
+    request_id: &str,
+) -> Result<(Parts, Bytes), ApiError> {
+    let (parts, body) = request.into_parts();
+    let too_large = ApiError::PayloadTooLarge { limit };
+    let declared = parts
+        .headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large);
+    }
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok((parts, collected.to_bytes())),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(too_large),
+        Err(e) => {
+            tracing::debug!(request_id, "cannot read the request body: {e}");
+            Err(ApiError::BadRequest(
+                "the request body could not be read".into(),
+            ))
+        }
+    }
 }
 
 /// A data set that is not CSV of the client schema. The message names the key (or "request

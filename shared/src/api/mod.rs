@@ -1,7 +1,7 @@
 //! The HTTP API over the deployed model — `POST /prediction`, `GET /scoring`,
-//! `GET /summarystats`, `GET /diagnostics` and `GET /health` — as one router over plain `http`
-//! request and response types, so the very same code answers behind the Lambda Function URL
-//! (`functions/api`), in the local server of `risk serve` ([`server`]), and in tests. The API is
+//! `GET /summarystats`, `GET /diagnostics` and `GET /health` — as one axum [`router`], so the
+//! very same code answers behind the Lambda Function URL (`functions/api`, through
+//! `lambda_http`), in the local server of `risk serve` ([`server`]), and in tests. The API is
 //! read-only: it never writes to any configured location. Answers are JSON with the stable field
 //! names of [`types`] (described in `openapi.yaml` at the top of the repository); errors are
 //! `{"error", "message", "request_id"}` and never carry internals (paths, URLs of locations,
@@ -14,18 +14,18 @@ pub mod dataset;
 mod error;
 pub mod fixture;
 mod handlers;
+mod router;
 pub mod server;
 pub mod types;
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
 
 use bytes::Bytes;
 use chrono::Utc;
-use http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
-use http::{Method, Request, Response, StatusCode};
+use http::{Method, Response, StatusCode};
 
 pub use self::error::ApiError;
+pub use self::router::router;
 use crate::steps::Pipeline;
 
 /// One route: its path, the one method it answers, and every status it can answer with (the
@@ -37,8 +37,8 @@ pub struct Route {
     pub statuses: &'static [u16],
 }
 
-/// Every route the router serves. Any other path is 404; another method on one of these paths
-/// is 405 with `Allow`.
+/// Every route the router serves (it is built from this table). Any other path is 404; another
+/// method on one of these paths, `HEAD` included, is 405 with `Allow`.
 pub const ROUTES: [Route; 5] = [
     Route {
         path: "/health",
@@ -129,14 +129,9 @@ impl ApiLimits {
 }
 
 /// The request id of a request, set by the adapter (the Lambda request id) as a request
-/// extension; the router makes one up when there is none.
+/// extension; the router makes one up when there is none. Handlers take it as an extractor.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestId(pub String);
-
-/// Request extension set by an adapter that stopped reading a body at the size limit; the body
-/// it passes on is then empty.
-#[derive(Debug, Clone, Copy)]
-pub struct BodyTooLarge;
 
 /// A fresh request id, unique within this process and sortable by time.
 pub fn new_request_id() -> String {
@@ -168,65 +163,6 @@ impl Api {
     pub fn pipeline(&self) -> &Pipeline {
         &self.pipeline
     }
-
-    /// The answer for an error met before routing (an adapter that could not read the body).
-    pub fn error_response(&self, error: ApiError, request_id: &str) -> Response<Bytes> {
-        let mut response = error.into_response(request_id);
-        finish_headers(&mut response, request_id);
-        response
-    }
-
-    /// Answers one request. Never fails: every problem becomes a JSON error answer.
-    pub async fn handle(&self, request: Request<Bytes>) -> Response<Bytes> {
-        let started = Instant::now();
-        let request_id = request
-            .extensions()
-            .get::<RequestId>()
-            .map(|id| id.0.clone())
-            .unwrap_or_else(new_request_id);
-        let method = request.method().clone();
-        let path = request.uri().path().to_string();
-        let result = self.route(request, &request_id).await;
-        let mut response = match result {
-            Ok(response) => response,
-            Err(error) => error.into_response(&request_id),
-        };
-        finish_headers(&mut response, &request_id);
-        // The path is logged, never the query string or body: they may hold client data.
-        tracing::info!(
-            request_id = %request_id,
-            method = %method,
-            path = %path,
-            status = response.status().as_u16(),
-            ms = crate::steps::millis(started.elapsed()),
-            "request"
-        );
-        response
-    }
-
-    async fn route(
-        &self,
-        request: Request<Bytes>,
-        request_id: &str,
-    ) -> Result<Response<Bytes>, ApiError> {
-        let path = request.uri().path();
-        let Some(route) = ROUTES.iter().find(|r| r.path == path) else {
-            return Err(ApiError::UnknownRoute);
-        };
-        if request.method() != route.method {
-            return Err(ApiError::MethodNotAllowed {
-                allow: route.method.as_str(),
-            });
-        }
-        match route.path {
-            "/health" => handlers::health(self, request_id).await,
-            "/prediction" => handlers::prediction(self, request, request_id).await,
-            "/scoring" => handlers::scoring(self, request_id).await,
-            "/summarystats" => handlers::summarystats(self, request_id).await,
-            "/diagnostics" => handlers::diagnostics(self, request_id).await,
-            _ => Err(ApiError::UnknownRoute),
-        }
-    }
 }
 
 /// A JSON answer. Serialising the API's own types cannot fail in practice; if it ever did, the
@@ -241,18 +177,4 @@ fn json_response<T: serde::Serialize>(
     let mut response = Response::new(Bytes::from(body));
     *response.status_mut() = status;
     Ok(response)
-}
-
-fn finish_headers(response: &mut Response<Bytes>, request_id: &str) {
-    let headers = response.headers_mut();
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    // Answers describe live state; a cache in between must not serve yesterday's model.
-    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(
-        "x-content-type-options",
-        HeaderValue::from_static("nosniff"),
-    );
-    if let Ok(value) = HeaderValue::from_str(request_id) {
-        headers.insert(REQUEST_ID_HEADER, value);
-    }
 }
