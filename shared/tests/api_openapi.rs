@@ -14,6 +14,7 @@ use serde_json::Value;
 use shared::api::dataset::parse_request;
 use shared::api::fixture::{deployed_pipeline, local_config, open_pipeline};
 use shared::api::{Api, ApiLimits, ROUTES, router};
+use shared::store::PutMode;
 use tower::ServiceExt;
 
 fn repo(relative: &str) -> PathBuf {
@@ -96,6 +97,8 @@ fn validate(spec: &Value, schema: &Value, value: &Value, at: &str, errors: &mut 
                     Some(field_schema) => {
                         validate(spec, field_schema, field, &format!("{at}.{name}"), errors)
                     }
+                    // A free-form object (its fields documented in words) may hold anything.
+                    None if schema.get("additionalProperties") == Some(&Value::Bool(true)) => {}
                     None => errors.push(format!("{at}: field '{name}' is not described")),
                 }
             }
@@ -284,6 +287,17 @@ async fn real_answers_for_every_route_and_status_validate_against_the_descriptio
 
     let deployed_dir = tempfile::tempdir().unwrap();
     let (_, pipeline) = deployed_pipeline(deployed_dir.path(), &seed).await.unwrap();
+    // New rows for the deployed model: one drift check, so /drift has a report to serve.
+    let practice = std::fs::read(seed.join("practicedata/dataset1.csv")).unwrap();
+    pipeline
+        .locations
+        .source_data
+        .put("dataset1.csv", Bytes::from(practice), PutMode::Overwrite)
+        .await
+        .unwrap();
+    shared::steps::fullprocess::run_full_process(&pipeline, "run-drift-check")
+        .await
+        .unwrap();
     let deployed = Api::new(pipeline.clone(), ApiLimits::default());
     let small = Api::new(
         pipeline,
@@ -308,6 +322,7 @@ async fn real_answers_for_every_route_and_status_validate_against_the_descriptio
         (&deployed, get("/scoring"), 200),
         (&deployed, get("/summarystats"), 200),
         (&deployed, get("/diagnostics"), 200),
+        (&deployed, get("/drift"), 200),
         (&deployed, post_json(r#"{"dataset": "../x.csv"}"#), 400),
         (&deployed, post_json(r#"{"dataset": "nosuch.csv"}"#), 404),
         (&deployed, get("/nosuchroute"), 404),
@@ -328,6 +343,7 @@ async fn real_answers_for_every_route_and_status_validate_against_the_descriptio
         (&empty, get("/scoring"), 503),
         (&empty, get("/summarystats"), 503),
         (&empty, get("/diagnostics"), 503),
+        (&empty, get("/drift"), 503),
     ];
     let mut covered = BTreeSet::new();
     run(&spec, &mut covered, cases).await;
@@ -338,6 +354,7 @@ async fn real_answers_for_every_route_and_status_validate_against_the_descriptio
         "production/deployment.json",
         "compiled/ingestion_record.json",
         "reports/diagnostics.json",
+        "reports/drift_latest.json",
     ] {
         std::fs::write(store.join(file), b"{ broken").unwrap();
     }
@@ -350,6 +367,7 @@ async fn real_answers_for_every_route_and_status_validate_against_the_descriptio
             (&deployed, get("/scoring"), 500),
             (&deployed, get("/summarystats"), 500),
             (&deployed, get("/diagnostics"), 500),
+            (&deployed, get("/drift"), 500),
         ],
     )
     .await;

@@ -478,3 +478,80 @@ pub(super) async fn diagnostics(api: &Api, request_id: &str) -> Answer {
     };
     json_response(StatusCode::OK, &answer, request_id)
 }
+
+/// Drift reports kept in the history answer, newest first.
+const DRIFT_HISTORY: usize = 100;
+
+/// One past drift check, in short.
+#[derive(Debug, serde::Serialize)]
+struct DriftHistoryEntry {
+    run_id: String,
+    checked_at: chrono::DateTime<Utc>,
+    verdict: crate::drift::report::Verdict,
+    rows: usize,
+    log_loss: Option<f64>,
+    reference_log_loss: Option<f64>,
+    roc_auc: Option<f64>,
+    f1: Option<f64>,
+    data_drift: bool,
+    explanation: String,
+}
+
+#[derive(Debug, serde::Serialize)]
+struct DriftAnswer {
+    latest: crate::records::DriftEntry,
+    history: Vec<DriftHistoryEntry>,
+    request_id: String,
+}
+
+/// The latest drift report, whole, and the history of every kept check in short (newest first).
+pub(super) async fn drift(api: &Api, request_id: &str) -> Answer {
+    let reports = &api.pipeline().locations.reports;
+    let step = |e: StepError| ApiError::from_step(e, request_id);
+    let latest = reports
+        .get_json_if_exists::<crate::records::DriftEntry>(names::LAST_DRIFT, "drift report")
+        .await
+        .map_err(|e| step(e.into()))?
+        .map(|(_, entry)| entry)
+        .ok_or_else(|| ApiError::NotReady {
+            code: "no_drift_report",
+            message: "no drift check has run yet: it runs when new rows arrive for a deployed model; try again after the full process has checked new data".to_string(),
+        })?;
+    let mut keys: Vec<String> = reports
+        .list(&format!("{}/", names::DRIFT_PREFIX))
+        .await
+        .map_err(|e| step(e.into()))?
+        .into_iter()
+        .map(|meta| meta.key)
+        .filter(|key| key.ends_with(".json"))
+        .collect();
+    // Run ids start with their time, so the newest sort last.
+    keys.sort_unstable_by(|a, b| b.cmp(a));
+    keys.truncate(DRIFT_HISTORY);
+    let mut history = Vec::with_capacity(keys.len());
+    for key in keys {
+        let (_, entry) = reports
+            .get_json::<crate::records::DriftEntry>(&key, "drift report", None)
+            .await
+            .map_err(|e| step(e.into()))?;
+        let performance = &entry.report.performance;
+        history.push(DriftHistoryEntry {
+            run_id: entry.run_id,
+            checked_at: entry.checked_at,
+            verdict: entry.report.verdict,
+            rows: performance.rows,
+            log_loss: performance.log_loss.as_ref().map(|l| l.mean),
+            reference_log_loss: performance.reference_log_loss,
+            roc_auc: performance.roc_auc.as_ref().map(|a| a.estimate),
+            f1: performance.f1.as_ref().map(|f| f.estimate),
+            data_drift: entry.report.data_drift,
+            explanation: entry.report.explanation,
+        });
+    }
+    let answer = DriftAnswer {
+        latest,
+        history,
+        request_id: request_id.to_string(),
+    };
+    json_response(StatusCode::OK, &answer, request_id)
+}

@@ -39,7 +39,7 @@ pub struct Route {
 
 /// Every route the router serves (it is built from this table). Any other path is 404; another
 /// method on one of these paths, `HEAD` included, is 405 with `Allow`.
-pub const ROUTES: [Route; 5] = [
+pub const ROUTES: [Route; 6] = [
     Route {
         path: "/health",
         method: Method::GET,
@@ -62,6 +62,11 @@ pub const ROUTES: [Route; 5] = [
     },
     Route {
         path: "/diagnostics",
+        method: Method::GET,
+        statuses: &[200, 500, 503],
+    },
+    Route {
+        path: "/drift",
         method: Method::GET,
         statuses: &[200, 500, 503],
     },

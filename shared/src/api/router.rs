@@ -47,6 +47,7 @@ fn endpoint(route: &'static Route) -> MethodRouter<Arc<Api>> {
         "/scoring" => on(filter, scoring),
         "/summarystats" => on(filter, summarystats),
         "/diagnostics" => on(filter, diagnostics),
+        "/drift" => on(filter, drift),
         other => panic!("no handler for the route {other}"),
     };
     let endpoint = if route.method == http::Method::HEAD {
@@ -75,6 +76,10 @@ async fn summarystats(State(api): ApiState, id: RequestId) -> Response {
 
 async fn diagnostics(State(api): ApiState, id: RequestId) -> Response {
     respond(handlers::diagnostics(&api, &id.0).await, &id)
+}
+
+async fn drift(State(api): ApiState, id: RequestId) -> Response {
+    respond(handlers::drift(&api, &id.0).await, &id)
 }
 
 async fn unknown_route(id: RequestId) -> Response {
