@@ -424,7 +424,8 @@ async fn s3_events_delivered_twice_and_the_schedule_through_cargo_lambda() {
     assert_eq!(scheduled["trigger"]["kind"], "schedule", "{scheduled:#}");
     let decision = scheduled["decision"].as_str().unwrap_or_default();
     assert!(
-        ["drift", "no_drift"].contains(&decision),
+        // A practice file is far below the drift test's minimum sample: too few rows to tell.
+        ["drift", "no_drift", "too_few_rows"].contains(&decision),
         "{decision}: {}",
         scheduled["reason"]
     );
