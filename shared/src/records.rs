@@ -177,6 +177,12 @@ pub struct ScoreRecord {
     /// The test files scored on, with their versions.
     pub data: Vec<ObjectRef>,
     pub metrics: ClassificationMetrics,
+    /// The decision threshold `metrics` were computed at (the model's own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<f64>,
+    /// The same rows at the customary 0.5, for comparison with a tuned threshold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics_at_half: Option<ClassificationMetrics>,
     /// Test rows left out because `exited` was missing.
     pub excluded_missing_target: usize,
     /// Test rows left out because they broke the schema.
@@ -272,6 +278,9 @@ pub struct Report {
     pub intercept_per_unit: f64,
     pub training_rows: usize,
     pub training_data: Option<String>,
+    /// The decision threshold the metrics are at (the model's own, tuned or 0.5).
+    #[serde(default)]
+    pub threshold: f64,
     pub confusion_matrix_png: ObjectRef,
     pub generated_at: DateTime<Utc>,
     pub run_id: String,

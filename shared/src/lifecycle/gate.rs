@@ -181,7 +181,9 @@ pub(crate) fn fmt_auc(auc: Option<f64>) -> String {
 
 /// A p-value for a sentence: three decimals, or scientific notation when tiny.
 pub(crate) fn fmt_p(p: f64) -> String {
-    if p < 0.001 {
+    if p < 1e-16 {
+        "< 1e-16".into()
+    } else if p < 0.001 {
         format!("{p:.1e}")
     } else {
         format!("{p:.3}")

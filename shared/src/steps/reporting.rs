@@ -72,6 +72,7 @@ pub async fn run_reporting(pipeline: &Pipeline, run_id: &str) -> Result<ReportOu
                     None => location,
                 },
             ),
+            threshold: model.threshold(),
             confusion_matrix_png: png_ref.clone(),
             generated_at: Utc::now(),
             run_id: run_id.to_string(),
@@ -147,7 +148,11 @@ pub fn markdown_report(report: &Report) -> String {
         report.generated_at.to_rfc3339(),
         report.run_id
     );
-    let _ = writeln!(out, "## Metrics on the test data ({} rows)\n", m.rows);
+    let _ = writeln!(
+        out,
+        "## Metrics on the test data ({} rows, decision threshold {:.4})\n",
+        m.rows, report.threshold
+    );
     let _ = writeln!(out, "| metric | value |\n|---|---|");
     let _ = writeln!(out, "| F1 | {:.4} |", m.f1);
     let _ = writeln!(out, "| precision | {:.4} |", m.precision);

@@ -103,11 +103,19 @@ pub async fn score_model(
     run_id: &str,
 ) -> Result<ScoreOutcome, StepError> {
     let test = load_test_data(pipeline).await?;
+    let mut at_half = model.clone();
+    at_half.decision_threshold = None;
+    let metrics_at_half = match at_half.params.threshold() == 0.5 {
+        true => Some(evaluate(&at_half, test.batches.clone()).await?.metrics),
+        false => None,
+    };
     let evaluation = evaluate(model, test.batches).await?;
     let record = ScoreRecord {
         model: model_ref.clone(),
         data: test.files,
         metrics: evaluation.metrics,
+        threshold: Some(model.threshold()),
+        metrics_at_half,
         excluded_missing_target: evaluation.excluded_missing_target,
         rows_rejected: test.rows_rejected,
         scored_at: Utc::now(),
