@@ -22,7 +22,7 @@ use serde::Serialize;
 use shared::data::read_csv_file;
 use shared::lifecycle::LifecycleSettings;
 use shared::location::{Location, Locations};
-use shared::model::{TrainedModel, TrainingParams, train};
+use shared::model::{TrainedModel, train};
 use shared::records::{Decision, RunRecord};
 use shared::steps::Pipeline;
 use shared::steps::deployment::deployed_model;
@@ -522,16 +522,7 @@ fn regime_start(change_month: Option<usize>, month: usize) -> usize {
 
 fn score(model: &TrainedModel, batches: &[RecordBatch]) -> Result<Scores> {
     let own = model.evaluate(batches)?.metrics;
-    let params = &model.params;
-    let mut at_half = model.clone();
-    at_half.decision_threshold = None;
-    at_half.params = TrainingParams::default()
-        .alpha(params.alpha())
-        .min_rows(params.min_rows())
-        .min_rows_per_class(params.min_rows_per_class())
-        .threshold(0.5)
-        .check()?;
-    let half = at_half.evaluate(batches)?.metrics;
+    let half = model.evaluate_at(batches, 0.5)?.metrics;
     Ok(Scores {
         auc: own.roc_auc,
         f1: own.f1,

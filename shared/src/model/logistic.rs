@@ -279,8 +279,19 @@ impl TrainedModel {
         })
     }
 
-    /// Predicts every row of `batches` and scores the rows whose `exited` is known.
+    /// Predicts every row of `batches` and scores the rows whose `exited` is known, at the
+    /// model's own threshold.
     pub fn evaluate(&self, batches: &[RecordBatch]) -> Result<Evaluation, ModelError> {
+        self.evaluate_at(batches, self.threshold())
+    }
+
+    /// [`TrainedModel::evaluate`] with rows predicted to exit at probability ≥ `threshold`
+    /// (e.g. 0.5, to report beside a tuned threshold).
+    pub fn evaluate_at(
+        &self,
+        batches: &[RecordBatch],
+        threshold: f64,
+    ) -> Result<Evaluation, ModelError> {
         let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
         let mut labels = Vec::with_capacity(rows);
         let mut classes = Vec::with_capacity(rows);
@@ -295,8 +306,9 @@ impl TrainedModel {
                 match label_at(target, row, first_row + row)? {
                     Some(label) => {
                         labels.push(label);
-                        classes.push(predictions.classes[row]);
-                        scores.push(predictions.probabilities[row]);
+                        let probability = predictions.probabilities[row];
+                        classes.push(u8::from(probability >= threshold));
+                        scores.push(probability);
                     }
                     None => excluded_missing_target += 1,
                 }

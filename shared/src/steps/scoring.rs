@@ -10,7 +10,7 @@ use chrono::Utc;
 use super::{Pipeline, StepError};
 use crate::data::csv::read_csv_file;
 use crate::location::Location;
-use crate::model::{Evaluation, TrainedModel};
+use crate::model::{Evaluation, ModelError, TrainedModel};
 use crate::records::{ObjectRef, ScoreRecord, names};
 use crate::steps::ingestion::is_csv_key;
 use crate::store::PutMode;
@@ -94,6 +94,19 @@ pub async fn evaluate(
     Ok(super::spawn_blocking_in_span(move || model.evaluate(&batches)).await??)
 }
 
+/// Evaluates `model` on `batches` at its own threshold and at 0.5, off the async runtime.
+async fn evaluate_with_half(
+    model: &TrainedModel,
+    batches: Vec<RecordBatch>,
+) -> Result<(Evaluation, Evaluation), StepError> {
+    let model = model.clone();
+    let evaluations = super::spawn_blocking_in_span(move || {
+        Ok::<_, ModelError>((model.evaluate(&batches)?, model.evaluate_at(&batches, 0.5)?))
+    })
+    .await??;
+    Ok(evaluations)
+}
+
 /// Scores `model` (the artifact `model_ref`) on the test data and writes the score record and
 /// `latestscore.txt` to the models location.
 pub async fn score_model(
@@ -103,19 +116,13 @@ pub async fn score_model(
     run_id: &str,
 ) -> Result<ScoreOutcome, StepError> {
     let test = load_test_data(pipeline).await?;
-    let mut at_half = model.clone();
-    at_half.decision_threshold = None;
-    let metrics_at_half = match at_half.params.threshold() == 0.5 {
-        true => Some(evaluate(&at_half, test.batches.clone()).await?.metrics),
-        false => None,
-    };
-    let evaluation = evaluate(model, test.batches).await?;
+    let (evaluation, at_half) = evaluate_with_half(model, test.batches).await?;
     let record = ScoreRecord {
         model: model_ref.clone(),
         data: test.files,
         metrics: evaluation.metrics,
         threshold: Some(model.threshold()),
-        metrics_at_half,
+        metrics_at_half: Some(at_half.metrics),
         excluded_missing_target: evaluation.excluded_missing_target,
         rows_rejected: test.rows_rejected,
         scored_at: Utc::now(),
