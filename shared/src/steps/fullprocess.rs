@@ -11,18 +11,19 @@ use std::time::Instant;
 use arrow::array::RecordBatch;
 use chrono::Utc;
 
-use super::deployment::{current_deployment, deploy, deployed_model};
+use super::deployment::{current_deployment, deploy};
 use super::diagnostics::run_diagnostics;
 use super::ingestion::{IngestScope, ingest};
 use super::reporting::run_reporting;
 use super::scoring::score_model;
-use super::training::{TrainingOutcome, load_model_columns, train_on, training_window};
+use super::training::{TrainingOutcome, load_model, load_model_columns, train_on, training_window};
 use super::{Pipeline, StepError};
 use crate::drift::report::{DriftReport, Verdict, check_drift};
 use crate::lifecycle::gate::{Challenger, challenge};
 use crate::model::TrainedModel;
 use crate::records::{
-    Decision, DeploymentRecord, DriftEntry, FoundFile, ObjectRef, RunRecord, StepTiming, names,
+    Decision, DeploymentRecord, DriftEntry, FoundFile, IngestionRecord, ObjectRef, RunRecord,
+    StepTiming, names,
 };
 use crate::store::PutMode;
 
@@ -65,15 +66,25 @@ struct Checked {
     champion: TrainedModel,
     /// The first row this run added (where a retrain after a drift starts its window).
     first_new_row: u64,
+    /// The compiled data as read for the check, which a retrain in the same run reuses.
+    compiled: CompiledColumns,
 }
+
+/// The ingestion record, the compiled data set's reference, and its model columns.
+type CompiledColumns = (IngestionRecord, ObjectRef, Vec<RecordBatch>);
 
 async fn check_deployed(
     pipeline: &Pipeline,
     deployed: &DeploymentRecord,
     rows_added: u64,
 ) -> Result<Checked, StepError> {
-    let (_, champion) = deployed_model(pipeline).await?;
-    let (_, _, batches) = load_model_columns(pipeline, &pipeline.locations.compiled_data).await?;
+    let (_, champion) = load_model(
+        &pipeline.locations.production,
+        Some(&deployed.model.version_id),
+    )
+    .await?;
+    let compiled = load_model_columns(pipeline, &pipeline.locations.compiled_data).await?;
+    let batches = &compiled.2;
     let total: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
     let first_new_row = total.saturating_sub(rows_added);
     let unseen_from = champion
@@ -87,7 +98,7 @@ async fn check_deployed(
         rows_added.max(pipeline.lifecycle.min_rows.get() as u64)
     };
     let check_from = total.saturating_sub(wanted).max(unseen_from);
-    let new_rows = rows_added_last(&batches, total - check_from);
+    let new_rows = rows_added_last(batches, total - check_from);
     let settings = pipeline.lifecycle.clone();
     let deployed_f1 = deployed.f1;
     let (report, champion) = super::spawn_blocking_in_span(move || {
@@ -98,6 +109,7 @@ async fn check_deployed(
         report,
         champion,
         first_new_row,
+        compiled,
     })
 }
 
@@ -236,6 +248,7 @@ pub async fn run_full_process_for(
     record.model_before = deployment.as_ref().map(|d| d.model.clone());
     let mut since_row = None;
     let mut champion: Option<TrainedModel> = None;
+    let mut compiled: Option<CompiledColumns> = None;
     let retrain = match &deployment {
         _ if ingestion.record.compiled.is_none() => {
             record.decision = Decision::NoNewRows;
@@ -271,6 +284,7 @@ pub async fn run_full_process_for(
             let retrain = report.verdict.retrain();
             record.drift = Some(checked.report);
             champion = Some(checked.champion);
+            compiled = Some(checked.compiled);
             retrain
         }
     };
@@ -278,8 +292,10 @@ pub async fn run_full_process_for(
 
     if retrain {
         let started = Instant::now();
-        let (ingested, data, batches) =
-            load_model_columns(pipeline, &pipeline.locations.compiled_data).await?;
+        let (ingested, data, batches) = match compiled {
+            Some(compiled) => compiled,
+            None => load_model_columns(pipeline, &pipeline.locations.compiled_data).await?,
+        };
         let window = training_window(pipeline, &ingested, since_row);
         let trained =
             train_on(pipeline, &data, batches, window, &pipeline.locations.models).await?;
