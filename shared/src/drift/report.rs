@@ -279,7 +279,7 @@ fn distributions(
             continue;
         };
         // The current values are thinned like the reference's only above the exact-KS size.
-        let (values, _) = feature_values(new_rows, name);
+        let (values, _) = feature_values(new_rows, name)?;
         let values = order_statistics(values, 10_000);
         if let Some(drift) = compare(name, &profile.values, &values)? {
             features.push(drift);

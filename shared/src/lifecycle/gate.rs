@@ -8,7 +8,7 @@ use arrow::array::RecordBatch;
 use serde::{Deserialize, Serialize};
 
 use super::LifecycleSettings;
-use super::profile::{ReferenceProfile, labelled_probabilities};
+use super::profile::{ReferenceProfile, ReferenceSource, labelled_probabilities};
 use super::window::TrainingWindow;
 use crate::drift::stats::{MinRows, PairedTest, log_loss_per_row, paired_comparison, roc_auc};
 use crate::drift::threshold::{ThresholdRule, choose_threshold};
@@ -32,40 +32,36 @@ pub fn train_challenger(
 ) -> Result<Challenger, ModelError> {
     let (training, validation) = window.split(batches);
     let mut model = train(&training, params)?;
-    let (labels, probabilities) = labelled_probabilities(&model, &validation)?;
-    let rule = if settings.is_original() {
-        ThresholdRule::Fixed {
-            threshold: settings.fallback_threshold,
-        }
+    let (source, reference_rows) = if validation.is_empty() {
+        (ReferenceSource::TrainingRows, &training)
     } else {
-        settings.threshold
+        (ReferenceSource::Validation, &validation)
     };
-    let both_classes = labels.contains(&0) && labels.contains(&1);
-    model.decision_threshold = if !labels.is_empty() && both_classes {
-        choose_threshold(&labels, &probabilities, rule).ok()
-    } else if !labels.is_empty() {
-        choose_threshold(
-            &labels,
-            &probabilities,
+    // One prediction of the reference rows serves the threshold choice and the profile.
+    let (labels, probabilities) = labelled_probabilities(&model, reference_rows)?;
+    if source == ReferenceSource::Validation && !labels.is_empty() {
+        let both_classes = labels.contains(&0) && labels.contains(&1);
+        let rule = if both_classes && !settings.is_original() {
+            settings.threshold
+        } else {
             ThresholdRule::Fixed {
                 threshold: settings.fallback_threshold,
-            },
-        )
-        .ok()
-    } else {
-        None
-    };
+            }
+        };
+        model.decision_threshold = choose_threshold(&labels, &probabilities, rule).ok();
+    }
     if model.decision_threshold.is_none() && !settings.is_original() {
         tracing::info!(
             threshold = settings.fallback_threshold.get(),
             "no usable validation rows: the fallback threshold stays"
         );
     }
-    let validation_rows = (!validation.is_empty()).then_some(validation.as_slice());
     model.reference = Some(ReferenceProfile::measure(
         &model,
         &training,
-        validation_rows,
+        source,
+        &labels,
+        &probabilities,
     )?);
     model.window = Some(window);
     Ok(Challenger { model, validation })

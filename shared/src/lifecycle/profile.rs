@@ -6,12 +6,12 @@
 //! quantiles at a fixed size (a KS test against them is slightly conservative, as if the
 //! reference had that many rows).
 
-use arrow::array::{Array, AsArray, RecordBatch};
-use arrow::datatypes::{Int8Type, Int64Type};
+use arrow::array::{Array, RecordBatch};
 use serde::{Deserialize, Serialize};
 
-use crate::data::schema::{EXITED, FEATURES};
+use crate::data::schema::FEATURES;
 use crate::drift::stats::{log_loss_per_row, roc_auc};
+use crate::model::columns::{feature_column, label_at, target_column};
 use crate::model::{ModelError, TrainedModel, classification_metrics};
 
 /// Values kept per distribution.
@@ -64,47 +64,31 @@ pub fn labelled_probabilities(
 ) -> Result<(Vec<u8>, Vec<f64>), ModelError> {
     let mut labels = Vec::new();
     let mut probabilities = Vec::new();
+    let mut first_row = 0;
     for batch in batches {
+        let target = target_column(batch)?;
         let predictions = model.predict(batch)?;
-        let target = batch
-            .column_by_name(EXITED)
-            .ok_or_else(|| ModelError::MissingColumn {
-                column: EXITED.into(),
-                expected: vec![EXITED.into()],
-            })?;
-        let target =
-            target
-                .as_primitive_opt::<Int8Type>()
-                .ok_or_else(|| ModelError::WrongColumnType {
-                    column: EXITED.into(),
-                    expected: "Int8",
-                    found: target.data_type().to_string(),
-                })?;
         for (row, probability) in predictions.probabilities.iter().enumerate() {
-            if target.is_valid(row) {
-                labels.push(u8::from(target.value(row) != 0));
+            if let Some(label) = label_at(target, row, first_row + row)? {
+                labels.push(label);
                 probabilities.push(*probability);
             }
         }
+        first_row += batch.num_rows();
     }
     Ok((labels, probabilities))
 }
 
-/// The present values of feature `name` in `batches`, as f64.
-pub fn feature_values(batches: &[RecordBatch], name: &str) -> (Vec<f64>, u64) {
+/// The present values of feature `name` in `batches`, as f64, and how many were missing.
+pub fn feature_values(batches: &[RecordBatch], name: &str) -> Result<(Vec<f64>, u64), ModelError> {
     let mut values = Vec::new();
     let mut missing = 0u64;
     for batch in batches {
-        let Some(column) = batch
-            .column_by_name(name)
-            .and_then(|c| c.as_primitive_opt::<Int64Type>())
-        else {
-            continue;
-        };
+        let column = feature_column(batch, name, &[name.to_string()])?;
         missing += column.null_count() as u64;
         values.extend(column.iter().flatten().map(|v| v as f64));
     }
-    (values, missing)
+    Ok((values, missing))
 }
 
 /// At most `size` evenly spaced order statistics of `values` (sorted).
@@ -121,47 +105,44 @@ pub fn order_statistics(mut values: Vec<f64>, size: usize) -> Vec<f64> {
 }
 
 impl ReferenceProfile {
-    /// The profile of `model` from its training rows and its validation rows (`None`: measure
-    /// on the training rows).
+    /// The profile of `model`: its performance from `labels` and `probabilities`, measured on
+    /// the rows `source` names, and the feature distributions of its `training` rows.
     pub fn measure(
         model: &TrainedModel,
         training: &[RecordBatch],
-        validation: Option<&[RecordBatch]>,
+        source: ReferenceSource,
+        labels: &[u8],
+        probabilities: &[f64],
     ) -> Result<Self, ModelError> {
-        let (source, rows) = match validation {
-            Some(rows) if !rows.is_empty() => (ReferenceSource::Validation, rows),
-            _ => (ReferenceSource::TrainingRows, training),
-        };
-        let (labels, probabilities) = labelled_probabilities(model, rows)?;
-        let losses = log_loss_per_row(&labels, &probabilities)
+        let losses = log_loss_per_row(labels, probabilities)
             .map_err(|e| ModelError::InvalidModel(e.to_string()))?;
         let log_loss = losses.iter().sum::<f64>() / losses.len().max(1) as f64;
         let classes: Vec<u8> = probabilities
             .iter()
             .map(|&p| u8::from(p >= model.threshold()))
             .collect();
-        let metrics = classification_metrics(&labels, &classes, &probabilities)?;
+        let metrics = classification_metrics(labels, &classes, probabilities)?;
         let features = FEATURES
             .iter()
             .map(|name| {
-                let (values, missing) = feature_values(training, name);
-                FeatureProfile {
+                let (values, missing) = feature_values(training, name)?;
+                Ok(FeatureProfile {
                     name: name.to_string(),
                     present: values.len() as u64,
                     missing,
                     values: order_statistics(values, PROFILE_SAMPLE),
-                }
+                })
             })
-            .collect();
+            .collect::<Result<_, ModelError>>()?;
         Ok(ReferenceProfile {
             source,
             rows: labels.len() as u64,
             positives: labels.iter().map(|&l| u64::from(l)).sum(),
             log_loss,
-            roc_auc: roc_auc(&labels, &probabilities).ok().flatten(),
+            roc_auc: roc_auc(labels, probabilities).ok().flatten(),
             f1: metrics.f1,
             losses: order_statistics(losses, PROFILE_SAMPLE),
-            scores: order_statistics(probabilities, PROFILE_SAMPLE),
+            scores: order_statistics(probabilities.to_vec(), PROFILE_SAMPLE),
             features,
         })
     }

@@ -17,7 +17,7 @@
 //!
 //! [`FEATURES`]: crate::data::schema::FEATURES
 
-mod columns;
+pub(crate) mod columns;
 pub mod logistic;
 pub mod metrics;
 pub mod params;
