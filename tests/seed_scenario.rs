@@ -14,7 +14,7 @@ use shared::lifecycle::window::Validation;
 use shared::location::Locations;
 use shared::records::{
     Decision, DeploymentRecord, DiagnosticsRecord, DriftEntry, FileOutcome, IngestionRecord,
-    ScoreRecord, names,
+    RunRecord, ScoreRecord, names,
 };
 use shared::steps::fullprocess::run_full_process;
 use shared::steps::training::load_compiled_data;
@@ -91,6 +91,21 @@ fn snapshot(root: &Path) -> Vec<(PathBuf, u64)> {
     found
 }
 
+/// Uploads the two practice files and runs the full process once: the bootstrap.
+async fn bootstrap_on_practice_data(pipeline: &Pipeline) -> RunRecord {
+    upload(
+        pipeline,
+        &[
+            "data/practicedata/dataset1.csv",
+            "data/practicedata/dataset2.csv",
+        ],
+    )
+    .await;
+    let first = run_full_process(pipeline, "run-1").await.unwrap();
+    assert_eq!(first.decision, Decision::Bootstrap, "{}", first.reason);
+    first
+}
+
 /// How many versions `name` has in `location`.
 async fn versions(location: &shared::location::Location, name: &str) -> usize {
     location.list_versions(name).await.unwrap().len()
@@ -123,16 +138,7 @@ async fn seed_scenario_bootstrap_then_drift_check_then_nothing_new() {
     let locations = &pipeline.locations;
 
     // 1. Bootstrap on the practice data.
-    upload(
-        &pipeline,
-        &[
-            "data/practicedata/dataset1.csv",
-            "data/practicedata/dataset2.csv",
-        ],
-    )
-    .await;
-    let first = run_full_process(&pipeline, "run-1").await.unwrap();
-    assert_eq!(first.decision, Decision::Bootstrap, "{}", first.reason);
+    let first = bootstrap_on_practice_data(&pipeline).await;
     assert_eq!(first.new_files.len(), 2);
 
     let (_, record) = locations
@@ -393,16 +399,7 @@ async fn seed_scenario_under_the_statistical_rule_is_too_few_rows_to_tell() {
     let dir = tempfile::tempdir().unwrap();
     let config = scenario_config(dir.path());
     let pipeline = pipeline(&config).await;
-    upload(
-        &pipeline,
-        &[
-            "data/practicedata/dataset1.csv",
-            "data/practicedata/dataset2.csv",
-        ],
-    )
-    .await;
-    let first = run_full_process(&pipeline, "run-1").await.unwrap();
-    assert_eq!(first.decision, Decision::Bootstrap, "{}", first.reason);
+    let first = bootstrap_on_practice_data(&pipeline).await;
     let window = first.training_window.as_ref().expect("a training window");
     assert!(
         matches!(window.validation, Validation::None { .. }),
@@ -446,15 +443,7 @@ async fn a_file_uploaded_again_with_new_content_is_new_data_and_a_bad_file_is_ke
     let dir = tempfile::tempdir().unwrap();
     let config = scenario_config(dir.path());
     let pipeline = pipeline(&config).await;
-    upload(
-        &pipeline,
-        &[
-            "data/practicedata/dataset1.csv",
-            "data/practicedata/dataset2.csv",
-        ],
-    )
-    .await;
-    run_full_process(&pipeline, "run-1").await.unwrap();
+    bootstrap_on_practice_data(&pipeline).await;
 
     let source = &pipeline.locations.source_data;
     // Same key, new content (one good row, one bad row), and a file that is not CSV data at all.
