@@ -20,7 +20,7 @@ use crate::lifecycle::profile::{
     ReferenceSource, feature_values, labelled_probabilities, order_statistics,
 };
 use crate::lifecycle::{DriftRule, LifecycleSettings};
-use crate::model::{ModelError, TrainedModel, classification_metrics};
+use crate::model::{ConfusionMatrix, ModelError, TrainedModel};
 
 /// Seed of every bootstrap in a drift report, so a report can be recomputed exactly.
 pub const BOOTSTRAP_SEED: u64 = 20_261_201;
@@ -183,11 +183,14 @@ fn performance(
     }
     let losses = log_loss_per_row(labels, probabilities).map_err(stats_error)?;
     drift.log_loss = mean_interval(&losses, settings.confidence).ok();
+    // F1 needs only the confusion counts: no AUC (a sort) per bootstrap resample.
     let f1_at = |t: f64, idx: &[usize]| {
-        let l: Vec<u8> = idx.iter().map(|&i| labels[i]).collect();
-        let p: Vec<f64> = idx.iter().map(|&i| probabilities[i]).collect();
-        let c: Vec<u8> = p.iter().map(|&x| u8::from(x >= t)).collect();
-        classification_metrics(&l, &c, &p).map_or(f64::NAN, |m| m.f1)
+        let actual: Vec<u8> = idx.iter().map(|&i| labels[i]).collect();
+        let predicted: Vec<u8> = idx
+            .iter()
+            .map(|&i| u8::from(probabilities[i] >= t))
+            .collect();
+        ConfusionMatrix::from_labels(&actual, &predicted).map_or(f64::NAN, |m| m.f1())
     };
     let all: Vec<usize> = (0..rows).collect();
     drift.f1_at_half = f1_at(0.5, &all);

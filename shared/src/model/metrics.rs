@@ -45,6 +45,12 @@ impl ConfusionMatrix {
     pub fn total(&self) -> u64 {
         self.true_negatives + self.false_positives + self.false_negatives + self.true_positives
     }
+
+    /// 2·tp / (2·tp + fp + fn); 0.0 when that denominator is zero.
+    pub fn f1(&self) -> f64 {
+        let tp = self.true_positives;
+        ratio_or_zero(2 * tp, 2 * tp + self.false_positives + self.false_negatives)
+    }
 }
 
 /// Metrics of one set of predictions against the truth.
@@ -99,7 +105,7 @@ pub fn classification_metrics(
         confusion,
         precision: ratio_or_zero(tp, tp + fp),
         recall: ratio_or_zero(tp, tp + fn_),
-        f1: ratio_or_zero(2 * tp, 2 * tp + fp + fn_),
+        f1: confusion.f1(),
         accuracy: ratio_or_zero(tp + tn, rows),
         roc_auc: roc_auc(actual, scores)?,
     })
