@@ -137,16 +137,16 @@ impl TrainingWindow {
                 rows_from(first)
             ),
         };
-        let newest = chosen.last().map(|f| f.rows.clone());
-        let mut window =
-            Self::with_validation(files[first].rows.start..total_rows, keys, reason, settings);
-        if let (Some(newest), true) = (newest, chosen.len() >= 2) {
-            let newest_rows = newest.end - newest.start;
-            let older_rows = newest.start - files[first].rows.start;
-            if newest_rows >= settings.min_validation_rows as u64
-                && older_rows >= settings.min_validation_rows as u64
-            {
-                window.validation = Validation::Newest { rows: newest };
+        let window_start = files[first].rows.start;
+        let mut window = Self::with_validation(window_start..total_rows, keys, reason, settings);
+        // Several files: the newest is held out by time when both sides have enough rows.
+        if let [_, .., newest] = chosen {
+            let min = settings.min_validation_rows as u64;
+            let newest_rows = newest.rows.end - newest.rows.start;
+            if newest_rows >= min && newest.rows.start - window_start >= min {
+                window.validation = Validation::Newest {
+                    rows: newest.rows.clone(),
+                };
             }
         }
         window
