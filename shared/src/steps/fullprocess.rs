@@ -304,7 +304,7 @@ pub async fn run_full_process_for(
         record.training_window = trained.model.window.clone();
         record.challenger = Some(trained.artifact.clone());
 
-        let gate = match (&champion, pipeline.lifecycle.is_original()) {
+        let gate = match (champion, pipeline.lifecycle.is_original()) {
             (Some(champion), false) => {
                 let started = Instant::now();
                 let challenger = Challenger {
@@ -312,7 +312,6 @@ pub async fn run_full_process_for(
                     validation: trained.validation.clone(),
                 };
                 let settings = pipeline.lifecycle.clone();
-                let champion = champion.clone();
                 let gate = super::spawn_blocking_in_span(move || {
                     challenge(&champion, &challenger, &settings)
                 })
