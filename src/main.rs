@@ -140,27 +140,19 @@ enum Target {
     TestData,
 }
 
-fn init_logging(verbose: u8) {
-    let default = match verbose {
+fn main() -> ExitCode {
+    // Process-wide allocator settings (`shared::memory`), before the runtime starts threads.
+    shared::memory::tune_allocator();
+    let cli = Cli::parse();
+    shared::logging::init_cli_logging(match cli.verbose {
         0 => "info",
         1 => "debug",
         _ => "trace",
+    });
+    let result = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime.block_on(run(cli)),
+        Err(e) => Err(e).context("cannot start the async runtime"),
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .compact()
-        .init();
-}
-
-#[tokio::main]
-async fn main() -> ExitCode {
-    let cli = Cli::parse();
-    init_logging(cli.verbose);
-    let result = run(cli).await;
     bench::report_peak_memory();
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -183,7 +175,9 @@ async fn run(cli: Cli) -> Result<()> {
     if matches!(cli.command, Command::Init) {
         return init_buckets(&config).await;
     }
-    let pipeline = Pipeline::new(Locations::open(&config).await)?;
+    let mut pipeline = Pipeline::new(Locations::open(&config).await)?;
+    // The full process and diagnostics run several steps: give freed memory back between them.
+    pipeline.between_steps = shared::memory::release_free_memory;
     let run_id = new_run_id();
     let json = cli.json;
     match cli.command {

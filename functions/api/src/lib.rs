@@ -5,10 +5,24 @@
 //! Lambda request id, which is also what CloudWatch logs carry, so a client quoting the
 //! `x-request-id` of an answer points straight at the log lines of its invocation.
 
+use std::convert::Infallible;
+use std::sync::Arc;
+
 use bytes::Bytes;
 use lambda_http::request::RequestContext;
-use lambda_http::{Body, Request, RequestExt, Response};
+use lambda_http::{Body, Request, RequestExt, Response, Service, service_fn};
 use shared::api::{Api, RequestId, new_request_id};
+
+/// The service answering every invocation of one execution environment with `api`.
+pub fn service(
+    api: Api,
+) -> impl Service<Request, Response = Response<Body>, Error = Infallible, Future: Send> {
+    let api = Arc::new(api);
+    service_fn(move |request: Request| {
+        let api = api.clone();
+        async move { Ok(handle(&api, request).await) }
+    })
+}
 
 /// Answers one Function URL invocation.
 pub async fn handle(api: &Api, request: Request) -> Response<Body> {

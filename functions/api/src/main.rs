@@ -4,40 +4,8 @@
 //! router. A bad configuration fails the cold start with a message naming the setting, rather
 //! than failing every request later.
 
-use std::convert::Infallible;
-use std::sync::Arc;
-
-use lambda_http::{Error, Request, service_fn};
 use shared::api::{Api, ApiLimits};
-use shared::config::{CONFIG_PATH_ENV, Config};
-use shared::location::Locations;
-use shared::steps::Pipeline;
 
-#[tokio::main]
-async fn main() -> Result<(), Error> {
-    init_logging();
-    let config = match std::env::var(CONFIG_PATH_ENV) {
-        Ok(path) if !path.trim().is_empty() => Config::load(path.as_ref())?,
-        _ => Config::from_env()?,
-    };
-    let pipeline = Pipeline::new(Locations::open(&config).await)?;
-    let api = Arc::new(Api::new(pipeline, ApiLimits::from_env()));
-    lambda_http::run(service_fn(move |request: Request| {
-        let api = api.clone();
-        async move { Ok::<_, Infallible>(api::handle(&api, request).await) }
-    }))
-    .await
-}
-
-/// JSON lines on stdout (CloudWatch); `RUST_LOG` overrides the `info` default.
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(filter)
-        .with_current_span(false)
-        .with_ansi(false)
-        .without_time()
-        .init();
+fn main() -> Result<(), shared::lambda::Error> {
+    shared::lambda::run_http(|_, pipeline| api::service(Api::new(pipeline, ApiLimits::from_env())))
 }

@@ -95,7 +95,6 @@ pub async fn ingest_into(
     scope: &IngestScope,
     run_id: &str,
 ) -> Result<IngestionOutcome, StepError> {
-    crate::memory::tune_allocator();
     let started = Instant::now();
     let source = &pipeline.locations.source_data;
     let previous = compiled

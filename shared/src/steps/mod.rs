@@ -27,6 +27,10 @@ pub struct Pipeline {
     pub locations: Locations,
     pub training: ValidTrainingParams,
     pub dependency_check: DependencyCheck,
+    /// Called between the steps of a run that chains several (the full process, diagnostics),
+    /// once what the finished step allocated is freed. The library leaves the allocator alone;
+    /// a binary that runs long chains sets this to [`crate::memory::release_free_memory`].
+    pub between_steps: fn(),
 }
 
 impl Pipeline {
@@ -37,6 +41,7 @@ impl Pipeline {
             locations,
             training: TrainingParams::default().check()?,
             dependency_check: DependencyCheck::from_env(),
+            between_steps: || {},
         })
     }
 }

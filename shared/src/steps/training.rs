@@ -63,7 +63,6 @@ pub async fn train_into(
     compiled: &Location,
     models: &Location,
 ) -> Result<TrainingOutcome, StepError> {
-    crate::memory::tune_allocator();
     let started = Instant::now();
     let (data, bytes) = compiled_data_bytes(pipeline, compiled).await?;
     let params = pipeline.training.clone();
