@@ -156,29 +156,21 @@ enum Target {
     TestData,
 }
 
-fn init_logging(verbose: u8, quiet: bool) {
-    let default = match verbose {
-        0 if quiet => "warn",
+fn main() -> ExitCode {
+    // Process-wide allocator settings (`shared::memory`), before the runtime starts threads.
+    shared::memory::tune_allocator();
+    let cli = Cli::parse();
+    shared::logging::init_cli_logging(match cli.verbose {
+        // The quality benchmark runs the full process hundreds of times: warnings only by default.
+        0 if matches!(cli.command, Command::Quality(_)) => "warn",
         0 => "info",
         1 => "debug",
         _ => "trace",
+    });
+    let result = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime.block_on(run(cli)),
+        Err(e) => Err(e).context("cannot start the async runtime"),
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .compact()
-        .init();
-}
-
-#[tokio::main]
-async fn main() -> ExitCode {
-    let cli = Cli::parse();
-    // The quality benchmark runs the full process hundreds of times: warnings only by default.
-    init_logging(cli.verbose, matches!(cli.command, Command::Quality(_)));
-    let result = run(cli).await;
     bench::report_peak_memory();
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -198,7 +190,10 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Init => init_buckets(&load_config(&cli.config)?).await,
         Command::Pipeline(command) => {
             let config = load_config(&cli.config)?;
-            let pipeline = Pipeline::open(&config).await?;
+            let mut pipeline = Pipeline::open(&config).await?;
+            // The full process and diagnostics run several steps: give freed memory back
+            // between them.
+            pipeline.between_steps = shared::memory::release_free_memory;
             run_pipeline_command(pipeline, command, cli.json).await
         }
     }

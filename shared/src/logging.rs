@@ -1,11 +1,15 @@
 //! Logging for the Lambda functions (every step function and the HTTP API): one tracing
-//! subscriber, configured the way Lambda's advanced logging controls ask. The format follows
+//! subscriber, configured the way Lambda's advanced logging controls ask; and for the
+//! command-line tool, [`init_cli_logging`]. The format follows
 //! `AWS_LAMBDA_LOG_FORMAT` (`JSON`: one JSON object a line, with the timestamp and level Lambda
 //! needs to filter application logs, the event's fields at the top level and every enclosing
 //! span's fields, so each line carries the runtime's `requestId` and the handler's `run_id`;
 //! anything else: plain text without timestamps, which CloudWatch adds). The level follows
 //! `AWS_LAMBDA_LOG_LEVEL`, then `RUST_LOG` (full filter directives), then `info`. Only
 //! `tracing-subscriber` is used, so the library stays free of the Lambda runtime.
+
+use std::ffi::OsStr;
+use std::io::IsTerminal;
 
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::filter::LevelFilter;
@@ -67,10 +71,45 @@ pub fn init_lambda_logging() {
     };
 }
 
+/// Installs the global subscriber for the command-line tool: compact lines on stderr, filtered
+/// by `RUST_LOG` or else `default_filter`. Coloured only when stderr is a terminal and
+/// `NO_COLOR` is unset or empty (<https://no-color.org>), so logs piped to a file or another
+/// program are plain text.
+pub fn init_cli_logging(default_filter: &str) {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
+    let colour = cli_colour(
+        std::io::stderr().is_terminal(),
+        std::env::var_os("NO_COLOR").as_deref(),
+    );
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(colour)
+        .with_target(false)
+        .compact()
+        .init();
+}
+
+/// Whether the command-line tool colours its logs: only on a terminal, and not when `NO_COLOR`
+/// holds anything.
+pub fn cli_colour(stderr_is_terminal: bool, no_color: Option<&OsStr>) -> bool {
+    stderr_is_terminal && no_color.is_none_or(OsStr::is_empty)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::collections::HashMap;
+
+    #[test]
+    fn the_cli_colours_only_a_terminal_without_no_color() {
+        assert!(cli_colour(true, None));
+        assert!(cli_colour(true, Some(OsStr::new(""))));
+        assert!(!cli_colour(true, Some(OsStr::new("1"))));
+        assert!(!cli_colour(false, None));
+        assert!(!cli_colour(false, Some(OsStr::new(""))));
+    }
 
     fn settings(vars: &[(&str, &str)]) -> LogSettings {
         let vars: HashMap<String, String> = vars

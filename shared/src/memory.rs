@@ -5,8 +5,11 @@
 //! a full process run on different worker threads, so without care the peak resident memory of
 //! a full process is the sum of every step's leftovers rather than the largest step (measured:
 //! 167 MB against 105 MB for the largest step on a million rows). That peak is what a Lambda
-//! function's memory setting has to cover, and what it is billed for. Elsewhere (musl, macOS)
-//! these functions do nothing.
+//! function's memory setting has to cover, and what it is billed for. Both functions here act on
+//! the whole process, so the library never calls them: a binary does, [`tune_allocator`] first
+//! thing in `main` and [`release_free_memory`] as its pipeline's
+//! [`between_steps`](crate::steps::Pipeline::between_steps) hook (the Lambda entry point in
+//! `shared::lambda` and the CLI both do). Elsewhere (musl, macOS) they do nothing.
 
 /// Blocks of at least this size are mapped from the operating system and returned to it when
 /// freed. Fixing the threshold also stops glibc from raising it as large blocks come and go.
@@ -18,8 +21,7 @@ const MMAP_THRESHOLD: libc::c_int = 1024 * 1024;
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 const ARENAS: libc::c_int = 2;
 
-/// Sets the allocator up as above, once per process; the heavy steps call it on entry, so
-/// every binary that runs them (the CLI, each Lambda function) gets it without doing anything.
+/// Sets the allocator up as above, once per process; call it before the work starts threads.
 pub fn tune_allocator() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {

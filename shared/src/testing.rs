@@ -3,7 +3,9 @@
 //! [`ENDPOINT_ENV`](crate::testing::ENDPOINT_ENV); credentials and region come from
 //! `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and `AWS_REGION` (defaults: `test`, `test`,
 //! `us-east-1`, which moto accepts). Without a server, tests that need one are
-//! skipped locally but fail in CI (`CI=true`), so a broken CI setup cannot pass silently.
+//! skipped locally but fail in CI (`CI=true`), so a broken CI setup cannot pass silently. Also
+//! the local pipelines, event fixtures and Lambda events the handler tests run on, and a stand-in
+//! for the Lambda Runtime API ([`runtime_api`]) to run a function's binary against.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -13,6 +15,8 @@ use aws_sdk_s3::config::Credentials;
 
 use crate::store::StoreError;
 use crate::store::s3::{S3Store, client_for_endpoint, create_versioned_bucket};
+
+pub mod runtime_api;
 
 /// The environment variable holding the test server's URL, e.g. `http://127.0.0.1:5123`.
 pub const ENDPOINT_ENV: &str = "RISK_TEST_S3_ENDPOINT";
@@ -106,6 +110,14 @@ pub fn repo_path(relative: &str) -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("..")
         .join(relative)
+}
+
+/// A Lambda event carrying `payload`, under a request id, as a handler receives it.
+#[cfg(feature = "lambda")]
+pub fn lambda_event(payload: serde_json::Value) -> crate::lambda::LambdaEvent<serde_json::Value> {
+    let mut context = lambda_runtime::Context::default();
+    context.request_id = "test-request".into();
+    crate::lambda::LambdaEvent::new(payload, context)
 }
 
 /// Every Lambda event fixture in `infra/events/`, by file name, sorted.

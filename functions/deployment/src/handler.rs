@@ -2,11 +2,11 @@
 //! local stores: picks the model and score versions (named in the input, or the latest model
 //! with a score of it) and deploys them to production.
 
-use lambda_runtime::LambdaEvent;
 use serde::Serialize;
 use serde_json::Value;
 use shared::events::step_input;
 use shared::invocation::{Failure, invoke};
+use shared::lambda::LambdaEvent;
 use shared::records::DeploymentRecord;
 use shared::steps::Pipeline;
 use shared::steps::deployment::deploy_scored;
@@ -49,18 +49,13 @@ pub async fn handle(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use lambda_runtime::Context;
     use serde_json::json;
     use shared::invocation::PERMANENT_ERROR;
     use shared::records::names;
     use shared::steps::ingestion::{IngestScope, ingest};
     use shared::steps::scoring::score_model;
     use shared::steps::training::train_model;
-    use shared::testing::{event_fixtures, local_pipeline, place_seed_source_files};
-
-    fn event(payload: Value) -> LambdaEvent<Value> {
-        LambdaEvent::new(payload, Context::default())
-    }
+    use shared::testing::{event_fixtures, lambda_event, local_pipeline, place_seed_source_files};
 
     #[tokio::test]
     async fn deploys_scored_models_and_refuses_unscored_ones() {
@@ -75,7 +70,7 @@ mod tests {
 
         let fixtures = event_fixtures();
         for (name, fixture) in &fixtures {
-            let response = handle(&pipeline, event(fixture.clone()))
+            let response = handle(&pipeline, lambda_event(fixture.clone()))
                 .await
                 .unwrap_or_else(|e| panic!("{name}: {e}"));
             assert_eq!(response.model_version, first.artifact.version_id, "{name}");
@@ -92,14 +87,14 @@ mod tests {
             json!({}),
             json!({"model_version": second.artifact.version_id}),
         ] {
-            let failure = handle(&pipeline, event(input)).await.unwrap_err();
+            let failure = handle(&pipeline, lambda_event(input)).await.unwrap_err();
             assert_eq!(failure.error_type(), PERMANENT_ERROR);
             assert!(failure.message.contains("no score record"), "{failure}");
         }
         // A version that does not exist is said to be missing, not unscored.
         let failure = handle(
             &pipeline,
-            event(json!({"model_version": "no-such-version"})),
+            lambda_event(json!({"model_version": "no-such-version"})),
         )
         .await
         .unwrap_err();
@@ -109,7 +104,7 @@ mod tests {
         // A score of one model named with another model: refused.
         let failure = handle(
             &pipeline,
-            event(json!({
+            lambda_event(json!({
                 "model_version": second.artifact.version_id,
                 "score_version": first_score.artifact.version_id
             })),
@@ -124,14 +119,14 @@ mod tests {
         // The older, scored model by name (a rollback), and by its score version.
         let by_model = handle(
             &pipeline,
-            event(json!({"model_version": first.artifact.version_id})),
+            lambda_event(json!({"model_version": first.artifact.version_id})),
         )
         .await
         .unwrap();
         assert_eq!(by_model.score_version, first_score.artifact.version_id);
         let by_score = handle(
             &pipeline,
-            event(json!({"score_version": first_score.artifact.version_id})),
+            lambda_event(json!({"score_version": first_score.artifact.version_id})),
         )
         .await
         .unwrap();

@@ -3,11 +3,11 @@
 //! was written and its short form (the full record, with one prediction per row, stays in the
 //! reports location: a Lambda response is limited to 6 MB).
 
-use lambda_runtime::LambdaEvent;
 use serde::Serialize;
 use serde_json::Value;
 use shared::events::step_input;
 use shared::invocation::{Failure, invoke};
+use shared::lambda::LambdaEvent;
 use shared::records::ObjectRef;
 use shared::records::{MissingShare, Timings};
 use shared::steps::Pipeline;
@@ -69,21 +69,18 @@ pub async fn handle(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use lambda_runtime::Context;
     use shared::invocation::PERMANENT_ERROR;
     use shared::records::names;
     use shared::steps::fullprocess::run_full_process;
-    use shared::testing::{event_fixtures, local_pipeline, place_seed_source_files};
-
-    fn event(payload: Value) -> LambdaEvent<Value> {
-        LambdaEvent::new(payload, Context::default())
-    }
+    use shared::testing::{event_fixtures, lambda_event, local_pipeline, place_seed_source_files};
 
     #[tokio::test]
     async fn every_fixture_diagnoses_the_deployed_model() {
         let dir = tempfile::tempdir().unwrap();
         let (_, pipeline) = local_pipeline(dir.path());
-        let failure = handle(&pipeline, event(Value::Null)).await.unwrap_err();
+        let failure = handle(&pipeline, lambda_event(Value::Null))
+            .await
+            .unwrap_err();
         assert_eq!(
             failure.error_type(),
             PERMANENT_ERROR,
@@ -94,7 +91,7 @@ mod tests {
         let bootstrap = run_full_process(&pipeline, "seed").await.unwrap();
         let fixtures = event_fixtures();
         for (name, fixture) in &fixtures {
-            let response = handle(&pipeline, event(fixture.clone()))
+            let response = handle(&pipeline, lambda_event(fixture.clone()))
                 .await
                 .unwrap_or_else(|e| panic!("{name}: {e}"));
             assert_eq!(Some(response.model), bootstrap.model_after, "{name}");

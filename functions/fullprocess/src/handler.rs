@@ -2,11 +2,11 @@
 //! local stores: classifies what triggered it (for the logs and the answer only: the full
 //! process takes no parameters) and runs it over every new source file.
 
-use lambda_runtime::LambdaEvent;
 use serde::Serialize;
 use serde_json::Value;
 use shared::events::{Trigger, full_process_trigger};
 use shared::invocation::{Failure, invoke};
+use shared::lambda::LambdaEvent;
 use shared::records::RunRecord;
 use shared::steps::Pipeline;
 use shared::steps::fullprocess::run_full_process;
@@ -37,14 +37,9 @@ pub async fn handle(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use lambda_runtime::Context;
     use shared::records::Decision;
     use shared::records::{IngestionRecord, names};
-    use shared::testing::{event_fixture, event_fixtures, local_pipeline, repo_path};
-
-    fn event(payload: Value) -> LambdaEvent<Value> {
-        LambdaEvent::new(payload, Context::default())
-    }
+    use shared::testing::{event_fixture, event_fixtures, lambda_event, local_pipeline, repo_path};
 
     fn add_source_file(root: &std::path::Path, from: &str, name: &str) {
         std::fs::copy(repo_path(from), root.join("source").join(name)).unwrap();
@@ -57,7 +52,7 @@ mod tests {
         add_source_file(dir.path(), "data/sourcedata/dataset3.csv", "dataset3.csv");
         add_source_file(dir.path(), "data/sourcedata/dataset4.csv", "dataset4.csv");
 
-        let first = handle(&pipeline, event(event_fixture("schedule.json")))
+        let first = handle(&pipeline, lambda_event(event_fixture("schedule.json")))
             .await
             .unwrap();
         assert!(matches!(first.trigger, Trigger::Schedule { .. }));
@@ -69,14 +64,14 @@ mod tests {
         );
 
         for (name, fixture) in event_fixtures() {
-            let response = handle(&pipeline, event(fixture))
+            let response = handle(&pipeline, lambda_event(fixture))
                 .await
                 .unwrap_or_else(|e| panic!("{name}: {e}"));
             assert_eq!(response.run.decision, Decision::NoNewData, "{name}");
         }
 
         add_source_file(dir.path(), "data/practicedata/dataset1.csv", "dataset1.csv");
-        let third = handle(&pipeline, event(Value::Null)).await.unwrap();
+        let third = handle(&pipeline, lambda_event(Value::Null)).await.unwrap();
         assert!(matches!(third.trigger, Trigger::Plain { .. }));
         assert!(
             // A dozen new rows are too few for the drift rule's test: "too few rows to tell".

@@ -4,11 +4,11 @@
 //! are ingested, and new rows are checked for drift at once. A redelivered event names versions
 //! already in the ingestion record, so the run finds nothing new and writes nothing.
 
-use lambda_runtime::LambdaEvent;
 use serde::Serialize;
 use serde_json::Value;
 use shared::events::{IngestionRequest, SourceFilter, ingestion_request};
 use shared::invocation::{Failure, invoke};
+use shared::lambda::LambdaEvent;
 use shared::records::RunRecord;
 use shared::steps::Pipeline;
 use shared::steps::fullprocess::run_full_process_for;
@@ -60,24 +60,18 @@ pub async fn handle(
 mod tests {
     use super::*;
     use bytes::Bytes;
-    use lambda_runtime::Context;
     use shared::config::Config;
     use shared::invocation::PERMANENT_ERROR;
     use shared::records::Decision;
     use shared::records::{IngestionRecord, names};
     use shared::store::PutMode;
     use shared::testing::{
-        event_fixture, event_fixtures, local_pipeline, place_seed_source_files, repo_path,
+        event_fixture, event_fixtures, lambda_event, local_pipeline, place_seed_source_files,
+        repo_path,
     };
     use std::path::Path;
 
     const UNICODE_KEY: &str = "incoming/2026-11/Clients Müller & Søn (März).csv";
-
-    fn event(payload: Value) -> LambdaEvent<Value> {
-        let mut context = Context::default();
-        context.request_id = "test-request".into();
-        LambdaEvent::new(payload, context)
-    }
 
     fn setup(root: &Path) -> (Config, Pipeline, SourceFilter) {
         let (config, pipeline) = local_pipeline(root);
@@ -127,7 +121,7 @@ mod tests {
 
         // As recorded, the fixture names a version this store never had: nothing to ingest.
         let fixture = event_fixture("s3-put-unicode-key.json");
-        let response = handle(&pipeline, &source, event(fixture.clone()))
+        let response = handle(&pipeline, &source, lambda_event(fixture.clone()))
             .await
             .unwrap();
         assert_eq!(response.request.objects[0].key, UNICODE_KEY);
@@ -138,7 +132,7 @@ mod tests {
         let mut fixture = fixture;
         fixture["Records"][0]["s3"]["object"]["versionId"] =
             Value::from(written.version_id.clone());
-        let response = handle(&pipeline, &source, event(fixture.clone()))
+        let response = handle(&pipeline, &source, lambda_event(fixture.clone()))
             .await
             .unwrap();
         let run = response.run.unwrap();
@@ -149,7 +143,9 @@ mod tests {
 
         // Delivered again (at-least-once): nothing new, nothing written anywhere.
         let before = snapshot(dir.path());
-        let response = handle(&pipeline, &source, event(fixture)).await.unwrap();
+        let response = handle(&pipeline, &source, lambda_event(fixture))
+            .await
+            .unwrap();
         assert_eq!(response.run.unwrap().decision, Decision::NoNewData);
         assert_eq!(snapshot(dir.path()), before);
         let record = ingestion_record(&pipeline).await;
@@ -167,7 +163,7 @@ mod tests {
         let response = handle(
             &pipeline,
             &source,
-            event(event_fixture("s3-put-multi.json")),
+            lambda_event(event_fixture("s3-put-multi.json")),
         )
         .await
         .unwrap();
@@ -181,7 +177,7 @@ mod tests {
         let again = handle(
             &pipeline,
             &source,
-            event(event_fixture("s3-put-multi.json")),
+            lambda_event(event_fixture("s3-put-multi.json")),
         )
         .await
         .unwrap();
@@ -196,7 +192,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (_, pipeline, source) = setup(dir.path());
         for (name, fixture) in event_fixtures() {
-            let result = handle(&pipeline, &source, event(fixture)).await;
+            let result = handle(&pipeline, &source, lambda_event(fixture)).await;
             if name.starts_with("s3-") {
                 let response = result.unwrap_or_else(|e| panic!("{name}: {e}"));
                 // Nothing is in the source yet: the named objects do not exist.

@@ -7,30 +7,11 @@
 
 mod handler;
 
-use lambda_runtime::{Diagnostic, Error, LambdaEvent, run, service_fn};
-use serde_json::Value;
 use shared::events::SourceFilter;
-use shared::invocation::{Failure, pipeline_from_env};
 
-#[tokio::main]
-async fn main() -> Result<(), Error> {
-    shared::logging::init_lambda_logging();
-    let (config, pipeline) = pipeline_from_env().await?;
-    let source = SourceFilter::for_location(&config.source_data);
-    let (pipeline, source) = (&pipeline, &source);
-    run(service_fn(move |event: LambdaEvent<Value>| async move {
-        handler::handle(pipeline, source, event)
-            .await
-            .map_err(diagnostic)
-    }))
-    .await
-}
-
-/// The runtime's error report: `RetryableError` or `PermanentError`, and the cause.
-fn diagnostic(failure: Failure) -> Diagnostic {
-    let (error_type, error_message) = failure.into_parts();
-    Diagnostic {
-        error_type,
-        error_message,
-    }
+fn main() -> Result<(), shared::lambda::Error> {
+    shared::lambda::run_with(
+        |config, pipeline| (pipeline, SourceFilter::for_location(&config.source_data)),
+        async |(pipeline, source), event| handler::handle(pipeline, source, event).await,
+    )
 }

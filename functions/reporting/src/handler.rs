@@ -2,11 +2,11 @@
 //! local stores: writes the confusion-matrix plot and the JSON and Markdown reports of the
 //! deployed model on the test data, and answers with their versions and the metrics.
 
-use lambda_runtime::LambdaEvent;
 use serde::Serialize;
 use serde_json::Value;
 use shared::events::step_input;
 use shared::invocation::{Failure, invoke};
+use shared::lambda::LambdaEvent;
 use shared::model::ClassificationMetrics;
 use shared::records::ObjectRef;
 use shared::steps::Pipeline;
@@ -47,21 +47,18 @@ pub async fn handle(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use lambda_runtime::Context;
     use shared::invocation::PERMANENT_ERROR;
     use shared::records::names;
     use shared::steps::fullprocess::run_full_process;
-    use shared::testing::{event_fixtures, local_pipeline, place_seed_source_files};
-
-    fn event(payload: Value) -> LambdaEvent<Value> {
-        LambdaEvent::new(payload, Context::default())
-    }
+    use shared::testing::{event_fixtures, lambda_event, local_pipeline, place_seed_source_files};
 
     #[tokio::test]
     async fn every_fixture_reports_on_the_deployed_model() {
         let dir = tempfile::tempdir().unwrap();
         let (_, pipeline) = local_pipeline(dir.path());
-        let failure = handle(&pipeline, event(Value::Null)).await.unwrap_err();
+        let failure = handle(&pipeline, lambda_event(Value::Null))
+            .await
+            .unwrap_err();
         assert_eq!(
             failure.error_type(),
             PERMANENT_ERROR,
@@ -72,7 +69,7 @@ mod tests {
         let bootstrap = run_full_process(&pipeline, "seed").await.unwrap();
         let fixtures = event_fixtures();
         for (name, fixture) in &fixtures {
-            let response = handle(&pipeline, event(fixture.clone()))
+            let response = handle(&pipeline, lambda_event(fixture.clone()))
                 .await
                 .unwrap_or_else(|e| panic!("{name}: {e}"));
             assert_eq!(Some(response.model), bootstrap.model_after, "{name}");

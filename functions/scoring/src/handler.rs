@@ -3,11 +3,11 @@
 //! scores it on the test data, and answers with the model and score versions, which is exactly
 //! the input the deployment function takes.
 
-use lambda_runtime::LambdaEvent;
 use serde::Serialize;
 use serde_json::Value;
 use shared::events::step_input;
 use shared::invocation::{Failure, invoke};
+use shared::lambda::LambdaEvent;
 use shared::model::ClassificationMetrics;
 use shared::records::ObjectRef;
 use shared::steps::Pipeline;
@@ -52,23 +52,20 @@ pub async fn handle(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use lambda_runtime::Context;
     use serde_json::json;
     use shared::invocation::PERMANENT_ERROR;
     use shared::steps::ingestion::{IngestScope, ingest};
     use shared::steps::training::train_model;
-    use shared::testing::{event_fixtures, local_pipeline, place_seed_source_files};
-
-    fn event(payload: Value) -> LambdaEvent<Value> {
-        LambdaEvent::new(payload, Context::default())
-    }
+    use shared::testing::{event_fixtures, lambda_event, local_pipeline, place_seed_source_files};
 
     #[tokio::test]
     async fn every_fixture_scores_the_latest_model_and_a_version_can_be_named() {
         let dir = tempfile::tempdir().unwrap();
         let (_, pipeline) = local_pipeline(dir.path());
 
-        let failure = handle(&pipeline, event(json!({}))).await.unwrap_err();
+        let failure = handle(&pipeline, lambda_event(json!({})))
+            .await
+            .unwrap_err();
         assert_eq!(failure.error_type(), PERMANENT_ERROR, "no model yet");
 
         place_seed_source_files(dir.path());
@@ -77,7 +74,7 @@ mod tests {
         let latest = train_model(&pipeline).await.unwrap().artifact;
 
         for (name, fixture) in event_fixtures() {
-            let response = handle(&pipeline, event(fixture))
+            let response = handle(&pipeline, lambda_event(fixture))
                 .await
                 .unwrap_or_else(|e| panic!("{name}: {e}"));
             assert_eq!(response.model_version, latest.version_id, "{name}");
@@ -85,14 +82,17 @@ mod tests {
             assert_eq!(response.metrics.rows, 5, "the seed's test file");
         }
 
-        let named = handle(&pipeline, event(json!({"model_version": first.version_id})))
-            .await
-            .unwrap();
+        let named = handle(
+            &pipeline,
+            lambda_event(json!({"model_version": first.version_id})),
+        )
+        .await
+        .unwrap();
         assert_eq!(named.model_version, first.version_id);
 
         let failure = handle(
             &pipeline,
-            event(json!({"model_version": "no-such-version"})),
+            lambda_event(json!({"model_version": "no-such-version"})),
         )
         .await
         .unwrap_err();

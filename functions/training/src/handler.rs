@@ -3,11 +3,11 @@
 //! object or `null`), trains on the compiled data the ingestion record names, and answers with
 //! the new model version.
 
-use lambda_runtime::LambdaEvent;
 use serde::Serialize;
 use serde_json::Value;
 use shared::events::step_input;
 use shared::invocation::{Failure, invoke};
+use shared::lambda::LambdaEvent;
 use shared::records::ObjectRef;
 use shared::steps::Pipeline;
 use shared::steps::training::train_model;
@@ -46,21 +46,18 @@ pub async fn handle(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use lambda_runtime::Context;
     use shared::invocation::PERMANENT_ERROR;
     use shared::records::names;
     use shared::steps::ingestion::{IngestScope, ingest};
-    use shared::testing::{event_fixtures, local_pipeline, place_seed_source_files};
-
-    fn event(payload: Value) -> LambdaEvent<Value> {
-        LambdaEvent::new(payload, Context::default())
-    }
+    use shared::testing::{event_fixtures, lambda_event, local_pipeline, place_seed_source_files};
 
     #[tokio::test]
     async fn without_compiled_data_it_fails_permanently() {
         let dir = tempfile::tempdir().unwrap();
         let (_, pipeline) = local_pipeline(dir.path());
-        let failure = handle(&pipeline, event(Value::Null)).await.unwrap_err();
+        let failure = handle(&pipeline, lambda_event(Value::Null))
+            .await
+            .unwrap_err();
         assert_eq!(failure.error_type(), PERMANENT_ERROR);
         assert!(failure.message.contains("no compiled data"), "{failure}");
     }
@@ -75,7 +72,7 @@ mod tests {
         let fixtures = event_fixtures();
         let mut versions = Vec::new();
         for (name, fixture) in &fixtures {
-            let response = handle(&pipeline, event(fixture.clone()))
+            let response = handle(&pipeline, lambda_event(fixture.clone()))
                 .await
                 .unwrap_or_else(|e| panic!("{name}: {e}"));
             assert_eq!(
@@ -94,7 +91,7 @@ mod tests {
         assert_eq!(stored.len(), fixtures.len());
         assert_eq!(stored[0].version_id, versions[versions.len() - 1]);
 
-        let failure = handle(&pipeline, event(Value::from("train")))
+        let failure = handle(&pipeline, lambda_event(Value::from("train")))
             .await
             .unwrap_err();
         assert_eq!(failure.error_type(), PERMANENT_ERROR);

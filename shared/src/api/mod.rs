@@ -6,12 +6,15 @@
 //! names of [`types`] (described in `openapi.yaml` at the top of the repository); errors are
 //! `{"error", "message", "request_id"}` and never carry internals (paths, URLs of locations,
 //! store or SDK messages): the detail is logged with the request id instead. Data sets named in a
-//! request are confined to the configured data locations by [`dataset`]. [`client`] is the
-//! program that calls every endpoint and saves the combined answers (`risk apicalls`).
+//! request are confined to the configured data locations by [`dataset`]. `client` (feature
+//! `client`) is the program that calls every endpoint and saves the combined answers (`risk
+//! apicalls`).
 
+#[cfg(feature = "client")]
 pub mod client;
 pub mod dataset;
 mod error;
+#[cfg(feature = "testing")]
 pub mod fixture;
 mod handlers;
 mod router;

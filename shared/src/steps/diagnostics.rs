@@ -138,11 +138,10 @@ pub async fn run_diagnostics(
     pipeline: &Pipeline,
     run_id: &str,
 ) -> Result<(DiagnosticsRecord, ObjectRef), StepError> {
-    crate::memory::tune_allocator();
     let measurements = async {
         let predictions = deployed_predictions(pipeline, None).await?;
         let (compiled_data, summary) = summarize_compiled_data(pipeline).await?;
-        crate::memory::release_free_memory();
+        (pipeline.between_steps)();
         let (timings, timing_error) = match time_ingestion_and_training(pipeline, run_id).await {
             Ok(timings) => (Some(timings), None),
             Err(e) => {

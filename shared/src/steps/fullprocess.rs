@@ -27,18 +27,21 @@ use crate::records::{
 };
 use crate::store::PutMode;
 
-/// Step timings collected as the run goes.
-#[derive(Default)]
-struct Stopwatch(Vec<StepTiming>);
+/// Step timings collected as the run goes; after each step, the pipeline's
+/// [`between_steps`](Pipeline::between_steps) hook.
+struct Stopwatch(Vec<StepTiming>, fn());
 
 impl Stopwatch {
+    fn new(pipeline: &Pipeline) -> Self {
+        Stopwatch(Vec::new(), pipeline.between_steps)
+    }
+
     fn record(&mut self, step: &str, started: Instant) {
         self.0.push(StepTiming {
             step: step.to_string(),
             ms: super::millis(started.elapsed()),
         });
-        // The next step runs on other threads: what this one freed would otherwise stay mapped.
-        crate::memory::release_free_memory();
+        (self.1)();
     }
 }
 
@@ -201,9 +204,8 @@ pub async fn run_full_process_for(
     scope: &IngestScope,
     run_id: &str,
 ) -> Result<RunRecord, StepError> {
-    crate::memory::tune_allocator();
     let started_at = Utc::now();
-    let mut steps = Stopwatch::default();
+    let mut steps = Stopwatch::new(pipeline);
     let mut wrote: Vec<ObjectRef> = Vec::new();
 
     let started = Instant::now();

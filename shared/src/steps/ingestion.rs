@@ -96,7 +96,6 @@ pub async fn ingest_into(
     scope: &IngestScope,
     run_id: &str,
 ) -> Result<IngestionOutcome, StepError> {
-    crate::memory::tune_allocator();
     let started = Instant::now();
     let source = &pipeline.locations.source_data;
     let (record_etag, mut record) = read_ingestion_record(compiled, source).await?;

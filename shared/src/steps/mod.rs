@@ -31,6 +31,10 @@ pub struct Pipeline {
     pub training: ValidTrainingParams,
     pub lifecycle: LifecycleSettings,
     pub dependency_check: DependencyCheck,
+    /// Called between the steps of a run that chains several (the full process, diagnostics),
+    /// once what the finished step allocated is freed. The library leaves the allocator alone;
+    /// a binary that runs long chains sets this to [`crate::memory::release_free_memory`].
+    pub between_steps: fn(),
 }
 
 impl Pipeline {
@@ -45,6 +49,7 @@ impl Pipeline {
             training: TrainingParams::default().check()?,
             lifecycle,
             dependency_check: DependencyCheck::from_env(),
+            between_steps: || {},
         })
     }
 

@@ -147,7 +147,6 @@ pub async fn train_into(
     models: &Location,
     since_row: Option<u64>,
 ) -> Result<TrainingOutcome, StepError> {
-    crate::memory::tune_allocator();
     let started = Instant::now();
     let (record, data, batches) = load_model_columns(pipeline, compiled).await?;
     let window = training_window(pipeline, &record, since_row);
