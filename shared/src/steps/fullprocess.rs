@@ -228,6 +228,7 @@ pub async fn run_full_process_for(
         training_window: None,
         gate: None,
         challenger: None,
+        risk_list: None,
         wrote: Vec::new(),
         steps: Vec::new(),
     };
@@ -347,6 +348,13 @@ pub async fn run_full_process_for(
         record.model_after = record.model_before.clone();
     }
 
+    let started = Instant::now();
+    if let Some(list) = crate::risklist::write_after_run(pipeline, run_id, &record).await? {
+        steps.record("risk_list", started);
+        wrote.extend([list.run_parquet.clone(), list.run_csv.clone()]);
+        wrote.extend([list.latest_csv.clone(), list.latest_parquet.clone()]);
+        record.risk_list = Some(list);
+    }
     record.steps = steps.0;
     record.wrote = wrote;
     record.finished_at = Utc::now();

@@ -79,6 +79,8 @@ pub enum StepError {
     Model(#[from] ModelError),
     #[error(transparent)]
     Lifecycle(crate::lifecycle::LifecycleError),
+    #[error(transparent)]
+    RiskList(#[from] crate::risklist::RiskListError),
     #[error(
         "there is no compiled data set yet in {location}: run ingestion first (are there CSV files in {source_location}?)"
     )]
