@@ -94,7 +94,7 @@ fn change(entry: &RiskEntry) -> String {
 }
 
 /// The readable table: a heading with the list's provenance, one line per client with its main
-/// driver, and a line with the other drivers.
+/// driver (all drivers are in `--json` and the list's files).
 fn table(list: &RiskList, shown: &[&RiskEntry]) -> String {
     let meta = &list.meta;
     let mut out = String::new();
@@ -133,8 +133,11 @@ fn table(list: &RiskList, shown: &[&RiskEntry]) -> String {
     );
     for entry in shown {
         let name: String = entry.corporation.chars().take(width).collect();
-        let flag = if entry.newly_high { " (newly high)" } else { "" };
-        let mut drivers = entry.drivers.iter();
+        let flag = if entry.newly_high {
+            " (newly high)"
+        } else {
+            ""
+        };
         let _ = writeln!(
             out,
             "{:>5}  {:<width$}  {:>5.1}%  {:<5}  {:>9}  {}{flag}",
@@ -143,12 +146,12 @@ fn table(list: &RiskList, shown: &[&RiskEntry]) -> String {
             entry.probability.unwrap_or_default() * 100.0,
             entry.band.map(Band::name).unwrap_or_default(),
             change(entry),
-            drivers.next().map(|d| d.phrase.as_str()).unwrap_or_default(),
+            entry
+                .drivers
+                .first()
+                .map(|d| d.phrase.as_str())
+                .unwrap_or_default(),
         );
-        let rest: Vec<&str> = drivers.map(|d| d.phrase.as_str()).collect();
-        if !rest.is_empty() {
-            let _ = writeln!(out, "{:>width$}  then: {}", "", rest.join("; "), width = width + 39);
-        }
     }
     if shown.is_empty() {
         let _ = writeln!(out, "(no clients in this selection)");

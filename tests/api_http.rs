@@ -335,11 +335,18 @@ fn the_risk_list_over_http_and_in_the_terminal() {
     assert_eq!(body["error"], "bad_request");
 
     // The terminal table: the top clients in rank order with their main driver.
-    let output = risk(&config).args(["at-risk", "--top", "3"]).output().unwrap();
+    let output = risk(&config)
+        .args(["at-risk", "--top", "3"])
+        .output()
+        .unwrap();
     let table = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{table}");
     assert!(table.contains(&list.meta.model_version), "{table}");
-    let ranked: Vec<&str> = list.ranked().take(3).map(|e| e.corporation.as_str()).collect();
+    let ranked: Vec<&str> = list
+        .ranked()
+        .take(3)
+        .map(|e| e.corporation.as_str())
+        .collect();
     let positions: Vec<usize> = ranked.iter().map(|c| table.find(c).unwrap()).collect();
     assert!(positions.windows(2).all(|w| w[0] < w[1]), "{table}");
     assert!(table.contains(&top.drivers[0].phrase), "{table}");

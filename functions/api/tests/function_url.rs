@@ -768,10 +768,7 @@ async fn a_client_answers_with_its_drivers_and_its_earlier_lists() {
     )
     .await;
     let client: ClientAnswer = answer.parse();
-    assert_eq!(
-        client.client.status,
-        shared::risklist::ClientStatus::Exited
-    );
+    assert_eq!(client.client.status, shared::risklist::ClientStatus::Exited);
     assert_eq!(client.client.rank, None);
 }
 

@@ -112,7 +112,11 @@ pub fn parse_risk_query(query: Option<&str>) -> Result<RiskQuery, String> {
         band: None,
     };
     let mut seen: Vec<&str> = Vec::new();
-    for pair in query.unwrap_or_default().split('&').filter(|p| !p.is_empty()) {
+    for pair in query
+        .unwrap_or_default()
+        .split('&')
+        .filter(|p| !p.is_empty())
+    {
         let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
         if seen.contains(&name) {
             return Err(format!("parameter {name:?} is given twice"));
@@ -123,9 +127,7 @@ pub fn parse_risk_query(query: Option<&str>) -> Result<RiskQuery, String> {
                 .parse::<usize>()
                 .ok()
                 .filter(|n| *n <= max)
-                .ok_or_else(|| {
-                    format!("{name}={value:?} is not a whole number from 0 to {max}")
-                })
+                .ok_or_else(|| format!("{name}={value:?} is not a whole number from 0 to {max}"))
         };
         match name {
             "top" => {
@@ -284,7 +286,13 @@ mod tests {
 
     #[test]
     fn corporation_codes_are_bounded_data() {
-        for ok in ["abcd", "../production/deployment.json", "a b", "s3://x", "ü"] {
+        for ok in [
+            "abcd",
+            "../production/deployment.json",
+            "a b",
+            "s3://x",
+            "ü",
+        ] {
             assert!(check_corporation(ok).is_ok(), "{ok}");
         }
         assert!(check_corporation("").is_err());

@@ -56,12 +56,7 @@ pub fn latest_rows(
 ) -> Result<LatestRows, RiskListError> {
     let mut latest = LatestRows::default();
     let mut slots: HashMap<Box<str>, usize, foldhash::fast::RandomState> = HashMap::default();
-    let position = |name: &str| {
-        COLUMNS
-            .iter()
-            .position(|c| *c == name)
-            .unwrap_or_default()
-    };
+    let position = |name: &str| COLUMNS.iter().position(|c| *c == name).unwrap_or_default();
     let feature_columns = FEATURES.map(position);
     for batch in batches {
         let batch = batch?;

@@ -315,8 +315,16 @@ fn to_batch(list: &RiskList) -> Result<RecordBatch, RiskListError> {
     for feature in &list.meta.features {
         let name = feature.name.as_str();
         fields.push(Field::new(value_column(name), DataType::Int64, true));
-        fields.push(Field::new(standardized_column(name), DataType::Float64, true));
-        fields.push(Field::new(contribution_column(name), DataType::Float64, true));
+        fields.push(Field::new(
+            standardized_column(name),
+            DataType::Float64,
+            true,
+        ));
+        fields.push(Field::new(
+            contribution_column(name),
+            DataType::Float64,
+            true,
+        ));
         columns.push(Arc::new(
             entries
                 .iter()
@@ -607,15 +615,14 @@ fn find_in_parquet(
         .filter_map(|name| schema.index_of(name).ok())
         .collect();
     let mask = ProjectionMask::roots(builder.parquet_schema(), indices);
-    let reader =
-        builder
-            .with_projection(mask)
-            .build()
-            .map_err(|e| RiskListError::Unreadable {
-                url: url.to_string(),
-                version: version.to_string(),
-                detail: e.to_string(),
-            })?;
+    let reader = builder
+        .with_projection(mask)
+        .build()
+        .map_err(|e| RiskListError::Unreadable {
+            url: url.to_string(),
+            version: version.to_string(),
+            detail: e.to_string(),
+        })?;
     for batch in reader {
         let batch = batch.map_err(|e| RiskListError::Unreadable {
             url: url.to_string(),

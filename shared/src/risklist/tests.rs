@@ -36,8 +36,16 @@ fn expected_latest(files: &[&str]) -> HashMap<String, String> {
 fn check_against_seed(list: &RiskList, model: &crate::model::TrainedModel, files: &[&str]) {
     let expected = expected_latest(files);
     // One entry per distinct corporation.
-    let listed: HashSet<&str> = list.entries.iter().map(|e| e.corporation.as_str()).collect();
-    assert_eq!(listed.len(), list.entries.len(), "a corporation is listed twice");
+    let listed: HashSet<&str> = list
+        .entries
+        .iter()
+        .map(|e| e.corporation.as_str())
+        .collect();
+    assert_eq!(
+        listed.len(),
+        list.entries.len(),
+        "a corporation is listed twice"
+    );
     let wanted: HashSet<&str> = expected.keys().map(String::as_str).collect();
     assert_eq!(listed, wanted);
     assert_eq!(list.meta.clients as usize, expected.len());
@@ -61,7 +69,10 @@ fn check_against_seed(list: &RiskList, model: &crate::model::TrainedModel, files
         let index = order.iter().position(|c| *c == entry.corporation).unwrap();
         if exited[index] {
             assert_eq!(entry.status, ClientStatus::Exited, "{}", entry.corporation);
-            assert_eq!((entry.rank, entry.probability, entry.band), (None, None, None));
+            assert_eq!(
+                (entry.rank, entry.probability, entry.band),
+                (None, None, None)
+            );
             assert!(entry.drivers.is_empty());
             continue;
         }
@@ -71,7 +82,10 @@ fn check_against_seed(list: &RiskList, model: &crate::model::TrainedModel, files
         assert_eq!(entry.rank, Some(ranked as u32));
         let probability = entry.probability.unwrap();
         assert_eq!(probability, predicted[index], "{}", entry.corporation);
-        assert!(probability <= previous_probability, "not sorted by probability");
+        assert!(
+            probability <= previous_probability,
+            "not sorted by probability"
+        );
         previous_probability = probability;
 
         // Bands: high from the model's threshold, watch for the rest of the top decile.
@@ -146,7 +160,10 @@ async fn every_run_that_adds_rows_writes_the_list_of_the_latest_rows_explained()
     let first = run_full_process(&pipeline, "run-20260101T000000000Z-0001")
         .await
         .unwrap();
-    let written = first.risk_list.clone().expect("the bootstrap writes a list");
+    let written = first
+        .risk_list
+        .clone()
+        .expect("the bootstrap writes a list");
     assert!(first.wrote.contains(&written.latest_parquet));
     assert!(first.steps.iter().any(|s| s.step == "risk_list"));
     let reports = &pipeline.locations.reports;
@@ -165,7 +182,10 @@ async fn every_run_that_adds_rows_writes_the_list_of_the_latest_rows_explained()
     );
     assert_eq!(list.meta.previous_run_id, None);
     assert!(list.entries.iter().all(|e| !e.newly_high));
-    let seed = ["data/sourcedata/dataset3.csv", "data/sourcedata/dataset4.csv"];
+    let seed = [
+        "data/sourcedata/dataset3.csv",
+        "data/sourcedata/dataset4.csv",
+    ];
     check_against_seed(&list, &model, &seed);
 
     // The CSV holds the same rows; the run's own copy is kept.
@@ -192,7 +212,10 @@ async fn every_run_that_adds_rows_writes_the_list_of_the_latest_rows_explained()
     assert!(second.rows_added > 0);
     assert!(second.risk_list.is_some());
     let newer = load_latest(reports).await.unwrap().unwrap();
-    assert_eq!(newer.meta.previous_run_id.as_deref(), Some(first.run_id.as_str()));
+    assert_eq!(
+        newer.meta.previous_run_id.as_deref(),
+        Some(first.run_id.as_str())
+    );
     let (_, model) = deployed_model(&pipeline).await.unwrap();
     let all = [
         "data/sourcedata/dataset3.csv",
@@ -209,7 +232,10 @@ async fn every_run_that_adds_rows_writes_the_list_of_the_latest_rows_explained()
             assert_eq!(entry.probability_change, Some(now - then));
         }
         let was_high = before.and_then(|e| e.band) == Some(Band::High);
-        assert_eq!(entry.newly_high, entry.band == Some(Band::High) && !was_high);
+        assert_eq!(
+            entry.newly_high,
+            entry.band == Some(Band::High) && !was_high
+        );
     }
 
     // A client's history: its place in the earlier list.
@@ -256,11 +282,7 @@ async fn the_parquet_file_reads_back_as_the_list_written() {
         written.meta.ranked
     );
     // Compared with the bootstrap's list: same model and data, so nothing moved.
-    assert!(
-        written
-            .ranked()
-            .all(|e| e.probability_change == Some(0.0))
-    );
+    assert!(written.ranked().all(|e| e.probability_change == Some(0.0)));
 }
 
 #[test]
@@ -277,10 +299,15 @@ fn bands_are_validated_and_read_from_the_environment() {
     .unwrap();
     assert_eq!(fixed.high_probability(0.42), 0.7);
     assert_eq!(fixed.watch_ranks(10), 3);
-    for (high, share) in [(Some(1.0), 0.1), (Some(0.0), 0.1), (None, -0.1), (None, 1.5)] {
+    for (high, share) in [
+        (Some(1.0), 0.1),
+        (Some(0.0), 0.1),
+        (None, -0.1),
+        (None, 1.5),
+    ] {
         assert!(RiskBands::new(high, share).is_err(), "{high:?} {share}");
     }
-    let error = RiskBands::from_lookup(|name| (name == WATCH_SHARE_ENV).then(|| "ten".into()))
-        .unwrap_err();
+    let error =
+        RiskBands::from_lookup(|name| (name == WATCH_SHARE_ENV).then(|| "ten".into())).unwrap_err();
     assert!(error.to_string().contains(WATCH_SHARE_ENV), "{error}");
 }
