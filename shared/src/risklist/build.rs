@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use arrow::array::{Array, AsArray, Int8Array, Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{Int8Type, Int64Type};
+use bytes::Bytes;
 use chrono::Utc;
 
 use super::drivers::driver_phrase;
@@ -17,6 +18,7 @@ use super::{
     RiskListMeta,
 };
 use crate::data::DataError;
+use crate::data::parquet::{parquet_row_group_count, read_parquet, read_parquet_row_groups};
 use crate::data::schema::{COLUMNS, FEATURES, client_schema};
 use crate::model::TrainedModel;
 
@@ -94,6 +96,70 @@ pub fn latest_rows(
         }
     }
     Ok(latest)
+}
+
+impl LatestRows {
+    /// `newer` over `self` (rows of older data): a client in both keeps `newer`'s row.
+    fn overlaid_with(mut self, newer: LatestRows) -> LatestRows {
+        let slots: HashMap<&str, usize, foldhash::fast::RandomState> = self
+            .corporations
+            .iter()
+            .enumerate()
+            .map(|(slot, name)| (&**name, slot))
+            .collect();
+        let mut updates = Vec::new();
+        let mut added = LatestRows::default();
+        for (index, name) in newer.corporations.into_iter().enumerate() {
+            match slots.get(&*name) {
+                Some(&slot) => updates.push((slot, index)),
+                None => {
+                    added.corporations.push(name);
+                    added.features.push(newer.features[index]);
+                    added.exited.push(newer.exited[index]);
+                }
+            }
+        }
+        for (slot, index) in updates {
+            self.features[slot] = newer.features[index];
+            self.exited[slot] = newer.exited[index];
+        }
+        self.corporations.extend(added.corporations);
+        self.features.extend(added.features);
+        self.exited.extend(added.exited);
+        self.rows_read += newer.rows_read;
+        self.rows_without_corporation += newer.rows_without_corporation;
+        self
+    }
+}
+
+/// [`latest_rows`] of a whole compiled Parquet file, its older and newer halves of row groups
+/// read on two threads (the pass is as long as the history: ten million rows at XL).
+pub fn latest_rows_of_parquet(name: &str, data: Bytes) -> Result<LatestRows, RiskListError> {
+    let groups = parquet_row_group_count(name, data.clone())?;
+    if groups < 2 {
+        return latest_rows(read_parquet(name, data)?);
+    }
+    let middle = groups / 2;
+    let older_data = data.clone();
+    std::thread::scope(|scope| {
+        let older = scope.spawn(move || {
+            latest_rows(read_parquet_row_groups(
+                name,
+                older_data,
+                Some((0..middle).collect()),
+            )?)
+        });
+        let newer = latest_rows(read_parquet_row_groups(
+            name,
+            data,
+            Some((middle..groups).collect()),
+        )?);
+        let older = older.join().map_err(|_| RiskListError::Encode {
+            format: "a worker thread",
+            detail: "it panicked".to_string(),
+        })??;
+        Ok(older.overlaid_with(newer?))
+    })
 }
 
 /// What a list is built from besides the rows: the model's provenance and the data's version.

@@ -20,7 +20,7 @@ pub mod store;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-pub use build::{LatestRows, Provenance, build_risk_list, latest_rows};
+pub use build::{LatestRows, Provenance, build_risk_list, latest_rows, latest_rows_of_parquet};
 pub use drivers::driver_phrase;
 pub use store::{
     HistoryPoint, RiskListRecord, client_history, load_latest, write_after_run, write_risk_list,

@@ -24,12 +24,11 @@ use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
 use serde::{Deserialize, Serialize};
 
-use super::build::{Provenance, build_risk_list, latest_rows, sort_drivers};
+use super::build::{Provenance, build_risk_list, latest_rows_of_parquet, sort_drivers};
 use super::drivers::driver_phrase;
 use super::{
     Band, ClientStatus, Driver, RiskBands, RiskEntry, RiskList, RiskListError, RiskListMeta,
 };
-use crate::data::parquet::read_parquet;
 use crate::location::Location;
 use crate::records::{ObjectRef, RunRecord, names};
 use crate::steps::deployment::deployed_model;
@@ -86,7 +85,7 @@ pub async fn write_risk_list(
     };
     let bands = *bands;
     let (list, parquet, csv) = spawn_blocking_in_span(move || {
-        let rows = latest_rows(read_parquet(names::COMPILED_DATA, bytes)?)?;
+        let rows = latest_rows_of_parquet(names::COMPILED_DATA, bytes)?;
         let list = build_risk_list(&model, &rows, previous.as_ref(), &bands, provenance)?;
         let parquet = to_parquet(&list)?;
         let csv = to_csv(&list)?;

@@ -311,3 +311,74 @@ fn bands_are_validated_and_read_from_the_environment() {
         RiskBands::from_lookup(|name| (name == WATCH_SHARE_ENV).then(|| "ten".into())).unwrap_err();
     assert!(error.to_string().contains(WATCH_SHARE_ENV), "{error}");
 }
+
+#[test]
+fn the_two_halves_of_a_file_give_the_same_latest_rows_as_one_pass() {
+    use std::sync::Arc;
+
+    use arrow::array::{Int8Array, Int64Array, RecordBatch, StringArray};
+    use parquet::arrow::ArrowWriter;
+    use parquet::file::properties::WriterProperties;
+
+    use crate::data::parquet::read_parquet;
+    use crate::data::schema::client_schema;
+
+    // Five clients over seven "months", some missing in later months, one leaving, one row
+    // without a corporation code; row groups of four rows, so the split falls mid-history.
+    let mut names = Vec::new();
+    let mut values = Vec::new();
+    let mut exited = Vec::new();
+    for month in 0..7i64 {
+        for client in 0..5i64 {
+            if client == 4 && month > 2 {
+                continue;
+            }
+            names.push(if client == 3 && month == 5 {
+                None
+            } else {
+                Some(format!("c{client}"))
+            });
+            values.push(Some(month * 10 + client));
+            exited.push(Some(i8::from(client == 2 && month == 6)));
+        }
+    }
+    let batch = RecordBatch::try_new(
+        client_schema(),
+        vec![
+            Arc::new(StringArray::from(names)),
+            Arc::new(Int64Array::from(values.clone())),
+            Arc::new(Int64Array::from(values.clone())),
+            Arc::new(Int64Array::from(values)),
+            Arc::new(Int8Array::from(exited)),
+        ],
+    )
+    .unwrap();
+    let properties = WriterProperties::builder()
+        .set_max_row_group_row_count(Some(4))
+        .build();
+    let mut file = Vec::new();
+    let mut writer = ArrowWriter::try_new(&mut file, client_schema(), Some(properties)).unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
+    let file = Bytes::from(file);
+
+    let one_pass = latest_rows(read_parquet("t", file.clone()).unwrap()).unwrap();
+    let halves = latest_rows_of_parquet("t", file).unwrap();
+    let by_name = |rows: &LatestRows| -> HashMap<String, ([Option<i64>; 3], Option<i8>)> {
+        (0..rows.corporations.len())
+            .map(|i| {
+                (
+                    rows.corporations[i].to_string(),
+                    (rows.features[i], rows.exited[i]),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(by_name(&halves), by_name(&one_pass));
+    assert_eq!(by_name(&halves).len(), 5);
+    assert_eq!(by_name(&halves)["c4"].0[0], Some(24));
+    assert_eq!(by_name(&halves)["c3"].0[0], Some(63));
+    assert_eq!(by_name(&halves)["c2"].1, Some(1));
+    assert_eq!(halves.rows_read, one_pass.rows_read);
+    assert_eq!(halves.rows_without_corporation, 1);
+}
