@@ -7,6 +7,7 @@ pub mod deployment;
 pub mod diagnostics;
 pub mod fullprocess;
 pub mod ingestion;
+pub mod repair;
 pub mod reporting;
 pub mod scoring;
 pub mod training;
