@@ -7,8 +7,8 @@
 //! else.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -47,6 +47,8 @@ pub struct FaultPlan {
     reads: AtomicU64,
     writes: AtomicU64,
     crashed: AtomicBool,
+    /// The key of every write attempted, in order.
+    written_keys: Mutex<Vec<String>>,
 }
 
 impl FaultPlan {
@@ -68,6 +70,14 @@ impl FaultPlan {
         self.writes.load(Ordering::SeqCst)
     }
 
+    /// The key of every write attempted so far, in order (write `n` is at `n - 1`).
+    pub fn written_keys(&self) -> Vec<String> {
+        self.written_keys
+            .lock()
+            .map(|keys| keys.clone())
+            .unwrap_or_default()
+    }
+
     /// Whether a [`Fault::CrashAtWrite`] has struck.
     pub fn crashed(&self) -> bool {
         self.crashed.load(Ordering::SeqCst)
@@ -83,6 +93,9 @@ impl FaultPlan {
     /// Counts one call and says whether it must fail, and how.
     fn admit(&self, write: bool, key: &str) -> Result<(), StoreError> {
         let nth = if write {
+            if let Ok(mut keys) = self.written_keys.lock() {
+                keys.push(key.to_string());
+            }
             self.writes.fetch_add(1, Ordering::SeqCst) + 1
         } else {
             self.reads.fetch_add(1, Ordering::SeqCst) + 1
@@ -262,6 +275,7 @@ mod tests {
         // The refused write wrote nothing.
         assert_eq!(store.list_versions("b").await.unwrap().len(), 1);
         assert_eq!((plan.writes(), plan.reads()), (3, 3));
+        assert_eq!(plan.written_keys(), ["a", "b", "b"]);
         assert!(!plan.crashed());
     }
 

@@ -1,0 +1,423 @@
+//! A full process that dies at any write is finished by the next run. Every write point of a
+//! bootstrap and of a drift run (generated data with a sudden drift, small so the test stays
+//! bounded) is tried in turn: the run crashes there through the fault-injecting store
+//! ([`shared::store::fault`]), the next run goes over a clean store, and the end state must equal
+//! an uninterrupted run's — same compiled rows and ingested files (none twice), a deployment
+//! whose model, score, threshold and data version exist and agree, reports of that deployment,
+//! the user's uploads untouched — and a third run must find nothing to do and write nothing.
+//! On local stores and on the S3 test server (which fails under `CI=true` when missing).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use bytes::Bytes;
+use shared::config::{Config, LocationUrl};
+use shared::location::{Location, Locations};
+use shared::model::TrainedModel;
+use shared::records::{
+    Decision, DeploymentRecord, DiagnosticsRecord, FileOutcome, IngestionRecord, Report,
+    ScoreRecord, names,
+};
+use shared::steps::Pipeline;
+use shared::steps::fullprocess::run_full_process;
+use shared::steps::training::load_compiled_data;
+use shared::store::PutMode;
+use shared::store::fault::{Fault, FaultPlan, with_faults};
+use shared::synth::{Drift, DriftKind, SynthSpec, generate};
+
+const CLIENTS: usize = 300;
+const BOOTSTRAP_MONTHS: usize = 3;
+
+/// The generated monthly files (the last one drifted) and the test file.
+fn data() -> (Vec<(String, String)>, String) {
+    let spec = SynthSpec {
+        clients: CLIENTS,
+        months: BOOTSTRAP_MONTHS + 1,
+        seed: 12,
+        drift: Some(Drift {
+            from_month: BOOTSTRAP_MONTHS,
+            kind: DriftKind::Sudden,
+        }),
+        test_rows: 300,
+        ..SynthSpec::default()
+    };
+    let mut files = Vec::new();
+    let mut test = String::new();
+    generate(&spec, |name, body| {
+        if name == shared::synth::TEST_FILE {
+            test = body;
+        } else {
+            files.push((name, body));
+        }
+        Ok(())
+    })
+    .unwrap();
+    (files, test)
+}
+
+/// The same locations, every call going through `plan`.
+fn pipeline_over(locations: &Locations, plan: &Arc<FaultPlan>) -> Pipeline {
+    let mut pipeline = Pipeline::new(with_faults(locations, plan)).unwrap();
+    pipeline.dependency_check.index_url = None;
+    pipeline
+}
+
+fn clean(locations: &Locations) -> (Pipeline, Arc<FaultPlan>) {
+    let plan = FaultPlan::new(Vec::new());
+    (pipeline_over(locations, &plan), plan)
+}
+
+async fn put(location: &Location, name: &str, body: &str) {
+    location
+        .put(name, Bytes::from(body.to_string()), PutMode::Overwrite)
+        .await
+        .unwrap();
+}
+
+/// The test data and the bootstrap months; for the drift scenario, also the bootstrap run
+/// itself and then the drifted month.
+async fn prepare(locations: &Locations, drift: bool) {
+    let (files, test) = data();
+    put(&locations.test_data, "testdata.csv", &test).await;
+    for (name, body) in &files[..BOOTSTRAP_MONTHS] {
+        put(&locations.source_data, name, body).await;
+    }
+    if drift {
+        let (pipeline, _) = clean(locations);
+        let run = run_full_process(&pipeline, "run-bootstrap").await.unwrap();
+        assert_eq!(run.decision, Decision::Bootstrap, "{}", run.reason);
+        let (name, body) = &files[BOOTSTRAP_MONTHS];
+        put(&locations.source_data, name, body).await;
+    }
+}
+
+/// What must be the same after a crash and a repair as after an uninterrupted run.
+#[derive(Debug, PartialEq)]
+struct EndState {
+    compiled_rows: Vec<RecordBatch>,
+    /// Key, content, outcome, accepted and duplicate rows of every ingested file.
+    files: Vec<(String, String, FileOutcome, u64, u64)>,
+    deployed_f1: f64,
+    threshold: f64,
+    coefficients: (Vec<f64>, f64),
+    training_rows: std::ops::Range<u64>,
+}
+
+/// The user's uploads: every version of every source object.
+async fn uploads(locations: &Locations) -> Vec<(String, String, u64)> {
+    let mut found = Vec::new();
+    for meta in locations.source_data.list("").await.unwrap() {
+        for version in locations
+            .source_data
+            .list_versions(&meta.key)
+            .await
+            .unwrap()
+        {
+            found.push((version.key, version.etag, version.size));
+        }
+    }
+    found
+}
+
+/// Checks that everything readers follow exists and agrees, and returns what must match an
+/// uninterrupted run.
+async fn consistent_end_state(locations: &Locations, case: &str) -> EndState {
+    let (_, record) = locations
+        .compiled_data
+        .get_json::<IngestionRecord>(names::INGESTION_RECORD, "ingestion record", None)
+        .await
+        .unwrap();
+    let mut seen = std::collections::HashSet::new();
+    for file in &record.files {
+        assert!(
+            seen.insert((&file.key, &file.version_id)),
+            "{case}: {} ingested twice",
+            file.key
+        );
+    }
+    let compiled = record.compiled.clone().expect("compiled data");
+    let ingested_txt = locations
+        .compiled_data
+        .get(names::INGESTED_FILES_TXT, None)
+        .await
+        .unwrap()
+        .1;
+    assert_eq!(
+        String::from_utf8_lossy(&ingested_txt),
+        record.ingested_files_text(),
+        "{case}"
+    );
+    let (pipeline, _) = clean(locations);
+    let (data, batches) = load_compiled_data(&pipeline, &locations.compiled_data)
+        .await
+        .unwrap();
+    assert_eq!(data, compiled.object, "{case}");
+
+    // The deployment: every version it names exists and they agree.
+    let (_, deployment) = locations
+        .production
+        .get_json::<DeploymentRecord>(names::DEPLOYMENT, "deployment", None)
+        .await
+        .unwrap();
+    let checked = deployment
+        .checked_against
+        .as_ref()
+        .unwrap_or_else(|| panic!("{case}: the deployment was never finished"));
+    assert_eq!(
+        checked.data, compiled.object,
+        "{case}: checked data version"
+    );
+    assert_eq!(checked.rows, compiled.rows, "{case}");
+    let model_bytes = locations
+        .production
+        .get(names::MODEL, Some(&deployment.model.version_id))
+        .await
+        .unwrap()
+        .1;
+    let source_bytes = locations
+        .models
+        .get(names::MODEL, Some(&deployment.model_source.version_id))
+        .await
+        .unwrap()
+        .1;
+    assert_eq!(
+        model_bytes, source_bytes,
+        "{case}: deployed model is its source"
+    );
+    let model: TrainedModel = serde_json::from_slice(&model_bytes).unwrap();
+    assert_eq!(
+        model.metadata.training_data_version.as_deref(),
+        Some(compiled.object.version_id.as_str()),
+        "{case}: the model was trained on the current compiled data"
+    );
+    let (_, score) = locations
+        .production
+        .get_json::<ScoreRecord>(names::SCORE, "score", Some(&deployment.score.version_id))
+        .await
+        .unwrap();
+    let (_, score_source) = locations
+        .models
+        .get_json::<ScoreRecord>(
+            names::SCORE,
+            "score",
+            Some(&deployment.score_source.version_id),
+        )
+        .await
+        .unwrap();
+    assert_eq!(score, score_source, "{case}");
+    assert_eq!(
+        score.model.version_id, deployment.model_source.version_id,
+        "{case}: the score is of the deployed model"
+    );
+    assert_eq!(score.threshold, Some(model.threshold()), "{case}");
+    assert_eq!(score.f1(), deployment.f1, "{case}");
+    let (_, deployed_ingestion) = locations
+        .production
+        .get_json::<IngestionRecord>(
+            names::INGESTION_RECORD,
+            "ingestion record",
+            Some(&deployment.ingestion_record.version_id),
+        )
+        .await
+        .unwrap();
+    assert_eq!(deployed_ingestion.compiled, record.compiled, "{case}");
+    let latest_score = locations
+        .production
+        .get(names::LATEST_SCORE_TXT, None)
+        .await
+        .unwrap()
+        .1;
+    assert_eq!(
+        String::from_utf8_lossy(&latest_score)
+            .trim()
+            .parse::<f64>()
+            .unwrap(),
+        deployment.f1,
+        "{case}"
+    );
+    let production_txt = locations
+        .production
+        .get(names::INGESTED_FILES_TXT, None)
+        .await
+        .unwrap()
+        .1;
+    assert_eq!(
+        String::from_utf8_lossy(&production_txt),
+        deployed_ingestion.ingested_files_text(),
+        "{case}"
+    );
+
+    // The reports describe this deployment.
+    let (_, report) = locations
+        .reports
+        .get_json::<Report>(names::REPORT_JSON, "report", None)
+        .await
+        .unwrap();
+    assert_eq!(report.model, deployment.model, "{case}: report.json");
+    let (_, diagnostics) = locations
+        .reports
+        .get_json::<DiagnosticsRecord>(names::DIAGNOSTICS, "diagnostics", None)
+        .await
+        .unwrap();
+    assert_eq!(
+        diagnostics.predictions.model, deployment.model,
+        "{case}: diagnostics"
+    );
+    assert_eq!(diagnostics.compiled_data, compiled.object, "{case}");
+
+    let mut files: Vec<_> = record
+        .files
+        .iter()
+        .map(|f| {
+            (
+                f.key.clone(),
+                f.etag.clone(),
+                f.outcome,
+                f.rows_accepted,
+                f.rows_duplicate,
+            )
+        })
+        .collect();
+    files.sort_by(|a, b| a.0.cmp(&b.0));
+    EndState {
+        compiled_rows: batches,
+        files,
+        deployed_f1: deployment.f1,
+        threshold: model.threshold(),
+        coefficients: model.coefficients_in_original_units(),
+        training_rows: model.window.as_ref().map(|w| w.rows.clone()).unwrap(),
+    }
+}
+
+/// A fresh set of locations for one case of a scenario.
+type Fresh = Box<dyn Fn(String) -> std::pin::Pin<Box<dyn Future<Output = Locations>>>>;
+
+/// Runs the scenario uninterrupted, then crashes it at every write point in `points` (all of
+/// them when `None`) and repairs it; returns how many write points the scenario has.
+async fn crash_at_every_write(fresh: &Fresh, drift: bool, points: Option<&[u64]>) -> u64 {
+    let scenario = if drift { "drift" } else { "bootstrap" };
+    let locations = fresh(format!("{scenario}-reference")).await;
+    prepare(&locations, drift).await;
+    let (pipeline, plan) = clean(&locations);
+    let reference_run = run_full_process(&pipeline, "run-reference").await.unwrap();
+    let expected = if drift {
+        Decision::Drift
+    } else {
+        Decision::Bootstrap
+    };
+    assert_eq!(reference_run.decision, expected, "{}", reference_run.reason);
+    let write_points = plan.writes();
+    for (n, key) in plan.written_keys().iter().enumerate() {
+        eprintln!("{scenario} write {}: {key}", n + 1);
+    }
+    let reference = consistent_end_state(&locations, scenario).await;
+
+    let all: Vec<u64> = (1..=write_points).collect();
+    for &point in points.unwrap_or(&all) {
+        assert!(point <= write_points, "{scenario}: no write {point}");
+        let case = format!("{scenario}, crash at write {point} of {write_points}");
+        let locations = fresh(format!("{scenario}-{point}")).await;
+        prepare(&locations, drift).await;
+        let uploaded = uploads(&locations).await;
+
+        let crash = FaultPlan::new(vec![Fault::CrashAtWrite { nth: point }]);
+        let crashed = run_full_process(&pipeline_over(&locations, &crash), "run-crashed").await;
+        assert!(crashed.is_err(), "{case}: the run did not stop");
+        assert!(crash.crashed(), "{case}");
+
+        let (pipeline, _) = clean(&locations);
+        let repaired = run_full_process(&pipeline, "run-repair")
+            .await
+            .unwrap_or_else(|e| panic!("{case}: the next run failed: {e}"));
+        // A crash while writing the run record leaves nothing to finish (the record of the
+        // crashed run is what is lost).
+        eprintln!("{case}: repaired, {:?}", repaired.decision);
+        assert_eq!(
+            consistent_end_state(&locations, &case).await,
+            reference,
+            "{case}: the end state differs from an uninterrupted run"
+        );
+        assert_eq!(
+            uploads(&locations).await,
+            uploaded,
+            "{case}: uploads touched"
+        );
+
+        // Repaired within one run: the next one has nothing to do and writes nothing.
+        let (pipeline, plan) = clean(&locations);
+        let idle = run_full_process(&pipeline, "run-idle").await.unwrap();
+        assert_eq!(
+            idle.decision,
+            Decision::NoNewData,
+            "{case}: {}",
+            idle.reason
+        );
+        assert_eq!(plan.writes(), 0, "{case}: the idle run wrote");
+    }
+    write_points
+}
+
+fn local_locations(root: &Path) -> Locations {
+    let file = |dir: &str| LocationUrl::File {
+        root: root.join(dir),
+    };
+    let config = Config {
+        source_data: file("source"),
+        compiled_data: file("compiled"),
+        test_data: file("testdata"),
+        models: file("models"),
+        production: file("production"),
+        reports: file("reports"),
+        lifecycle: Default::default(),
+    };
+    Locations::open_with_client(&config, None)
+}
+
+#[tokio::test]
+async fn a_crash_at_any_write_is_repaired_by_the_next_run_on_local_stores() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_path_buf();
+    let fresh: Fresh = Box::new(move |case| {
+        let root = root.join(case);
+        Box::pin(async move { local_locations(&root) })
+    });
+    let bootstrap = crash_at_every_write(&fresh, false, None).await;
+    let drift = crash_at_every_write(&fresh, true, None).await;
+    eprintln!("write points: bootstrap {bootstrap}, drift run {drift}; all repaired");
+}
+
+#[tokio::test]
+async fn a_crash_at_any_write_is_repaired_by_the_next_run_on_s3() {
+    let Some(bucket) = shared::testing::s3_test_bucket("crash_repair::s3").await else {
+        return;
+    };
+    let client = bucket.client.clone();
+    let name = bucket.bucket.clone();
+    let fresh: Fresh = Box::new(move |case| {
+        let s3 = |dir: &str| LocationUrl::S3 {
+            bucket: name.clone(),
+            prefix: format!("{case}/{dir}"),
+        };
+        let config = Config {
+            source_data: s3("source"),
+            compiled_data: s3("compiled"),
+            test_data: s3("testdata"),
+            models: s3("models"),
+            production: s3("production"),
+            reports: s3("reports"),
+            lifecycle: Default::default(),
+        };
+        let locations = Locations::open_with_client(&config, Some(client.clone()));
+        Box::pin(async move { locations })
+    });
+    // The S3 test server is slow: one write point per kind of step, where a run can stop
+    // (after the compiled data, in training, mid-deployment, before and after the deployment
+    // record, in diagnostics, before the check mark, at the run record). Every point of both
+    // scenarios runs on local stores above.
+    let bootstrap = crash_at_every_write(&fresh, false, Some(&[2, 4, 7, 12, 13, 17, 18])).await;
+    let drift = crash_at_every_write(&fresh, true, Some(&[3, 4, 6, 9, 14, 15, 19])).await;
+    eprintln!(
+        "write points on S3: bootstrap {bootstrap}, drift run {drift}; 14 tried, all repaired"
+    );
+}
