@@ -13,6 +13,7 @@ use std::time::Instant;
 use arrow::array::RecordBatch;
 use chrono::Utc;
 
+use super::deadline::Deadline;
 use super::deployment::{current_deployment, deploy};
 use super::diagnostics::run_diagnostics;
 use super::ingestion::{IngestScope, ingest};
@@ -30,12 +31,20 @@ use crate::records::{
 use crate::store::PutMode;
 
 /// Step timings collected as the run goes; after each step, the pipeline's
-/// [`between_steps`](Pipeline::between_steps) hook.
-struct Stopwatch(Vec<StepTiming>, fn());
+/// [`between_steps`](Pipeline::between_steps) hook; before each, its deadline.
+struct Stopwatch(Vec<StepTiming>, fn(), Option<Deadline>);
 
 impl Stopwatch {
     fn new(pipeline: &Pipeline) -> Self {
-        Stopwatch(Vec::new(), pipeline.between_steps)
+        Stopwatch(Vec::new(), pipeline.between_steps, pipeline.deadline)
+    }
+
+    /// Whether `step` may start: a retryable error when the invocation is nearly out of time.
+    fn before(&self, step: &str) -> Result<(), StepError> {
+        match &self.2 {
+            Some(deadline) => deadline.check(step, std::time::SystemTime::now()),
+            None => Ok(()),
+        }
     }
 
     fn record(&mut self, step: &str, started: Instant) {
@@ -178,12 +187,14 @@ async fn deploy_and_report(
     wrote: &mut Vec<ObjectRef>,
     steps: &mut Stopwatch,
 ) -> Result<(), StepError> {
+    steps.before("scoring")?;
     let started = Instant::now();
     let scored = score_model(pipeline, &trained.artifact, &trained.model, run_id).await?;
     steps.record("scoring", started);
     wrote.extend(scored.written.iter().cloned());
     record.new_model_f1 = Some(scored.record.f1());
 
+    steps.before("deployment")?;
     let started = Instant::now();
     let deployed = deploy(pipeline, &trained.artifact, &scored.artifact, run_id).await?;
     steps.record("deployment", started);
@@ -199,11 +210,13 @@ async fn diagnose_and_report(
     wrote: &mut Vec<ObjectRef>,
     steps: &mut Stopwatch,
 ) -> Result<(), StepError> {
+    steps.before("diagnostics")?;
     let started = Instant::now();
     let (_, diagnostics) = run_diagnostics(pipeline, run_id).await?;
     steps.record("diagnostics", started);
     wrote.push(diagnostics);
 
+    steps.before("reporting")?;
     let started = Instant::now();
     let report = run_reporting(pipeline, run_id).await?;
     steps.record("reporting", started);
@@ -227,6 +240,7 @@ pub async fn run_full_process_for(
     let mut steps = Stopwatch::new(pipeline);
     let mut wrote: Vec<ObjectRef> = Vec::new();
 
+    steps.before("ingestion")?;
     let started = Instant::now();
     let ingestion = ingest(pipeline, scope, run_id).await?;
     steps.record("ingestion", started);
@@ -299,6 +313,7 @@ pub async fn run_full_process_for(
             false
         }
         Some(deployed) => {
+            steps.before("drift_check")?;
             let started = Instant::now();
             let checked = check_deployed(pipeline, deployed).await?;
             checked_data = checked.compiled.0.compiled.clone();
@@ -340,6 +355,7 @@ pub async fn run_full_process_for(
     tracing::info!(decision = ?record.decision, "{}", record.reason);
 
     if retrain {
+        steps.before("training")?;
         let started = Instant::now();
         let (ingested, data, batches) = match compiled {
             Some(compiled) => compiled,
