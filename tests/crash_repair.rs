@@ -5,7 +5,10 @@
 //! an uninterrupted run's — same compiled rows and ingested files (none twice), a deployment
 //! whose model, score, threshold and data version exist and agree, reports of that deployment,
 //! the user's uploads untouched — and a third run must find nothing to do and write nothing.
-//! On local stores and on the S3 test server (which fails under `CI=true` when missing).
+//! On local stores and on the S3 test server (which fails under `CI=true` when missing). On the
+//! S3 test server, also transient failures (503 SlowDown, refused connections) injected in front
+//! of it: retried by the client's retry policy, or, once retries run out, a retryable error
+//! that the next run repairs.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -392,23 +395,8 @@ async fn a_crash_at_any_write_is_repaired_by_the_next_run_on_s3() {
     let Some(bucket) = shared::testing::s3_test_bucket("crash_repair::s3").await else {
         return;
     };
-    let client = bucket.client.clone();
-    let name = bucket.bucket.clone();
     let fresh: Fresh = Box::new(move |case| {
-        let s3 = |dir: &str| LocationUrl::S3 {
-            bucket: name.clone(),
-            prefix: format!("{case}/{dir}"),
-        };
-        let config = Config {
-            source_data: s3("source"),
-            compiled_data: s3("compiled"),
-            test_data: s3("testdata"),
-            models: s3("models"),
-            production: s3("production"),
-            reports: s3("reports"),
-            lifecycle: Default::default(),
-        };
-        let locations = Locations::open_with_client(&config, Some(client.clone()));
+        let locations = s3_locations(&bucket.client, &bucket.bucket, &case);
         Box::pin(async move { locations })
     });
     // The S3 test server is slow: one write point per kind of step, where a run can stop
@@ -420,4 +408,104 @@ async fn a_crash_at_any_write_is_repaired_by_the_next_run_on_s3() {
     eprintln!(
         "write points on S3: bootstrap {bootstrap}, drift run {drift}; 14 tried, all repaired"
     );
+}
+
+/// Locations for one case on the S3 test server, over `client`.
+fn s3_locations(client: &shared::testing::S3Client, bucket: &str, case: &str) -> Locations {
+    let s3 = |dir: &str| LocationUrl::S3 {
+        bucket: bucket.to_string(),
+        prefix: format!("{case}/{dir}"),
+    };
+    let config = Config {
+        source_data: s3("source"),
+        compiled_data: s3("compiled"),
+        test_data: s3("testdata"),
+        models: s3("models"),
+        production: s3("production"),
+        reports: s3("reports"),
+        lifecycle: Default::default(),
+    };
+    Locations::open_with_client(&config, Some(client.clone()))
+}
+
+#[tokio::test]
+async fn transient_s3_failures_are_retried_and_exhausted_retries_are_repaired_by_the_next_run() {
+    use shared::testing::flaky_s3::{Flakiness, flaky_client};
+    let Some(bucket) = shared::testing::s3_test_bucket("crash_repair::s3_transient").await else {
+        return;
+    };
+    // The retry policy is the one the project sets, not the SDK's default.
+    let retry = bucket.client.config().retry_config().unwrap();
+    assert_eq!(retry, &shared::store::s3::retry_config());
+    assert_eq!(retry.max_attempts(), 5);
+
+    // Every third request attempt fails (a read with 503 SlowDown, a write with a refused
+    // connection): every call still succeeds on a later attempt, and the bootstrap completes.
+    let flaky = flaky_client(&bucket.client, Flakiness { from: 1, every: 3 })
+        .await
+        .unwrap();
+    let locations = s3_locations(&flaky.client, &bucket.bucket, "flaky");
+    prepare(&locations, false).await;
+    let (pipeline, _) = clean(&locations);
+    let run = run_full_process(&pipeline, "run-flaky").await.unwrap();
+    assert_eq!(run.decision, Decision::Bootstrap, "{}", run.reason);
+    assert!(
+        flaky.injected() >= 20,
+        "{} failures injected",
+        flaky.injected()
+    );
+    eprintln!(
+        "bootstrap over a flaky connection: {} of {} attempts failed, all retried",
+        flaky.injected(),
+        flaky.attempts()
+    );
+    let reference = consistent_end_state(&locations, "flaky").await;
+
+    // Retries run out half-way through (every attempt from then on fails): a retryable error,
+    // and the next run, over a healthy connection, finishes the work.
+    let counting = flaky_client(&bucket.client, Flakiness::NONE).await.unwrap();
+    let locations = s3_locations(&counting.client, &bucket.bucket, "counted");
+    prepare(&locations, false).await;
+    let before = counting.attempts();
+    let (pipeline, _) = clean(&locations);
+    run_full_process(&pipeline, "run-counted").await.unwrap();
+    let attempts = counting.attempts() - before;
+
+    let healthy = s3_locations(&bucket.client, &bucket.bucket, "exhausted");
+    prepare(&healthy, false).await;
+    let failing = flaky_client(
+        &bucket.client,
+        Flakiness {
+            from: attempts / 2,
+            every: 1,
+        },
+    )
+    .await
+    .unwrap();
+    let locations = s3_locations(&failing.client, &bucket.bucket, "exhausted");
+    let (pipeline, _) = clean(&locations);
+    let error = run_full_process(&pipeline, "run-exhausted")
+        .await
+        .unwrap_err();
+    assert!(error.is_retryable(), "{error}");
+    assert!(
+        failing.injected() >= 5,
+        "{} failures injected",
+        failing.injected()
+    );
+    eprintln!(
+        "retries exhausted from attempt {} of {attempts}: {error}",
+        attempts / 2
+    );
+    let (pipeline, _) = clean(&healthy);
+    let repaired = run_full_process(&pipeline, "run-after-exhausted")
+        .await
+        .unwrap();
+    assert_ne!(
+        repaired.decision,
+        Decision::NoNewData,
+        "{}",
+        repaired.reason
+    );
+    assert_eq!(consistent_end_state(&healthy, "exhausted").await, reference);
 }
