@@ -509,3 +509,130 @@ async fn transient_s3_failures_are_retried_and_exhausted_retries_are_repaired_by
     );
     assert_eq!(consistent_end_state(&healthy, "exhausted").await, reference);
 }
+
+/// Every row as text, sorted: the compiled rows whatever order the files were ingested in.
+fn sorted_rows(batches: &[RecordBatch]) -> Vec<String> {
+    let mut rows = Vec::new();
+    for batch in batches {
+        for row in 0..batch.num_rows() {
+            let fields: Vec<String> = batch
+                .columns()
+                .iter()
+                .map(|column| arrow::util::display::array_value_to_string(column, row).unwrap())
+                .collect();
+            rows.push(fields.join(","));
+        }
+    }
+    rows.sort();
+    rows
+}
+
+#[tokio::test]
+async fn eight_concurrent_ingestions_on_s3_each_ingest_their_file_exactly_once() {
+    use shared::steps::fullprocess::run_full_process_for;
+    use shared::steps::ingestion::{IngestScope, SourceObject};
+    const FILES: usize = 8;
+    let Some(bucket) = shared::testing::s3_test_bucket("crash_repair::concurrent").await else {
+        return;
+    };
+    let spec = SynthSpec {
+        clients: 150,
+        months: FILES,
+        seed: 8,
+        test_rows: 200,
+        ..SynthSpec::default()
+    };
+    let mut files = Vec::new();
+    let mut test = String::new();
+    generate(&spec, |name, body| {
+        if name == shared::synth::TEST_FILE {
+            test = body;
+        } else {
+            files.push((name, body));
+        }
+        Ok(())
+    })
+    .unwrap();
+
+    // The reference: the same files ingested by one run.
+    let sequential = s3_locations(&bucket.client, &bucket.bucket, "sequential");
+    put(&sequential.test_data, "testdata.csv", &test).await;
+    for (name, body) in &files {
+        put(&sequential.source_data, name, body).await;
+    }
+    let (pipeline, _) = clean(&sequential);
+    run_full_process(&pipeline, "run-sequential").await.unwrap();
+    let (_, reference) = load_compiled_data(&pipeline, &sequential.compiled_data)
+        .await
+        .unwrap();
+
+    // Eight uploads and eight events at once, one object version each, as the ingestion
+    // function receives them; a run that fails retryably is invoked again, as Lambda does.
+    let locations = s3_locations(&bucket.client, &bucket.bucket, "concurrent");
+    put(&locations.test_data, "testdata.csv", &test).await;
+    let mut objects = Vec::new();
+    for (name, body) in &files {
+        let meta = locations
+            .source_data
+            .put(name, Bytes::from(body.clone()), PutMode::Overwrite)
+            .await
+            .unwrap();
+        objects.push(SourceObject {
+            key: name.clone(),
+            version_id: Some(meta.version_id),
+        });
+    }
+    let (pipeline, _) = clean(&locations);
+    let mut tasks = Vec::new();
+    for (n, object) in objects.into_iter().enumerate() {
+        let pipeline = pipeline.clone();
+        tasks.push(tokio::spawn(async move {
+            let scope = IngestScope::Objects(vec![object]);
+            for attempt in 0..30u64 {
+                match run_full_process_for(&pipeline, &scope, &format!("run-{n}-{attempt}")).await {
+                    Ok(run) => return (run, attempt),
+                    Err(e) if e.is_retryable() => {
+                        tokio::time::sleep(std::time::Duration::from_millis(20 * (n as u64 + 1)))
+                            .await
+                    }
+                    Err(e) => panic!("event {n}: a permanent error: {e}"),
+                }
+            }
+            panic!("event {n}: still failing after 30 attempts");
+        }));
+    }
+    let mut retries = 0;
+    for task in tasks {
+        let (_, attempt) = task.await.unwrap();
+        retries += attempt;
+    }
+    eprintln!("{FILES} concurrent ingestions: done after {retries} retried invocations");
+
+    let (_, record) = locations
+        .compiled_data
+        .get_json::<IngestionRecord>(names::INGESTION_RECORD, "ingestion record", None)
+        .await
+        .unwrap();
+    let mut keys: Vec<&str> = record.files.iter().map(|f| f.key.as_str()).collect();
+    keys.sort();
+    let expected: Vec<&str> = files.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(keys, expected, "every file exactly once");
+    let (_, compiled) = load_compiled_data(&pipeline, &locations.compiled_data)
+        .await
+        .unwrap();
+    assert_eq!(sorted_rows(&compiled), sorted_rows(&reference));
+    // Every event's work is finished: the deployment was checked against the final data.
+    let (_, deployment) = locations
+        .production
+        .get_json::<DeploymentRecord>(names::DEPLOYMENT, "deployment", None)
+        .await
+        .unwrap();
+    assert_eq!(
+        deployment.checked_against.map(|c| c.data),
+        record.compiled.map(|c| c.object)
+    );
+    let (pipeline, plan) = clean(&locations);
+    let idle = run_full_process(&pipeline, "run-idle").await.unwrap();
+    assert_eq!(idle.decision, Decision::NoNewData, "{}", idle.reason);
+    assert_eq!(plan.writes(), 0);
+}
