@@ -636,3 +636,122 @@ async fn eight_concurrent_ingestions_on_s3_each_ingest_their_file_exactly_once()
     assert_eq!(idle.decision, Decision::NoNewData, "{}", idle.reason);
     assert_eq!(plan.writes(), 0);
 }
+
+/// `risk fullprocess` on the configuration in `root`: killed (SIGKILL) after `kill_after` when
+/// given and still running then; whether it was killed.
+fn risk_fullprocess(root: &Path, kill_after: Option<std::time::Duration>) -> bool {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_risk"))
+        .arg("fullprocess")
+        .arg("--config")
+        .arg(root.join("config.json"))
+        .env("RISK_DEPENDENCY_CHECK", "off")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    if let Some(after) = kill_after {
+        let started = std::time::Instant::now();
+        while started.elapsed() < after {
+            if child.try_wait().unwrap().is_some() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            return true;
+        }
+    }
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    false
+}
+
+/// A fresh local configuration under `root` with the test data and the bootstrap months
+/// (uploaded through the store, as `risk put` does).
+async fn cli_setup(root: &Path) {
+    prepare(&local_locations(root), false).await;
+    std::fs::write(
+        root.join("config.json"),
+        r#"{"source_data": "file://source", "compiled_data": "file://compiled",
+            "test_data": "file://testdata", "models": "file://models",
+            "production": "file://production", "reports": "file://reports"}"#,
+    )
+    .unwrap();
+}
+
+async fn add_drifted_month(root: &Path) {
+    let (files, _) = data();
+    let (name, body) = &files[BOOTSTRAP_MONTHS];
+    put(&local_locations(root).source_data, name, body).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_cli_killed_at_random_moments_is_repaired_by_the_next_run() {
+    const TRIALS: usize = 4;
+    let dir = tempfile::tempdir().unwrap();
+    // The uninterrupted runs, timed to bound the kill moments.
+    let reference_root = dir.path().join("reference");
+    cli_setup(&reference_root).await;
+    let started = std::time::Instant::now();
+    risk_fullprocess(&reference_root, None);
+    let bootstrap_time = started.elapsed();
+    let bootstrap = consistent_end_state(&local_locations(&reference_root), "bootstrap").await;
+    add_drifted_month(&reference_root).await;
+    let started = std::time::Instant::now();
+    risk_fullprocess(&reference_root, None);
+    let drift_time = started.elapsed();
+    let drift = consistent_end_state(&local_locations(&reference_root), "drift").await;
+
+    // Kill moments drawn uniformly over each run's duration, from a fixed seed.
+    let mut random = shared::synth::SplitMix64::new(12);
+    let mut killed = 0;
+    for trial in 0..TRIALS {
+        let root = dir.path().join(format!("trial-{trial}"));
+        cli_setup(&root).await;
+        for (scenario, duration, reference) in [
+            ("bootstrap", bootstrap_time, &bootstrap),
+            ("drift", drift_time, &drift),
+        ] {
+            if scenario == "drift" {
+                add_drifted_month(&root).await;
+            }
+            let uploaded = uploads(&local_locations(&root)).await;
+            let after = duration.mul_f64(random.uniform());
+            let case = format!("trial {trial}, {scenario}, killed after {after:?}");
+            if risk_fullprocess(&root, Some(after)) {
+                killed += 1;
+            }
+            risk_fullprocess(&root, None);
+            let locations = local_locations(&root);
+            assert_eq!(
+                &consistent_end_state(&locations, &case).await,
+                reference,
+                "{case}"
+            );
+            assert_eq!(
+                uploads(&locations).await,
+                uploaded,
+                "{case}: uploads touched"
+            );
+            let (pipeline, plan) = clean(&locations);
+            let idle = run_full_process(&pipeline, "run-idle").await.unwrap();
+            assert_eq!(
+                idle.decision,
+                Decision::NoNewData,
+                "{case}: {}",
+                idle.reason
+            );
+            assert_eq!(plan.writes(), 0, "{case}");
+        }
+    }
+    eprintln!(
+        "{killed} of {} runs killed mid-run (bootstrap {bootstrap_time:?}, drift run {drift_time:?}); all repaired",
+        2 * TRIALS
+    );
+}
