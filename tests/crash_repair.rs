@@ -293,6 +293,41 @@ async fn consistent_end_state(locations: &Locations, case: &str) -> EndState {
     }
 }
 
+/// What a reader follows after a run that stopped: the ingestion record and the deployment
+/// record, when they exist, name only versions that exist in full.
+async fn readers_see_whole_objects(locations: &Locations, case: &str) {
+    let ingestion = locations
+        .compiled_data
+        .get_json_if_exists::<IngestionRecord>(names::INGESTION_RECORD, "ingestion record")
+        .await
+        .unwrap();
+    if let Some(compiled) = ingestion.and_then(|(_, record)| record.compiled) {
+        let (pipeline, _) = clean(locations);
+        let (data, _) = load_compiled_data(&pipeline, &locations.compiled_data)
+            .await
+            .unwrap_or_else(|e| panic!("{case}: the compiled data readers follow: {e}"));
+        assert_eq!(data, compiled.object, "{case}");
+    }
+    let deployment = locations
+        .production
+        .get_json_if_exists::<DeploymentRecord>(names::DEPLOYMENT, "deployment")
+        .await
+        .unwrap();
+    if let Some((_, deployment)) = deployment {
+        let (_, model) = locations
+            .production
+            .get(names::MODEL, Some(&deployment.model.version_id))
+            .await
+            .unwrap_or_else(|e| panic!("{case}: the deployed model: {e}"));
+        serde_json::from_slice::<TrainedModel>(&model).unwrap();
+        locations
+            .production
+            .get_json::<ScoreRecord>(names::SCORE, "score", Some(&deployment.score.version_id))
+            .await
+            .unwrap_or_else(|e| panic!("{case}: the deployed score: {e}"));
+    }
+}
+
 /// A fresh set of locations for one case of a scenario.
 type Fresh = Box<dyn Fn(String) -> std::pin::Pin<Box<dyn Future<Output = Locations>>>>;
 
@@ -328,6 +363,7 @@ async fn crash_at_every_write(fresh: &Fresh, drift: bool, points: Option<&[u64]>
         let crashed = run_full_process(&pipeline_over(&locations, &crash), "run-crashed").await;
         assert!(crashed.is_err(), "{case}: the run did not stop");
         assert!(crash.crashed(), "{case}");
+        readers_see_whole_objects(&locations, &case).await;
 
         let (pipeline, _) = clean(&locations);
         let repaired = run_full_process(&pipeline, "run-repair")
@@ -488,6 +524,7 @@ async fn transient_s3_failures_are_retried_and_exhausted_retries_are_repaired_by
         .await
         .unwrap_err();
     assert!(error.is_retryable(), "{error}");
+    readers_see_whole_objects(&healthy, "exhausted retries").await;
     assert!(
         failing.injected() >= 5,
         "{} failures injected",

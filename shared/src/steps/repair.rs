@@ -76,7 +76,7 @@ pub async fn reports_describe(pipeline: &Pipeline, model: &ObjectRef) -> Result<
 /// Records that the deployment of `model_version` has been checked against `compiled`, with
 /// everything after the check done. Conditional on the deployment record this run read: when
 /// another run deployed meanwhile, nothing is written and the run is told to go again.
-/// Returns the record as written, or `None` when it already said so.
+/// Returns the record as written, or `None` when it already named this data or newer.
 pub async fn mark_checked(
     pipeline: &Pipeline,
     model_version: &str,
@@ -98,11 +98,11 @@ pub async fn mark_checked(
             deployment.model.version_id
         )));
     }
-    if deployment
-        .checked_against
-        .as_ref()
-        .is_some_and(|checked| is_same_version(&checked.data, &compiled.object))
-    {
+    // Ingestion only appends rows, so more rows is newer data: a concurrent run that checked
+    // newer data than this one is never undone.
+    if deployment.checked_against.as_ref().is_some_and(|checked| {
+        is_same_version(&checked.data, &compiled.object) || checked.rows > compiled.rows
+    }) {
         return Ok(None);
     }
     deployment.checked_against = Some(CheckedData {
@@ -235,5 +235,79 @@ mod tests {
         json.as_object_mut().unwrap().remove("checked_against");
         let record: DeploymentRecord = serde_json::from_value(json).unwrap();
         assert_eq!(record.checked_against, None);
+    }
+
+    fn compiled(version: &str, rows: u64) -> CompiledData {
+        CompiledData {
+            object: object(version),
+            rows,
+            duplicates_dropped: 0,
+        }
+    }
+
+    #[tokio::test]
+    async fn the_check_mark_only_moves_forward_and_only_on_the_model_this_run_checked() {
+        let scratch = crate::location::Location::scratch;
+        let pipeline = Pipeline::new(crate::location::Locations {
+            source_data: scratch("source"),
+            compiled_data: scratch("compiled"),
+            test_data: scratch("test"),
+            models: scratch("models"),
+            production: scratch("production"),
+            reports: scratch("reports"),
+        })
+        .unwrap();
+        let production = &pipeline.locations.production;
+        production
+            .put_json(
+                names::DEPLOYMENT,
+                "deployment record",
+                &deployment(None),
+                PutMode::CreateOnly,
+            )
+            .await
+            .unwrap();
+        let checked = || async {
+            production
+                .get_json::<DeploymentRecord>(names::DEPLOYMENT, "deployment record", None)
+                .await
+                .unwrap()
+                .1
+                .checked_against
+                .map(|c| (c.data.version_id, c.rows, c.run_id))
+        };
+
+        let newer = compiled("v2", 20);
+        assert!(
+            mark_checked(&pipeline, "m", &newer, "run-b")
+                .await
+                .unwrap()
+                .is_some()
+        );
+        assert_eq!(checked().await, Some(("v2".into(), 20, "run-b".into())));
+        // A slower run that checked older data leaves the newer mark alone; so does a repeat.
+        let older = compiled("v1", 10);
+        assert!(
+            mark_checked(&pipeline, "m", &older, "run-a")
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            mark_checked(&pipeline, "m", &newer, "run-c")
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert_eq!(checked().await, Some(("v2".into(), 20, "run-b".into())));
+        // Another model was deployed meanwhile: nothing is marked, the run is told to go again.
+        let error = mark_checked(&pipeline, "other", &compiled("v3", 30), "run-d")
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(error, StepError::ConcurrentUpdate { .. }),
+            "{error}"
+        );
+        assert_eq!(checked().await, Some(("v2".into(), 20, "run-b".into())));
     }
 }
