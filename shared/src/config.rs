@@ -12,6 +12,7 @@ use std::path::{Component, Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::lifecycle::{LifecycleError, LifecycleSettings};
+use crate::seed::SeedDirs;
 
 /// The settings, in the order they appear in `config.json`, with the environment variable that
 /// overrides each one.
@@ -65,6 +66,15 @@ pub enum ConfigError {
         second: &'static str,
         second_value: String,
         reason: &'static str,
+    },
+    #[error(
+        "seed directory '{setting}' = '{value}' (from {origin}): {reason}; expected e.g. \"seed\": {{\"source_data\": \"file://data/sourcedata\"}}"
+    )]
+    InvalidSeed {
+        setting: &'static str,
+        value: String,
+        origin: String,
+        reason: String,
     },
     #[error("the `lifecycle` settings (from {origin}) are not usable: {source}")]
     Lifecycle {
@@ -221,6 +231,17 @@ pub struct Config {
     /// Drift rule, training window, threshold and champion/challenger gate (all optional in
     /// the file; see [`LifecycleSettings`] for each default and its source).
     pub lifecycle: LifecycleSettings,
+    /// Directories whose files seed the local source and test locations on first use
+    /// ([`crate::seed`]); empty unless the file names them.
+    pub seed: SeedDirs,
+}
+
+/// The optional `seed` object of the file: a local directory (`file://…`) per user-data location.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SeedFile {
+    source_data: Option<String>,
+    test_data: Option<String>,
 }
 
 /// The file format: every setting is a location string; unknown keys are refused so a typo
@@ -235,6 +256,7 @@ struct ConfigFile {
     production: Option<String>,
     reports: Option<String>,
     lifecycle: Option<LifecycleSettings>,
+    seed: Option<SeedFile>,
 }
 
 impl ConfigFile {
@@ -319,7 +341,31 @@ impl Config {
                 reason,
             })
         };
+        let seed_file = file.seed.clone().unwrap_or_default();
+        let seed_dir = |setting: &'static str,
+                        value: &Option<String>|
+         -> Result<Option<std::path::PathBuf>, ConfigError> {
+            let Some(value) = value else { return Ok(None) };
+            let invalid = |reason: String| ConfigError::InvalidSeed {
+                setting,
+                value: value.clone(),
+                origin: source_name.clone(),
+                reason,
+            };
+            match LocationUrl::parse(value, &base_dir).map_err(invalid)? {
+                LocationUrl::File { root } => Ok(Some(root)),
+                LocationUrl::S3 { .. } => Err(invalid(
+                    "only local directories seed a location (put files into a bucket with `risk put`)"
+                        .into(),
+                )),
+            }
+        };
+        let seed = SeedDirs {
+            source_data: seed_dir("source_data", &seed_file.source_data)?,
+            test_data: seed_dir("test_data", &seed_file.test_data)?,
+        };
         let config = Config {
+            seed,
             source_data: resolve("source_data")?,
             compiled_data: resolve("compiled_data")?,
             test_data: resolve("test_data")?,
