@@ -644,7 +644,7 @@ fn print_model_versions(versions: &[ModelVersion]) {
         "version", "trained at", "rows", "threshold", "F1 when scored"
     );
     for version in versions {
-        println!(
+        let line = format!(
             "{:<22} {:<20} {:>8} {:>9.3} {:>14}  {}",
             version.version_id,
             version.trained_at.format("%Y-%m-%d %H:%M:%S"),
@@ -655,6 +655,7 @@ fn print_model_versions(versions: &[ModelVersion]) {
                 .map_or_else(|| "unscored".to_string(), |f1| format!("{f1:.4}")),
             if version.deployed { "*" } else { "" }
         );
+        println!("{}", line.trim_end());
     }
 }
 
