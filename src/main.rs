@@ -240,8 +240,7 @@ fn load_config(path: &std::path::Path) -> Result<Config> {
                 looked_at.display()
             )
         }
-        loaded => loaded
-            .with_context(|| format!("configuration {} is not usable", path.display())),
+        loaded => loaded.with_context(|| format!("configuration {} is not usable", path.display())),
     }
 }
 
@@ -439,7 +438,10 @@ async fn serve(pipeline: Pipeline, addr: &str, json: bool) -> Result<()> {
     let api = shared::api::Api::new(pipeline, shared::api::ApiLimits::from_env());
     // The first line of stdout is the address, for scripts and tests that ask for port 0.
     if json {
-        println!("{}", serde_json::json!({ "url": format!("http://{bound}") }));
+        println!(
+            "{}",
+            serde_json::json!({ "url": format!("http://{bound}") })
+        );
     } else {
         println!(
             "Serving the API on http://{bound}\n  GET /health, POST /prediction, GET /scoring, GET /summarystats, GET /diagnostics, GET /drift (Ctrl-C stops)"
@@ -623,7 +625,11 @@ async fn run_record_objects(pipeline: &Pipeline, record: &RunRecord) -> Vec<Obje
     let reports = &pipeline.locations.reports;
     let mut found = Vec::new();
     for name in [
-        format!("{}/{}.json", shared::records::names::RUNS_PREFIX, record.run_id),
+        format!(
+            "{}/{}.json",
+            shared::records::names::RUNS_PREFIX,
+            record.run_id
+        ),
         shared::records::names::LAST_RUN.to_string(),
     ] {
         match reports.head(&name, None).await {
@@ -695,7 +701,10 @@ fn print_run(record: &RunRecord, run_records: &[ObjectRef]) {
     for step in &record.steps {
         println!("  {:<20} {:>9.1} ms", step.step, step.ms);
     }
-    println!("  wrote {} objects:", record.wrote.len() + run_records.len());
+    println!(
+        "  wrote {} objects:",
+        record.wrote.len() + run_records.len()
+    );
     for object in record.wrote.iter().chain(run_records) {
         println!("    {}", describe(object));
     }

@@ -209,7 +209,10 @@ fn the_try_it_walkthrough_gives_the_readme_figures_and_changes_nothing_tracked()
     let rows = record["rows_added"].as_u64().unwrap();
     let f1 = number(&record, "/new_model_f1");
     assert_quotes(&readme, &format!("bootstraps on `sourcedata` ({rows} rows"));
-    assert_quotes(&readme, &format!("the model scores F1 {f1:.4} on the test data"));
+    assert_quotes(
+        &readme,
+        &format!("the model scores F1 {f1:.4} on the test data"),
+    );
     // The sample output: every line that names no run, version or timing is printed as shown.
     let sample = blocks(section, "text").into_iter().next().unwrap();
     for line in sample {
@@ -255,7 +258,12 @@ fn the_try_it_walkthrough_gives_the_readme_figures_and_changes_nothing_tracked()
         .iter()
         .find(|l| l.starts_with(&format!("{CARGO_RUN}generate ")))
         .unwrap();
-    run_line(dir, generate, &mut readme_commands);
+    let generated = run_line(dir, generate, &mut readme_commands);
+    let source = dir.join("local-store/sourcedata");
+    assert!(
+        generated.contains(&format!("to file://{} in", source.display())),
+        "{generated}"
+    );
     let drifted = run_line(dir, &fullprocess, &mut readme_commands);
     let record = last_run(dir);
     assert_eq!(record["decision"], "drift", "{drifted}");
@@ -303,7 +311,10 @@ fn the_try_it_walkthrough_gives_the_readme_figures_and_changes_nothing_tracked()
         .filter_map(|l| l.rsplit(',').next())
         .collect();
     let exit_rate = labels.iter().filter(|&&l| l == "1").count() as f64 / labels.len() as f64;
-    assert!(labels.len() > 5, "the test file matches the generated months");
+    assert!(
+        labels.len() > 5,
+        "the test file matches the generated months"
+    );
     assert!(
         new_f1 > 2.0 * exit_rate / (1.0 + exit_rate),
         "F1 {new_f1} at exit rate {exit_rate}"
@@ -318,7 +329,12 @@ fn the_try_it_walkthrough_gives_the_readme_figures_and_changes_nothing_tracked()
     assert_eq!(shown[0], listed_lines[0], "the header");
     for (readme_row, row) in shown[1..].iter().zip(&listed_lines[1..]) {
         // Version ids and times differ from run to run; rows, threshold, F1 and the mark not.
-        let tail = |line: &str| line.split_whitespace().skip(3).collect::<Vec<_>>().join(" ");
+        let tail = |line: &str| {
+            line.split_whitespace()
+                .skip(3)
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
         assert_eq!(tail(readme_row), tail(row), "{listed}");
     }
     assert!(listed_lines[1].trim_end().ends_with('*'), "{listed}");
@@ -333,6 +349,33 @@ fn the_try_it_walkthrough_gives_the_readme_figures_and_changes_nothing_tracked()
         .collect();
     assert_eq!(deployed, [old_version], "{after}");
 
+    // Diagnostics report the deploying run's own timings; re-timing is asked for, and what it
+    // logs is labelled as such, not as a second ingestion of the real data.
+    let output = risk_command(dir, &["diagnostics"]).output().unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+    );
+    assert!(output.status.success(), "{stderr}");
+    // The deployment now is the rollback's, made by hand: no run measured it.
+    assert!(stdout.contains("Timings: not measured"), "{stdout}");
+    assert!(stdout.contains("--retime"), "{stdout}");
+    assert!(!stderr.contains("new source files to ingest"), "{stderr}");
+    let output = risk_command(dir, &["diagnostics", "--retime"])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+    );
+    assert!(stdout.contains("re-timed on memory://"), "{stdout}");
+    for line in stderr
+        .lines()
+        .filter(|l| l.contains("new source files to ingest"))
+    {
+        assert!(line.contains("retiming"), "{line}");
+    }
+
     // The one-line reset: back to the first figures.
     assert!(sh_lines.contains(&RESET), "the README gives the reset");
     std::fs::remove_dir_all(dir.join("local-store")).unwrap();
@@ -341,6 +384,14 @@ fn the_try_it_walkthrough_gives_the_readme_figures_and_changes_nothing_tracked()
     assert_eq!(record["decision"], "bootstrap");
     assert_eq!(record["rows_added"].as_u64(), Some(rows));
     assert_eq!(number(&record, "/new_model_f1"), f1);
+    let diagnostics = risk(dir, &["diagnostics"]);
+    assert!(
+        diagnostics.contains(&format!(
+            "as run {} measured them",
+            record["run_id"].as_str().unwrap()
+        )),
+        "{diagnostics}"
+    );
 
     // The API's sample answer (README, "The API"), from `risk serve` on a loopback name.
     let api_readme = flat(&readme_text[readme_text.find("\n## The API").unwrap()..]);
@@ -386,12 +437,18 @@ fn the_try_it_walkthrough_gives_the_readme_figures_and_changes_nothing_tracked()
             first_prediction["actual"]
         ),
     );
-    assert_quotes(&api_readme, &format!("\"threshold\": {}", answer["threshold"]));
+    assert_quotes(
+        &api_readme,
+        &format!("\"threshold\": {}", answer["threshold"]),
+    );
 
     assert!(
         readme_commands.is_empty(),
         "README commands the test does not run: {readme_commands:?}"
     );
     let status = git(dir, &["status", "--porcelain"]);
-    assert!(status.is_empty(), "the walkthrough changed the repository:\n{status}");
+    assert!(
+        status.is_empty(),
+        "the walkthrough changed the repository:\n{status}"
+    );
 }

@@ -304,7 +304,15 @@ impl Config {
                         path: path.to_path_buf(),
                         line: e.line(),
                         column: e.column(),
-                        message: e.to_string(),
+                        // serde's message ends with the position, which the error already gives.
+                        message: e
+                            .to_string()
+                            .trim_end_matches(&format!(
+                                " at line {} column {}",
+                                e.line(),
+                                e.column()
+                            ))
+                            .to_string(),
                     })?;
                 let base = path
                     .parent()
@@ -577,6 +585,49 @@ mod tests {
             err.contains("'models'") && err.contains("'production'"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn seed_directories_resolve_against_the_config_and_must_be_local() {
+        let dir = tempfile::tempdir().unwrap();
+        let body = GOOD.replace(
+            "\"reports\"",
+            "\"seed\": {\"source_data\": \"file://data/sourcedata\"},\n\"reports\"",
+        );
+        let config =
+            Config::load_with_env(Some(&write_config(dir.path(), &body)), &BTreeMap::new())
+                .unwrap();
+        let base = std::path::absolute(dir.path()).unwrap();
+        assert_eq!(config.seed.source_data, Some(base.join("data/sourcedata")));
+        assert_eq!(config.seed.test_data, None);
+        let on_s3 = GOOD.replace(
+            "\"reports\"",
+            "\"seed\": {\"test_data\": \"s3://seed-bucket/t\"},\n\"reports\"",
+        );
+        let error =
+            Config::load_with_env(Some(&write_config(dir.path(), &on_s3)), &BTreeMap::new())
+                .unwrap_err()
+                .to_string();
+        assert!(
+            error.contains("'test_data'") && error.contains("local"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn the_repository_configuration_keeps_every_write_out_of_the_tracked_data() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../config.json");
+        let config = Config::load_with_env(Some(&path), &BTreeMap::new()).unwrap();
+        let data = std::path::absolute(path.parent().unwrap().join("data")).unwrap();
+        let data = normalize_lexically(&data);
+        for (setting, url) in config.named_locations() {
+            let LocationUrl::File { root } = url else {
+                panic!("{setting} is not local")
+            };
+            assert!(!root.starts_with(&data), "{setting} writes under data/");
+        }
+        assert_eq!(config.seed.source_data, Some(data.join("sourcedata")));
+        assert_eq!(config.seed.test_data, Some(data.join("testdata")));
     }
 
     #[test]

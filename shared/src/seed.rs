@@ -160,10 +160,16 @@ mod tests {
         let config = config(root);
         let seeded = seed_first_use(&config).unwrap();
         assert_eq!(
-            seeded.iter().map(|s| (s.setting, s.files)).collect::<Vec<_>>(),
+            seeded
+                .iter()
+                .map(|s| (s.setting, s.files))
+                .collect::<Vec<_>>(),
             [("source_data", 2), ("test_data", 1)]
         );
-        assert_eq!(std::fs::read(root.join("store/source/b.csv")).unwrap(), b"b");
+        assert_eq!(
+            std::fs::read(root.join("store/source/b.csv")).unwrap(),
+            b"b"
+        );
         assert!(!root.join("store/source/.hidden").exists());
 
         // A location in use is never reseeded, whatever it holds now.

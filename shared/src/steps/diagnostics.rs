@@ -200,16 +200,17 @@ pub async fn run_diagnostics_with(
         let predictions = deployed_predictions(pipeline, None).await?;
         let (compiled_data, summary) = summarize_compiled_data(pipeline).await?;
         (pipeline.between_steps)();
-        let timings = match timing {
-            TimingSource::Run(timings) => Ok(timings),
-            TimingSource::DeployingRun => deploying_run_timings(pipeline).await,
-            TimingSource::Retime => time_ingestion_and_training(pipeline, run_id)
-                .await
-                .map_err(|e| {
-                    tracing::warn!("timing run failed: {e}");
-                    e.to_string()
-                }),
-        };
+        let timings =
+            match timing {
+                TimingSource::Run(timings) => Ok(timings),
+                TimingSource::DeployingRun => deploying_run_timings(pipeline).await,
+                TimingSource::Retime => time_ingestion_and_training(pipeline, run_id)
+                    .await
+                    .map_err(|e| {
+                        tracing::warn!("timing run failed: {e}");
+                        e.to_string()
+                    }),
+            };
         let (timings, timing_error) = match timings {
             Ok(timings) => (Some(timings), None),
             Err(e) => (None, Some(e)),
