@@ -354,6 +354,13 @@ impl Config {
                         value: &Option<String>|
          -> Result<Option<std::path::PathBuf>, ConfigError> {
             let Some(value) = value else { return Ok(None) };
+            // A location the environment moves elsewhere is not the one the file seeds.
+            if env
+                .get(env_var_for(setting))
+                .is_some_and(|v| !v.trim().is_empty())
+            {
+                return Ok(None);
+            }
             let invalid = |reason: String| ConfigError::InvalidSeed {
                 setting,
                 value: value.clone(),
@@ -600,6 +607,15 @@ mod tests {
         let base = std::path::absolute(dir.path()).unwrap();
         assert_eq!(config.seed.source_data, Some(base.join("data/sourcedata")));
         assert_eq!(config.seed.test_data, None);
+        let moved = BTreeMap::from([(
+            "RISK_SOURCE_DATA".to_string(),
+            "file:///elsewhere".to_string(),
+        )]);
+        let config = Config::load_with_env(Some(&write_config(dir.path(), &body)), &moved).unwrap();
+        assert_eq!(
+            config.seed.source_data, None,
+            "not seeded where the file did not say"
+        );
         let on_s3 = GOOD.replace(
             "\"reports\"",
             "\"seed\": {\"test_data\": \"s3://seed-bucket/t\"},\n\"reports\"",
