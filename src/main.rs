@@ -645,13 +645,21 @@ fn print_model_versions(versions: &[ModelVersion]) {
         println!("No model versions yet: run `risk fullprocess` (it bootstraps) or `risk train`.");
         return;
     }
+    // Local version ids are 20 digits, S3's up to 32 characters or more.
+    let width = versions
+        .iter()
+        .map(|v| v.version_id.len())
+        .max()
+        .unwrap_or(0)
+        .max(20)
+        + 2;
     println!(
-        "{:<22} {:<20} {:>8} {:>9} {:>14}  deployed",
+        "{:<width$} {:<20} {:>8} {:>9} {:>14}  deployed",
         "version", "trained at", "rows", "threshold", "F1 when scored"
     );
     for version in versions {
         let line = format!(
-            "{:<22} {:<20} {:>8} {:>9.3} {:>14}  {}",
+            "{:<width$} {:<20} {:>8} {:>9.3} {:>14}  {}",
             version.version_id,
             version.trained_at.format("%Y-%m-%d %H:%M:%S"),
             version.rows_trained,
