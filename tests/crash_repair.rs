@@ -409,6 +409,7 @@ fn local_locations(root: &Path) -> Locations {
         production: file("production"),
         reports: file("reports"),
         lifecycle: Default::default(),
+        seed: Default::default(),
     };
     Locations::open_with_client(&config, None)
 }
@@ -460,6 +461,7 @@ fn s3_locations(client: &shared::testing::S3Client, bucket: &str, case: &str) ->
         production: s3("production"),
         reports: s3("reports"),
         lifecycle: Default::default(),
+        seed: Default::default(),
     };
     Locations::open_with_client(&config, Some(client.clone()))
 }

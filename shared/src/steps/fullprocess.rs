@@ -15,7 +15,7 @@ use chrono::Utc;
 
 use super::deadline::Deadline;
 use super::deployment::{current_deployment, deploy};
-use super::diagnostics::run_diagnostics;
+use super::diagnostics::{TimingSource, run_diagnostics_with};
 use super::ingestion::{IngestScope, ingest};
 use super::reporting::run_reporting;
 use super::scoring::score_model;
@@ -26,7 +26,7 @@ use crate::lifecycle::gate::{Challenger, challenge};
 use crate::model::TrainedModel;
 use crate::records::{
     CompiledData, Decision, DeploymentRecord, DriftEntry, FoundFile, IngestionRecord, ObjectRef,
-    RunRecord, StepTiming, names,
+    RunRecord, StepTiming, Timings, names,
 };
 use crate::store::PutMode;
 
@@ -200,19 +200,24 @@ async fn deploy_and_report(
     steps.record("deployment", started);
     wrote.extend(deployed.written);
     record.model_after = Some(deployed.record.model);
-    diagnose_and_report(pipeline, run_id, wrote, steps).await
+    record.model_version_after = Some(deployed.record.model_source.version_id);
+    diagnose_and_report(pipeline, run_id, record, wrote, steps).await
 }
 
 /// Diagnostics and reporting of the deployed model.
 async fn diagnose_and_report(
     pipeline: &Pipeline,
     run_id: &str,
+    record: &RunRecord,
     wrote: &mut Vec<ObjectRef>,
     steps: &mut Stopwatch,
 ) -> Result<(), StepError> {
     steps.before("diagnostics")?;
     let started = Instant::now();
-    let (_, diagnostics) = run_diagnostics(pipeline, run_id).await?;
+    // The times this run measured, not a second ingestion and training over the whole history.
+    let timing = Timings::from_run(run_id, &steps.0, record.new_files.len(), record.rows_added)
+        .map_or(TimingSource::DeployingRun, TimingSource::Run);
+    let (_, diagnostics) = run_diagnostics_with(pipeline, run_id, timing).await?;
     steps.record("diagnostics", started);
     wrote.push(diagnostics);
 
@@ -256,6 +261,8 @@ pub async fn run_full_process_for(
         new_data_f1: None,
         model_before: None,
         model_after: None,
+        model_version_before: None,
+        model_version_after: None,
         new_model_f1: None,
         drift: None,
         training_window: None,
@@ -288,6 +295,9 @@ pub async fn run_full_process_for(
     }
 
     record.model_before = deployment.as_ref().map(|d| d.model.clone());
+    record.model_version_before = deployment
+        .as_ref()
+        .map(|d| d.model_source.version_id.clone());
     let mut since_row = None;
     let mut champion: Option<TrainedModel> = None;
     let mut compiled: Option<CompiledColumns> = None;
@@ -395,6 +405,7 @@ pub async fn run_full_process_for(
         if rejected {
             record.decision = Decision::ChallengerRejected;
             record.model_after = record.model_before.clone();
+            record.model_version_after = record.model_version_before.clone();
             tracing::info!(decision = ?record.decision, "{}", record.reason);
         } else {
             deploy_and_report(
@@ -409,6 +420,7 @@ pub async fn run_full_process_for(
         }
     } else {
         record.model_after = record.model_before.clone();
+        record.model_version_after = record.model_version_before.clone();
     }
     if let (Some(data), Some(model)) = (&checked_data, &record.model_after) {
         // A deployment an earlier run never finished may lack its diagnostics and reports.
@@ -417,7 +429,7 @@ pub async fn run_full_process_for(
                 .as_ref()
                 .is_some_and(|d| d.checked_against.is_none());
         if unfinished && !repair::reports_describe(pipeline, model).await? {
-            diagnose_and_report(pipeline, run_id, &mut wrote, &mut steps).await?;
+            diagnose_and_report(pipeline, run_id, &record, &mut wrote, &mut steps).await?;
         }
         wrote.extend(repair::mark_checked(pipeline, &model.version_id, data, run_id).await?);
     }

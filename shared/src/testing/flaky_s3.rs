@@ -28,7 +28,7 @@ impl Flakiness {
     };
 
     fn fails(&self, attempt: u64) -> bool {
-        attempt >= self.from && (attempt - self.from) % self.every.max(1) == 0
+        attempt >= self.from && (attempt - self.from).is_multiple_of(self.every.max(1))
     }
 }
 
