@@ -9,6 +9,8 @@ use super::StepError;
 
 /// The most time kept back for the step in flight.
 pub const MAX_SAFETY_MARGIN: Duration = Duration::from_secs(60);
+/// The least: no step is started with less than this left.
+pub const MIN_SAFETY_MARGIN: Duration = Duration::from_secs(5);
 
 /// When the invocation ends, and how much time a step must still have to start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,17 +26,15 @@ impl Deadline {
     }
 
     /// The deadline of an invocation that starts at `now` and must end by `at` (Lambda's
-    /// `Context::deadline()`), keeping a quarter of its time, at most [`MAX_SAFETY_MARGIN`], for
-    /// the step in flight. `None` for the Unix epoch: a context with no deadline set (tests, local
-    /// runs) has no deadline to keep.
+    /// `Context::deadline()`), keeping a quarter of its time for the step in flight, at least
+    /// [`MIN_SAFETY_MARGIN`] and at most [`MAX_SAFETY_MARGIN`]. `None` when `at` is not after
+    /// `now`: Lambda's deadline is always ahead when an invocation starts, so that is a context
+    /// without a real one (a test's default, an emulator such as `cargo lambda watch`).
     pub fn for_invocation(at: SystemTime, now: SystemTime) -> Option<Self> {
-        if at == SystemTime::UNIX_EPOCH {
-            return None;
-        }
-        let budget = at.duration_since(now).unwrap_or_default();
+        let budget = at.duration_since(now).ok().filter(|b| !b.is_zero())?;
         Some(Deadline {
             at,
-            margin: (budget / 4).min(MAX_SAFETY_MARGIN),
+            margin: (budget / 4).clamp(MIN_SAFETY_MARGIN, MAX_SAFETY_MARGIN),
         })
     }
 
@@ -90,20 +90,23 @@ mod tests {
     }
 
     #[test]
-    fn an_invocation_keeps_a_quarter_of_its_time_at_most_a_minute() {
+    fn an_invocation_keeps_a_quarter_of_its_time_between_five_seconds_and_a_minute() {
         let short = Deadline::for_invocation(at(40), at(0)).unwrap();
         assert_eq!(short.margin, Duration::from_secs(10));
         let long = Deadline::for_invocation(at(900), at(0)).unwrap();
         assert_eq!(long.margin, MAX_SAFETY_MARGIN);
         assert!(long.check("ingestion", at(840)).is_ok());
         assert!(long.check("ingestion", at(841)).is_err());
-        // Invoked after its deadline (delivered late): no margin, and no time either.
-        let late = Deadline::for_invocation(at(10), at(20)).unwrap();
-        assert!(late.check("ingestion", at(20)).is_err());
-        // A context without a deadline (Lambda's default, tests): none to keep.
+        // Too short for any step: stopped before the first.
+        let tiny = Deadline::for_invocation(at(4), at(0)).unwrap();
+        assert_eq!(tiny.margin, MIN_SAFETY_MARGIN);
+        assert!(tiny.check("ingestion", at(0)).is_err());
+        // A context without a real deadline (Lambda's default, an emulator's): none to keep.
         assert_eq!(
             Deadline::for_invocation(SystemTime::UNIX_EPOCH, at(0)),
             None
         );
+        assert_eq!(Deadline::for_invocation(at(0), at(0)), None);
+        assert_eq!(Deadline::for_invocation(at(10), at(20)), None);
     }
 }
