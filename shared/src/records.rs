@@ -166,6 +166,23 @@ pub struct DeploymentRecord {
     pub f1: f64,
     pub deployed_at: DateTime<Utc>,
     pub run_id: String,
+    /// The compiled data this model was last checked against, every step after the check
+    /// (scoring, diagnostics, reports) done. `None` right after a deployment, until the full
+    /// process finishes it; compiled data newer than this is work a run still has to do.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checked_against: Option<CheckedData>,
+}
+
+/// One version of the compiled data, as a deployment was checked against it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckedData {
+    /// The compiled data set (`finaldata.parquet`) version.
+    pub data: ObjectRef,
+    /// Its rows: the rows after these are the ones the model has not been checked on.
+    pub rows: u64,
+    pub checked_at: DateTime<Utc>,
+    /// The run that finished the check.
+    pub run_id: String,
 }
 
 /// A saved score: a model version's metrics on the test data, in `models` and, when deployed, in
@@ -225,17 +242,56 @@ pub struct MissingShare {
     pub percent: f64,
 }
 
-/// How long the heavy steps take on the current source data.
+/// How long ingestion and training took: as the run that trained the deployed model measured
+/// them (its run record's steps), or, when asked explicitly, re-measured over every source file
+/// on scratch storage.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Timings {
-    /// Ingesting every source file from scratch.
+    /// The timed ingestion: the run's own (its new files), or every source file when re-timed.
     pub ingestion_ms: f64,
-    /// Training on the result.
+    /// The timed training.
     pub training_ms: f64,
+    /// Source files the timed ingestion read.
     pub source_files: usize,
+    /// Rows the timed ingestion added to the compiled data.
     pub rows_compiled: u64,
-    /// Where the timing runs wrote (never a configured location).
-    pub scratch_location: String,
+    /// The run whose steps these are; absent when re-timed on scratch storage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
+    /// Where a re-timing wrote (never a configured location); absent for a run's own timings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scratch_location: Option<String>,
+}
+
+impl Timings {
+    /// A run's own ingestion and training times, from its step timings; `None` unless it
+    /// trained (a run that only checked for drift timed no training).
+    pub fn from_run(
+        run_id: &str,
+        steps: &[StepTiming],
+        source_files: usize,
+        rows_added: u64,
+    ) -> Option<Timings> {
+        let ms = |name: &str| steps.iter().find(|s| s.step == name).map(|s| s.ms);
+        Some(Timings {
+            ingestion_ms: ms("ingestion")?,
+            training_ms: ms("training")?,
+            source_files,
+            rows_compiled: rows_added,
+            run_id: Some(run_id.to_string()),
+            scratch_location: None,
+        })
+    }
+
+    /// The ingestion and training times a run record holds.
+    pub fn from_run_record(record: &RunRecord) -> Option<Timings> {
+        Timings::from_run(
+            &record.run_id,
+            &record.steps,
+            record.new_files.len(),
+            record.rows_added,
+        )
+    }
 }
 
 /// The diagnostics record, in `reports`.
@@ -307,6 +363,10 @@ pub enum Decision {
     /// The deployed model drifted and was retrained, but the challenger was not at least as
     /// good on the same recent rows: the champion stays.
     ChallengerRejected,
+    /// An earlier run stopped after deploying (a crash, a timeout): this run finished what it
+    /// left undone (diagnostics and reports when they were not of the deployed model) and found
+    /// no row the deployed model had not seen.
+    Resumed,
 }
 
 /// How long one step took.
@@ -357,9 +417,15 @@ pub struct RunRecord {
     pub deployed_f1: Option<f64>,
     /// F1 of that model on the rows this run added to the compiled data.
     pub new_data_f1: Option<f64>,
-    /// The deployed model before and after this run.
+    /// The deployed model before and after this run (production's copies).
     pub model_before: Option<ObjectRef>,
     pub model_after: Option<ObjectRef>,
+    /// The same models as versions of the models location, the ids `risk deploy
+    /// --model-version` takes for a rollback; absent from records written before they were kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_version_before: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_version_after: Option<String>,
     /// F1 of the newly trained model on the test data, when one was trained.
     pub new_model_f1: Option<f64>,
     /// The drift check of the deployed model on the new rows, every figure kept.

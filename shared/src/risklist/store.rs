@@ -139,16 +139,17 @@ pub async fn write_risk_list(
     Ok((record, list))
 }
 
-/// After a full-process run: writes the list when the run deployed a model or added rows and a
-/// model is deployed; otherwise nothing. Bands come from the environment
-/// ([`RiskBands::from_env`]).
+/// After a full-process run: writes the list when a model is deployed and the run deployed one
+/// or finished new compiled data (`checked_new_data`: rows it added, or rows a crashed run left
+/// unchecked); otherwise nothing. Bands come from the environment ([`RiskBands::from_env`]).
 pub async fn write_after_run(
     pipeline: &Pipeline,
     run_id: &str,
     record: &RunRecord,
+    checked_new_data: bool,
 ) -> Result<Option<RiskListRecord>, StepError> {
     let deployed_now = record.model_after.is_some() && record.model_after != record.model_before;
-    if record.model_after.is_none() || !(deployed_now || record.rows_added > 0) {
+    if record.model_after.is_none() || !(deployed_now || checked_new_data) {
         return Ok(None);
     }
     let bands = RiskBands::from_env()?;

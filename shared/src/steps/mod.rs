@@ -3,13 +3,16 @@
 //! process that chains them. No Lambda types appear here; the Lambda handlers and the
 //! command-line tool only parse their input, call one of these, and print or return the result.
 
+pub mod deadline;
 pub mod deployment;
 pub mod diagnostics;
 pub mod fullprocess;
 pub mod ingestion;
+pub mod repair;
 pub mod reporting;
 pub mod scoring;
 pub mod training;
+pub mod versions;
 
 use std::time::Duration;
 
@@ -35,6 +38,8 @@ pub struct Pipeline {
     /// once what the finished step allocated is freed. The library leaves the allocator alone;
     /// a binary that runs long chains sets this to [`crate::memory::release_free_memory`].
     pub between_steps: fn(),
+    /// When the invocation must end (Lambda's), checked before each long step; `None`: no limit.
+    pub deadline: Option<deadline::Deadline>,
 }
 
 impl Pipeline {
@@ -50,12 +55,21 @@ impl Pipeline {
             lifecycle,
             dependency_check: DependencyCheck::from_env(),
             between_steps: || {},
+            deadline: None,
         })
     }
 
-    /// The pipeline over `config`'s locations, with its lifecycle settings.
+    /// The pipeline over `config`'s locations, with its lifecycle settings; local locations
+    /// with a seed directory are seeded first if they do not exist yet ([`crate::seed`]).
     pub async fn open(config: &crate::config::Config) -> Result<Self, StepError> {
+        crate::seed::seed_first_use(config)?;
         Ok(Self::new(Locations::open(config).await)?.with_lifecycle(config.lifecycle.clone()))
+    }
+
+    /// The same pipeline, for one invocation that must end by `deadline`.
+    pub fn with_deadline(mut self, deadline: Option<deadline::Deadline>) -> Self {
+        self.deadline = deadline;
+        self
     }
 
     /// The same pipeline with other lifecycle settings (a configuration file's, a benchmark's).
@@ -81,6 +95,8 @@ pub enum StepError {
     Lifecycle(crate::lifecycle::LifecycleError),
     #[error(transparent)]
     RiskList(#[from] crate::risklist::RiskListError),
+    #[error(transparent)]
+    Seed(#[from] crate::seed::SeedError),
     #[error(
         "there is no compiled data set yet in {location}: run ingestion first (are there CSV files in {source_location}?)"
     )]
@@ -115,6 +131,14 @@ pub enum StepError {
         "{what} was changed by another run while this one worked ({detail}); nothing was lost, run again"
     )]
     ConcurrentUpdate { what: String, detail: String },
+    #[error(
+        "stopped before {step}: {remaining_seconds:.1} s of this invocation remain, less than the {margin_seconds:.1} s kept so a step is never killed half-way; what is done is kept, run again (the next run finishes the rest)"
+    )]
+    OutOfTime {
+        step: String,
+        remaining_seconds: f64,
+        margin_seconds: f64,
+    },
     /// A worker thread of the step panicked or was cancelled: a bug, not bad input.
     #[error(
         "a worker thread of this step stopped unexpectedly ({0}); this is a bug: report it with the log lines above"
@@ -142,7 +166,7 @@ impl StepError {
         match self {
             StepError::Store(e) => e.is_retryable(),
             StepError::Record(RecordError::Store(e)) => e.is_retryable(),
-            StepError::ConcurrentUpdate { .. } => true,
+            StepError::ConcurrentUpdate { .. } | StepError::OutOfTime { .. } => true,
             _ => false,
         }
     }

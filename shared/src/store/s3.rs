@@ -11,6 +11,7 @@ use async_trait::async_trait;
 use aws_config::BehaviorVersion;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::http::HttpResponse;
+use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::config::timeout::TimeoutConfig;
 use aws_sdk_s3::config::{Credentials, Region};
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
@@ -28,6 +29,9 @@ use super::{ByteReader, NULL_VERSION, ObjectMeta, ObjectStore, PutMode, StoreErr
 /// regardless of whether a custom endpoint is configured.
 pub const FORCE_PATH_STYLE_ENV: &str = "RISK_S3_FORCE_PATH_STYLE";
 
+/// The region used with an S3-compatible server (`AWS_ENDPOINT_URL`) when none is configured.
+const DEFAULT_ENDPOINT_REGION: &str = "us-east-1";
+
 /// One S3 bucket. Cheap to clone: the client is shared.
 #[derive(Debug, Clone)]
 pub struct S3Store {
@@ -35,15 +39,47 @@ pub struct S3Store {
     bucket: String,
 }
 
+/// How the client retries throttling (503 SlowDown, 429), server errors (500, 503), connection
+/// failures and timeouts: set here rather than left to the SDK's defaults, so it is known and
+/// tested (`tests/s3_faults.rs`). Five attempts with exponential backoff and jitter from 200 ms,
+/// at most 10 s apart; a call that still fails is a retryable [`StoreError::S3`].
+pub fn retry_config() -> RetryConfig {
+    RetryConfig::standard()
+        .with_max_attempts(5)
+        .with_initial_backoff(Duration::from_millis(200))
+        .with_max_backoff(Duration::from_secs(10))
+}
+
 /// Builds a client from the standard AWS chain (environment, profile, container or instance
 /// role). A custom endpoint in `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_S3` (S3-compatible servers)
 /// switches to path-style addressing, which such servers expect; [`FORCE_PATH_STYLE_ENV`]
 /// overrides that choice.
 pub async fn client_from_env() -> Client {
-    let sdk_config = aws_config::defaults(BehaviorVersion::latest()).load().await;
+    let mut loader = aws_config::defaults(BehaviorVersion::latest());
+    if custom_endpoint(|name| std::env::var(name).ok()) {
+        // An S3-compatible server: there is no instance metadata to ask for a region (asking
+        // costs time-outs and two long warnings), and such servers accept any region.
+        use aws_config::environment::region::EnvironmentVariableRegionProvider;
+        use aws_config::meta::region::RegionProviderChain;
+        use aws_config::profile::region::ProfileFileRegionProvider;
+        let configured = RegionProviderChain::first_try(EnvironmentVariableRegionProvider::new())
+            .or_else(ProfileFileRegionProvider::new());
+        let region = match configured.region().await {
+            Some(region) => region,
+            None => {
+                tracing::info!(
+                    "no AWS region is set (AWS_REGION); using {DEFAULT_ENDPOINT_REGION} for the S3-compatible server"
+                );
+                Region::new(DEFAULT_ENDPOINT_REGION)
+            }
+        };
+        loader = loader.region(region);
+    }
+    let sdk_config = loader.load().await;
     let path_style = path_style_from_env(|name| std::env::var(name).ok());
     let config = aws_sdk_s3::config::Builder::from(&sdk_config)
         .force_path_style(path_style)
+        .retry_config(retry_config())
         .build();
     Client::from_conf(config)
 }
@@ -59,6 +95,11 @@ fn path_style_from_env(var: impl Fn(&str) -> Option<String>) -> bool {
             ),
         }
     }
+    custom_endpoint(var)
+}
+
+/// Whether `AWS_ENDPOINT_URL_S3` or `AWS_ENDPOINT_URL` names an S3-compatible server.
+fn custom_endpoint(var: impl Fn(&str) -> Option<String>) -> bool {
     ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"]
         .iter()
         .any(|name| var(name).is_some_and(|v| !v.trim().is_empty()))
@@ -73,6 +114,7 @@ pub fn client_for_endpoint(endpoint_url: &str, region: &str, credentials: Creden
         .region(Region::new(region.to_string()))
         .credentials_provider(credentials)
         .force_path_style(true)
+        .retry_config(retry_config())
         .timeout_config(
             TimeoutConfig::builder()
                 .connect_timeout(Duration::from_secs(5))
