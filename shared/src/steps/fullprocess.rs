@@ -427,7 +427,8 @@ pub async fn run_full_process_for(
     steps.before("risk_list")?;
     let started = Instant::now();
     let checked = checked_data.is_some();
-    if let Some(list) = crate::risklist::write_after_run(pipeline, run_id, &record, checked).await? {
+    if let Some(list) = crate::risklist::write_after_run(pipeline, run_id, &record, checked).await?
+    {
         steps.record("risk_list", started);
         wrote.extend([list.run_parquet.clone(), list.run_csv.clone()]);
         wrote.extend([list.latest_csv.clone(), list.latest_parquet.clone()]);
