@@ -236,7 +236,10 @@ async fn run_pipeline_command(
                     describe(&outcome.png),
                     describe(&outcome.json),
                     describe(&outcome.markdown)
-                )
+                );
+                if let Some(pages) = &outcome.html {
+                    println!("Report page: {}", pages.latest.url);
+                }
             })
         }
         PipelineCommand::Put { files, prefix, to } => {
@@ -574,5 +577,9 @@ fn print_run(record: &RunRecord) {
     println!("  wrote {} objects:", record.wrote.len());
     for object in &record.wrote {
         println!("    {}", describe(object));
+    }
+    let page = format!("/{}", shared::report::INDEX_HTML);
+    if let Some(page) = record.wrote.iter().find(|o| o.url.ends_with(&page)) {
+        println!("  Report page: {}", page.url);
     }
 }

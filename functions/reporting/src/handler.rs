@@ -22,6 +22,8 @@ pub struct ReportingResponse {
     pub confusion_matrix_png: ObjectRef,
     pub report_json: ObjectRef,
     pub report_markdown: ObjectRef,
+    /// The HTML page (`index.html`) written for people.
+    pub report_html: Option<ObjectRef>,
 }
 
 /// Handles one invocation.
@@ -39,6 +41,7 @@ pub async fn handle(
             confusion_matrix_png: outcome.png,
             report_json: outcome.json,
             report_markdown: outcome.markdown,
+            report_html: outcome.html.map(|pages| pages.latest),
         })
     })
     .await

@@ -126,9 +126,15 @@ pub struct HtmlPages {
     pub run_copy: ObjectRef,
 }
 
-/// Gathers the page's data and writes `index.html` and the run's copy.
-pub async fn publish_html(pipeline: &Pipeline, run_id: &str) -> Result<HtmlPages, StepError> {
-    let data = gather(pipeline, run_id).await;
+/// Gathers the page's data and writes `index.html` and the run's copy. `current_run`: the
+/// record of the run writing the page, when it is not stored yet (the full process writes the
+/// page before the record that lists it).
+pub async fn publish_html(
+    pipeline: &Pipeline,
+    run_id: &str,
+    current_run: Option<&RunRecord>,
+) -> Result<HtmlPages, StepError> {
+    let data = gather(pipeline, run_id, current_run).await;
     let page = Bytes::from(html::render(&data));
     let reports = &pipeline.locations.reports;
     let run_copy = reports
@@ -143,10 +149,16 @@ pub async fn publish_html(pipeline: &Pipeline, run_id: &str) -> Result<HtmlPages
     Ok(pages)
 }
 
-/// [`publish_html`] after a full-process run has written its record: the page is a view of what
-/// is already kept, so failing to write it is logged, never a failed run.
-pub async fn publish_after_run(pipeline: &Pipeline, run_id: &str) -> Option<HtmlPages> {
-    match publish_html(pipeline, run_id).await {
+impl HtmlPages {
+    pub fn objects(&self) -> [ObjectRef; 2] {
+        [self.run_copy.clone(), self.latest.clone()]
+    }
+}
+
+/// [`publish_html`] for a full-process run, with its record so far: the page is a view of what
+/// is kept, so failing to write it is logged, never a failed run.
+pub async fn publish_for_run(pipeline: &Pipeline, run: &RunRecord) -> Option<HtmlPages> {
+    match publish_html(pipeline, &run.run_id, Some(run)).await {
         Ok(pages) => Some(pages),
         Err(error) => {
             tracing::warn!("the HTML report was not written: {error}");
@@ -156,15 +168,15 @@ pub async fn publish_after_run(pipeline: &Pipeline, run_id: &str) -> Option<Html
 }
 
 /// Reads every part of the page; a part that is missing or unreadable says why.
-pub async fn gather(pipeline: &Pipeline, run_id: &str) -> PageData {
-    let card = model_card(pipeline).await;
+pub async fn gather(pipeline: &Pipeline, run_id: &str, current_run: Option<&RunRecord>) -> PageData {
+    let card = model_card(pipeline, current_run).await;
     let test = match &card {
         Ok(card) => test_figures(pipeline, &card.model).await,
         Err(_) => Err("no model is deployed yet: the full process bootstraps one".to_string()),
     };
     let (drift, runs, quality, risk) = tokio::join!(
         latest_drift(pipeline),
-        run_history(pipeline),
+        run_history(pipeline, current_run),
         data_quality(pipeline),
         risk_list(pipeline),
     );
@@ -181,7 +193,7 @@ pub async fn gather(pipeline: &Pipeline, run_id: &str) -> PageData {
     }
 }
 
-async fn model_card(pipeline: &Pipeline) -> Part<ModelCard> {
+async fn model_card(pipeline: &Pipeline, current_run: Option<&RunRecord>) -> Part<ModelCard> {
     let deployment = current_deployment(pipeline)
         .await
         .map_err(|e| format!("the deployment record could not be read: {e}"))?
@@ -192,7 +204,10 @@ async fn model_card(pipeline: &Pipeline) -> Part<ModelCard> {
     )
     .await
     .map_err(|e| format!("the deployed model could not be read: {e}"))?;
-    let deployed_by = pipeline
+    let this_run = current_run.filter(|run| run.run_id == deployment.run_id).cloned();
+    let deployed_by = match this_run {
+        Some(run) => Some(run),
+        None => pipeline
         .locations
         .reports
         .get_json_if_exists::<RunRecord>(
@@ -202,7 +217,8 @@ async fn model_card(pipeline: &Pipeline) -> Part<ModelCard> {
         .await
         .ok()
         .flatten()
-        .map(|(_, record)| record);
+        .map(|(_, record)| record),
+    };
     Ok(ModelCard {
         deployment,
         model,
@@ -302,7 +318,7 @@ async fn latest_drift(pipeline: &Pipeline) -> Part<DriftEntry> {
         })
 }
 
-async fn run_history(pipeline: &Pipeline) -> Part<Vec<RunRecord>> {
+async fn run_history(pipeline: &Pipeline, current_run: Option<&RunRecord>) -> Part<Vec<RunRecord>> {
     let reports = &pipeline.locations.reports;
     let mut keys: Vec<String> = reports
         .list(&format!("{}/", names::RUNS_PREFIX))
@@ -322,6 +338,11 @@ async fn run_history(pipeline: &Pipeline) -> Part<Vec<RunRecord>> {
             Ok((_, record)) => runs.push(record),
             Err(error) => tracing::warn!("run record left off the report: {error}"),
         }
+    }
+    if let Some(run) = current_run
+        && !runs.iter().any(|r| r.run_id == run.run_id)
+    {
+        runs.push(run.clone());
     }
     runs.sort_by_key(|run| run.started_at);
     if runs.is_empty() {

@@ -14,7 +14,7 @@ use chrono::Utc;
 use super::deployment::{current_deployment, deploy};
 use super::diagnostics::run_diagnostics;
 use super::ingestion::{IngestScope, ingest};
-use super::reporting::run_reporting;
+use super::reporting::write_reports;
 use super::scoring::score_model;
 use super::training::{TrainingOutcome, load_model, load_model_columns, train_on, training_window};
 use super::{Pipeline, StepError};
@@ -186,7 +186,7 @@ async fn deploy_and_report(
     wrote.push(diagnostics);
 
     let started = Instant::now();
-    let report = run_reporting(pipeline, run_id).await?;
+    let report = write_reports(pipeline, run_id).await?;
     steps.record("reporting", started);
     wrote.extend([report.png, report.json, report.markdown]);
     Ok(())
@@ -347,6 +347,12 @@ pub async fn run_full_process_for(
         record.model_after = record.model_before.clone();
     }
 
+    // The HTML page shows this run too, so it is written before the record that lists it.
+    let started = Instant::now();
+    if let Some(pages) = crate::report::publish_for_run(pipeline, &record).await {
+        steps.record("html_report", started);
+        wrote.extend(pages.objects());
+    }
     record.steps = steps.0;
     record.wrote = wrote;
     record.finished_at = Utc::now();
