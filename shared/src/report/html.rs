@@ -36,9 +36,9 @@ section{background:#fff;border:1px solid var(--line);border-radius:6px;padding:1
 nav ul{list-style:none;padding:0;margin:10px 0;display:flex;flex-wrap:wrap;gap:6px 14px}
 nav a{color:var(--blue)}
 a{color:#005a8c}
-.meta{color:var(--muted);font-size:.9rem;margin:0}
+.meta{color:var(--muted);font-size:.9rem;margin:0;font-weight:normal}
 .na{color:var(--muted);font-style:italic;border-left:4px solid var(--line);padding-left:10px}
-.glance{display:grid;grid-template-columns:repeat(auto-fit,minmax(210px,1fr));gap:10px;margin:12px 0 0}
+.glance{display:grid;grid-template-columns:repeat(auto-fit,minmax(160px,1fr));gap:10px;margin:12px 0 0}
 .glance div{background:#fff;border:1px solid var(--line);border-radius:6px;padding:10px}
 .glance b{display:block;font-size:1.15rem}
 .badge{display:inline-block;padding:1px 8px;border-radius:10px;font-size:.85rem;font-weight:600;border:2px solid}
@@ -48,14 +48,15 @@ a{color:#005a8c}
 .badge.info{border-color:var(--blue);color:#004f7a}
 .scroll{overflow-x:auto;max-width:100%}
 table{border-collapse:collapse;margin:6px 0;font-size:.92rem;font-variant-numeric:tabular-nums}
+caption{text-align:left}
 th,td{border:1px solid var(--line);padding:4px 8px;text-align:left;vertical-align:top}
 thead th{background:#eef4f8}
 tbody th{background:#f6f6f6;font-weight:600}
 td.num{text-align:right;white-space:nowrap}
-.charts{display:grid;grid-template-columns:repeat(auto-fit,minmax(320px,1fr));gap:16px}
+.charts{display:grid;grid-template-columns:repeat(auto-fit,minmax(min(100%,440px),1fr));gap:18px}
 figure{margin:0;min-width:0}
 figcaption{font-size:.9rem;color:var(--muted)}
-svg.chart{width:100%;height:auto;display:block;border:1px solid var(--line);border-radius:4px}
+svg.chart{width:100%;max-width:620px;height:auto;display:block;border:1px solid var(--line);border-radius:4px}
 svg.matrix{max-width:420px}
 details{margin:6px 0}
 summary{cursor:pointer;color:#005a8c}
@@ -63,7 +64,7 @@ dl.card{display:grid;grid-template-columns:minmax(140px,max-content) 1fr;gap:4px
 dl.card dt{font-weight:600}
 dl.card dd{margin:0;overflow-wrap:anywhere}
 code{font-size:.88em;overflow-wrap:anywhere}
-@media (max-width:600px){body{font-size:15px}section{padding:12px 10px}dl.card{grid-template-columns:1fr}dl.card dd{margin-bottom:6px}.charts{grid-template-columns:1fr}h1{font-size:1.35rem}}
+@media (max-width:600px){body{font-size:15px}td.num{white-space:normal}.ci{display:block}th,td{padding:4px 5px}section{padding:12px 10px}dl.card{grid-template-columns:1fr}dl.card dd{margin-bottom:6px}.charts{grid-template-columns:1fr}h1{font-size:1.35rem}}
 "#;
 
 /// The whole page.
@@ -71,7 +72,7 @@ pub fn render(data: &PageData) -> String {
     let mut out = String::with_capacity(64 * 1024);
     let _ = write!(
         out,
-        r#"<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; img-src data:"><title>Attrition model report — {}</title><style>{CSS}</style></head><body>"#,
+        r#"<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; img-src data:"><link rel="icon" href="data:,"><title>Attrition model report — {}</title><style>{CSS}</style></head><body>"#,
         escape(&data.run_id)
     );
     header(&mut out, data);
@@ -142,16 +143,24 @@ fn short(version: &str) -> String {
 fn object(url: &str, version: &str) -> String {
     let name = url.rsplit('/').next().unwrap_or(url);
     format!(
-        "<code title=\"{}\">{}</code> <span class=\"meta\">v {}</span>",
+        "<code title=\"{}\">{}</code> <span class=\"meta\">{}</span>",
         escape(url),
         escape(name),
-        escape(&short(version))
+        version_words(version)
     )
+}
+
+fn version_words(version: &str) -> String {
+    if version == crate::store::NULL_VERSION {
+        "(unversioned)".to_string()
+    } else {
+        format!("v {}", escape(&short(version)))
+    }
 }
 
 fn with_interval(estimate: f64, lower: f64, upper: f64) -> String {
     format!(
-        "{} <span class=\"meta\">[{} – {}]</span>",
+        "{} <span class=\"meta ci\">[{} – {}]</span>",
         f3(estimate),
         f3(lower),
         f3(upper)
@@ -177,7 +186,7 @@ fn proportion(p: Option<Proportion>) -> String {
         || "—".into(),
         |p| {
             format!(
-                "{} <span class=\"meta\">[{} – {}] ({}/{})</span>",
+                "{} <span class=\"meta ci\">[{} – {}] ({}/{})</span>",
                 f3(p.estimate),
                 f3(p.lower),
                 f3(p.upper),
@@ -783,20 +792,38 @@ fn curves_section(out: &mut String, test: &Result<TestFigures, String>) {
     out.push_str("</div></section>");
 }
 
+/// A PSI bin as an axis label: its upper edge (`≤ x`), or `> x` for the open top bin, in at
+/// most three significant digits (the table beside the chart has the exact edges).
 fn bin_label(lower: Option<f64>, upper: Option<f64>) -> String {
-    let short = |v: f64| {
-        if v.abs() >= 1000.0 {
-            format!("{v:.0}")
-        } else if v.fract() == 0.0 {
-            format!("{v:.0}")
-        } else {
-            format!("{v:.3}")
-        }
-    };
     match (lower, upper) {
-        (None, Some(u)) => format!("≤ {}", short(u)),
-        (Some(l), None) => format!("> {}", short(l)),
-        (Some(l), Some(u)) => format!("{}–{}", short(l), short(u)),
+        (_, Some(u)) => format!("≤{}", compact(u)),
+        (Some(l), None) => format!(">{}", compact(l)),
+        (None, None) => "all".into(),
+    }
+}
+
+/// A number in few characters: 3 significant digits, thousands as k and millions as M.
+fn compact(value: f64) -> String {
+    let abs = value.abs();
+    if abs >= 1e6 {
+        format!("{:.3}M", value / 1e6).trim_end_matches('0').trim_end_matches('.').to_string()
+    } else if abs >= 1e4 {
+        format!("{:.0}k", value / 1e3)
+    } else if abs >= 100.0 || value.fract() == 0.0 {
+        format!("{value:.0}")
+    } else if abs >= 1.0 {
+        format!("{value:.2}").trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        format!("{value:.3}").trim_end_matches('0').trim_end_matches('.').to_string()
+    }
+}
+
+/// A PSI bin's exact range, for the table.
+fn bin_range(lower: Option<f64>, upper: Option<f64>) -> String {
+    match (lower, upper) {
+        (None, Some(u)) => format!("≤ {u}"),
+        (Some(l), None) => format!("> {l}"),
+        (Some(l), Some(u)) => format!("{l} – {u}"),
         (None, None) => "all".into(),
     }
 }
@@ -832,9 +859,17 @@ fn distribution_figure(out: &mut String, id: &str, drift: &DistributionDrift) {
     );
     let svg = BarChart {
         id: id.to_string(),
-        title: format!("{}{}", drift.name, if drift.drifted { " — drifted" } else { "" }),
+        title: format!(
+            "{}{}",
+            if drift.name == "predicted_probability" {
+                "predicted probability"
+            } else {
+                &drift.name
+            },
+            if drift.drifted { " — drifted" } else { "" }
+        ),
         description: description.clone(),
-        x_label: "value bin (training deciles)".into(),
+        x_label: "value bin: upper edge (training deciles)".into(),
         y_label: "share of rows (%)".into(),
         categories: categories.clone(),
         series: vec![
@@ -855,9 +890,9 @@ fn distribution_figure(out: &mut String, id: &str, drift: &DistributionDrift) {
         .psi_bins
         .iter()
         .zip(&categories)
-        .map(|(b, label)| {
+        .map(|(b, _)| {
             vec![
-                label.clone(),
+                bin_range(b.lower, b.upper),
                 percent(b.reference_share),
                 percent(b.current_share),
                 f4(b.contribution),
@@ -1084,7 +1119,7 @@ fn history_section(out: &mut String, runs: &Result<Vec<RunRecord>, String>) {
         },
     ];
     let series: Vec<Series> = series.into_iter().filter(|s| !s.points.is_empty()).collect();
-    let every = runs.len().div_ceil(8).max(1);
+    let every = runs.len().div_ceil(4).max(1);
     let x_ticks: Vec<(f64, String)> = runs
         .iter()
         .enumerate()
@@ -1093,7 +1128,7 @@ fn history_section(out: &mut String, runs: &Result<Vec<RunRecord>, String>) {
         .collect();
     let count = |wanted: &dyn Fn(&RunRecord) -> bool| runs.iter().filter(|r| wanted(r)).count();
     let description = format!(
-        "{} runs from {} to {}: {} deployments, {} drifts detected, {} challengers rejected, {} with data drift only. Lines: the deployed model's F1 and ROC AUC on each run's new rows; markers along the top: events.",
+        "{} runs from {} to {}: deployments {}, drifts detected {}, challengers rejected {}, data drift only {}. Lines: the deployed model's F1 and ROC AUC on each run's new rows; markers along the top: events.",
         runs.len(),
         runs.first().map_or(String::new(), |r| r.started_at.format("%Y-%m-%d").to_string()),
         runs.last().map_or(String::new(), |r| r.started_at.format("%Y-%m-%d").to_string()),
@@ -1193,9 +1228,9 @@ fn quality_section(out: &mut String, quality: &Result<DataQuality, String>) {
         );
         let _ = write!(
             out,
-            "<tr><th scope=\"row\"><code>{}</code> <span class=\"meta\">v {}</span></th><td>{outcome}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{missing}</td><td>{quarantine}</td><td>{}</td></tr>",
+            "<tr><th scope=\"row\"><code>{}</code> <span class=\"meta\">{}</span></th><td>{outcome}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{missing}</td><td>{quarantine}</td><td>{}</td></tr>",
             escape(&file.key),
-            escape(&short(&file.version_id)),
+            version_words(&file.version_id),
             file.rows_read,
             file.rows_accepted,
             file.rows_rejected,

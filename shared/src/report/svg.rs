@@ -18,9 +18,9 @@ pub const PALETTE: [&str; 7] = [
     "#000000", // black
 ];
 
-const WIDTH: f64 = 640.0;
-const HEIGHT: f64 = 400.0;
-const LEFT: f64 = 64.0;
+const WIDTH: f64 = 560.0;
+const HEIGHT: f64 = 390.0;
+const LEFT: f64 = 66.0;
 const RIGHT: f64 = 20.0;
 const TOP: f64 = 44.0;
 const BOTTOM: f64 = 80.0;
@@ -108,7 +108,7 @@ fn open_svg(out: &mut String, id: &str, title: &str, description: &str) {
     );
     let _ = write!(
         out,
-        r##"<text x="{}" y="24" text-anchor="middle" font-size="16" font-weight="600">{}</text>"##,
+        r##"<text x="{}" y="24" text-anchor="middle" font-size="18" font-weight="600">{}</text>"##,
         WIDTH / 2.0,
         escape(title)
     );
@@ -158,7 +158,7 @@ fn axes(out: &mut String, frame: &Frame, x_label: &str, y_label: &str, x_ticks: 
         let y = frame.py(value);
         let _ = write!(
             out,
-            r##"<line x1="{x0:.1}" y1="{y:.1}" x2="{x1:.1}" y2="{y:.1}" stroke="#e3e3e3"/><text x="{:.1}" y="{:.1}" text-anchor="end" font-size="12" fill="#333">{}</text>"##,
+            r##"<line x1="{x0:.1}" y1="{y:.1}" x2="{x1:.1}" y2="{y:.1}" stroke="#e3e3e3"/><text x="{:.1}" y="{:.1}" text-anchor="end" font-size="15" fill="#333">{}</text>"##,
             x0 - 6.0,
             y + 4.0,
             tick_label(value)
@@ -168,9 +168,9 @@ fn axes(out: &mut String, frame: &Frame, x_label: &str, y_label: &str, x_ticks: 
         let x = frame.px(*value);
         let _ = write!(
             out,
-            r##"<line x1="{x:.1}" y1="{y0:.1}" x2="{x:.1}" y2="{:.1}" stroke="#555"/><text x="{x:.1}" y="{:.1}" text-anchor="middle" font-size="12" fill="#333">{}</text>"##,
+            r##"<line x1="{x:.1}" y1="{y0:.1}" x2="{x:.1}" y2="{:.1}" stroke="#555"/><text x="{x:.1}" y="{:.1}" text-anchor="middle" font-size="15" fill="#333">{}</text>"##,
             y0 + 5.0,
-            y0 + 19.0,
+            y0 + 21.0,
             escape(label)
         );
     }
@@ -180,14 +180,14 @@ fn axes(out: &mut String, frame: &Frame, x_label: &str, y_label: &str, x_ticks: 
     );
     let _ = write!(
         out,
-        r##"<text x="{:.1}" y="{:.1}" text-anchor="middle" font-size="13" fill="#222">{}</text>"##,
+        r##"<text x="{:.1}" y="{:.1}" text-anchor="middle" font-size="16" fill="#222">{}</text>"##,
         (x0 + x1) / 2.0,
-        y0 + 34.0,
+        y0 + 40.0,
         escape(x_label)
     );
     let _ = write!(
         out,
-        r##"<text transform="translate(16 {:.1}) rotate(-90)" text-anchor="middle" font-size="13" fill="#222">{}</text>"##,
+        r##"<text transform="translate(16 {:.1}) rotate(-90)" text-anchor="middle" font-size="16" fill="#222">{}</text>"##,
         (y0 + y1) / 2.0,
         escape(y_label)
     );
@@ -248,13 +248,13 @@ fn marker(out: &mut String, kind: Marker, x: f64, y: f64, colour: &str) {
 /// The legend along the bottom edge, wrapping onto a second row when long.
 fn legend(out: &mut String, entries: &[(&str, &str, Marker, bool, bool)]) {
     let mut x = LEFT;
-    let mut y = HEIGHT - 24.0;
+    let mut y = HEIGHT - 22.0;
     for (name, colour, kind, line, dashed) in entries {
-        let width = 34.0 + 7.0 * name.chars().count() as f64;
+        let width = 38.0 + 8.2 * name.chars().count() as f64;
         if x + width > WIDTH - RIGHT && x > LEFT {
             // A second row below the first.
             x = LEFT;
-            y += 18.0;
+            y += 19.0;
         }
         if *line {
             let dash = if *dashed { r##" stroke-dasharray="6 4""## } else { "" };
@@ -277,7 +277,7 @@ fn legend(out: &mut String, entries: &[(&str, &str, Marker, bool, bool)]) {
         }
         let _ = write!(
             out,
-            r##"<text x="{:.1}" y="{y:.1}" font-size="12" fill="#222">{}</text>"##,
+            r##"<text x="{:.1}" y="{y:.1}" font-size="15" fill="#222">{}</text>"##,
             x + 27.0,
             escape(name)
         );
@@ -375,19 +375,21 @@ impl BarChart {
             .flat_map(|(_, _, values)| values.iter().copied())
             .filter(|v| v.is_finite())
             .fold(0.0f64, f64::max);
-        let top = if largest > 0.0 {
-            *ticks((0.0, largest * 1.05)).last().unwrap_or(&largest)
-        } else {
-            1.0
+        // The axis ends on the first round tick above the tallest bar.
+        let top = match ticks((0.0, largest * 1.05)).as_slice() {
+            [first, second, ..] if largest > 0.0 => {
+                let step = second - first;
+                (largest * 1.05 / step).ceil() * step
+            }
+            _ => largest.max(1.0),
         };
-        let top = if top < largest { largest } else { top };
         let categories = self.categories.len().max(1);
         let frame = Frame {
             x: (0.0, categories as f64),
             y: (0.0, top),
         };
         // Label every category when they fit, else every k-th.
-        let every = categories.div_ceil(12);
+        let every = categories.div_ceil(6);
         let x_ticks: Vec<(f64, String)> = self
             .categories
             .iter()
