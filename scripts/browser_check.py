@@ -168,7 +168,7 @@ class Browser:
             self.process.wait()
 
 
-def check(browser, label, url, viewport_name, out_dir):
+def check(browser, label, url, viewport_name, out_dir, max_height):
     viewport = VIEWPORTS[viewport_name]
     target = browser.send("Target.createTarget", {"url": "about:blank"})["targetId"]
     session = browser.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
@@ -195,7 +195,7 @@ def check(browser, label, url, viewport_name, out_dir):
             "format": "png",
             "captureBeyondViewport": True,
             "clip": {"x": 0, "y": 0, "width": viewport["width"],
-                     "height": min(size["height"], 16000), "scale": 1},
+                     "height": min(size["height"], max_height), "scale": 1},
         },
         session=session,
         timeout=60,
@@ -236,6 +236,8 @@ def main():
     parser.add_argument("--chromium", default=shutil.which("chromium") or "chromium")
     parser.add_argument("--out", required=True, help="directory for the screenshots")
     parser.add_argument("--viewports", default="desktop,phone")
+    parser.add_argument("--max-height", type=int, default=16000,
+                        help="screenshots stop this many CSS pixels down the page")
     parser.add_argument("pages", nargs="+", help="label=url")
     options = parser.parse_args()
     os.makedirs(options.out, exist_ok=True)
@@ -247,7 +249,7 @@ def main():
             for page in options.pages:
                 label, url = page.split("=", 1)
                 for viewport in options.viewports.split(","):
-                    results.append(check(browser, label, url, viewport, options.out))
+                    results.append(check(browser, label, url, viewport, options.out, options.max_height))
         finally:
             browser.close()
     json.dump({"chromium": options.chromium, "pages": results}, sys.stdout, indent=1)

@@ -64,7 +64,7 @@ dl.card{display:grid;grid-template-columns:minmax(140px,max-content) 1fr;gap:4px
 dl.card dt{font-weight:600}
 dl.card dd{margin:0;overflow-wrap:anywhere}
 code{font-size:.88em;overflow-wrap:anywhere}
-@media (max-width:600px){body{font-size:15px}td.num{white-space:normal}.ci{display:block}th,td{padding:4px 5px}section{padding:12px 10px}dl.card{grid-template-columns:1fr}dl.card dd{margin-bottom:6px}.charts{grid-template-columns:1fr}h1{font-size:1.35rem}}
+@media (max-width:600px){body{font-size:15px}td.num{white-space:normal}.ci{display:block;white-space:nowrap}th,td{padding:4px 5px}section{padding:12px 10px}dl.card{grid-template-columns:1fr}dl.card dd{margin-bottom:6px}.charts{grid-template-columns:1fr}h1{font-size:1.35rem}}
 "#;
 
 /// The whole page.
@@ -186,7 +186,7 @@ fn proportion(p: Option<Proportion>) -> String {
         || "—".into(),
         |p| {
             format!(
-                "{} <span class=\"meta ci\">[{} – {}] ({}/{})</span>",
+                "{} <span class=\"meta ci\">[{} – {}]</span> <span class=\"meta ci\">({}/{})</span>",
                 f3(p.estimate),
                 f3(p.lower),
                 f3(p.upper),
@@ -451,9 +451,33 @@ fn metrics_section(out: &mut String, data: &PageData) {
         Some(ReferenceSource::TrainingRows) => "training rows (none held out)",
         _ => "held-out recent rows",
     };
+    // The drift check scored the model deployed when it ran; a retrain in the same run (or
+    // since) replaced it, and then the column is about the previous model.
+    let checked_model = drift.and_then(|d| {
+        data.runs
+            .as_ref()
+            .ok()?
+            .iter()
+            .find(|run| run.run_id == d.run_id)?
+            .model_before
+            .clone()
+    });
+    let deployed_model = data.card.as_ref().ok().map(|c| &c.deployment.model);
+    let previous_model = match (&checked_model, deployed_model) {
+        (Some(checked), Some(deployed)) if checked.version_id != deployed.version_id => {
+            Some(checked.version_id.clone())
+        }
+        _ => None,
+    };
     let new_title = drift.map_or_else(
         || "new data".to_string(),
-        |d| format!("new data (check of {})", d.checked_at.format("%Y-%m-%d")),
+        |d| match &previous_model {
+            Some(_) => format!(
+                "new data, previous model (check of {})",
+                d.checked_at.format("%Y-%m-%d")
+            ),
+            None => format!("new data (check of {})", d.checked_at.format("%Y-%m-%d")),
+        },
     );
     let _ = write!(
         out,
@@ -552,6 +576,13 @@ fn metrics_section(out: &mut String, data: &PageData) {
         ],
     );
     out.push_str("</tbody></table></div>");
+    if let Some(previous) = &previous_model {
+        let _ = write!(
+            out,
+            "<p class=\"meta\">The new-data column is the model that was deployed when the drift check ran (v {}); the model deployed since is in the other columns.</p>",
+            escape(&short(previous))
+        );
+    }
     if let Some(test) = test {
         let c = test.metrics.confusion;
         let description = format!(
@@ -1042,11 +1073,12 @@ fn history_section(out: &mut String, runs: &Result<Vec<RunRecord>, String>) {
             .filter_map(|(i, run)| value(run).map(|v| (index(i), v)))
             .collect()
     };
-    let events = |wanted: &dyn Fn(&RunRecord) -> bool| -> Vec<(f64, f64)> {
+    // Events sit in two lanes above the metrics: deployments on top, drift findings below.
+    let events = |lane: f64, wanted: &dyn Fn(&RunRecord) -> bool| -> Vec<(f64, f64)> {
         runs.iter()
             .enumerate()
             .filter(|(_, run)| wanted(run))
-            .map(|(i, _)| (index(i), 1.06))
+            .map(|(i, _)| (index(i), lane))
             .collect()
     };
     let deployed = |run: &RunRecord| run.model_after.is_some() && run.model_after != run.model_before;
@@ -1082,7 +1114,7 @@ fn history_section(out: &mut String, runs: &Result<Vec<RunRecord>, String>) {
         },
         Series {
             name: "deployed".into(),
-            points: events(&deployed),
+            points: events(1.13, &deployed),
             colour: PALETTE[2],
             line: false,
             dashed: false,
@@ -1090,7 +1122,9 @@ fn history_section(out: &mut String, runs: &Result<Vec<RunRecord>, String>) {
         },
         Series {
             name: "drift".into(),
-            points: events(&|r| matches!(r.decision, Decision::Drift | Decision::ChallengerRejected)),
+            points: events(1.05, &|r| {
+                matches!(r.decision, Decision::Drift | Decision::ChallengerRejected)
+            }),
             colour: PALETTE[4],
             line: false,
             dashed: false,
@@ -1102,7 +1136,7 @@ fn history_section(out: &mut String, runs: &Result<Vec<RunRecord>, String>) {
                 .iter()
                 .enumerate()
                 .filter(|(_, r)| r.decision == Decision::ChallengerRejected)
-                .map(|(i, _)| (index(i), 1.0))
+                .map(|(i, _)| (index(i), 1.13))
                 .collect(),
             colour: PALETTE[6],
             line: false,
@@ -1111,7 +1145,7 @@ fn history_section(out: &mut String, runs: &Result<Vec<RunRecord>, String>) {
         },
         Series {
             name: "data drift".into(),
-            points: events(&|r| r.decision == Decision::DataDrift),
+            points: events(1.05, &|r| r.decision == Decision::DataDrift),
             colour: PALETTE[3],
             line: false,
             dashed: false,
@@ -1120,15 +1154,27 @@ fn history_section(out: &mut String, runs: &Result<Vec<RunRecord>, String>) {
     ];
     let series: Vec<Series> = series.into_iter().filter(|s| !s.points.is_empty()).collect();
     let every = runs.len().div_ceil(4).max(1);
+    // As precise as the runs' spread needs.
+    let span = match (runs.first(), runs.last()) {
+        (Some(first), Some(last)) => last.started_at - first.started_at,
+        _ => chrono::TimeDelta::zero(),
+    };
+    let time_format = if span < chrono::TimeDelta::hours(1) {
+        "%H:%M:%S"
+    } else if span < chrono::TimeDelta::days(2) {
+        "%d %H:%M"
+    } else {
+        "%Y-%m-%d"
+    };
     let x_ticks: Vec<(f64, String)> = runs
         .iter()
         .enumerate()
         .filter(|(i, _)| i % every == 0)
-        .map(|(i, run)| (index(i), run.started_at.format("%m-%d %H:%M").to_string()))
+        .map(|(i, run)| (index(i), run.started_at.format(time_format).to_string()))
         .collect();
     let count = |wanted: &dyn Fn(&RunRecord) -> bool| runs.iter().filter(|r| wanted(r)).count();
     let description = format!(
-        "{} runs from {} to {}: deployments {}, drifts detected {}, challengers rejected {}, data drift only {}. Lines: the deployed model's F1 and ROC AUC on each run's new rows; markers along the top: events.",
+        "{} runs from {} to {}: deployments {}, drifts detected {}, challengers rejected {}, data drift only {}. Lines: the deployed model's F1 and ROC AUC on each run's new rows; markers along the top: deployments and rejected challengers (upper lane), drift and data drift (lower lane).",
         runs.len(),
         runs.first().map_or(String::new(), |r| r.started_at.format("%Y-%m-%d").to_string()),
         runs.last().map_or(String::new(), |r| r.started_at.format("%Y-%m-%d").to_string()),
@@ -1144,7 +1190,7 @@ fn history_section(out: &mut String, runs: &Result<Vec<RunRecord>, String>) {
         x_label: "run (start time, UTC)".into(),
         y_label: "F1 / ROC AUC".into(),
         x_range: (0.5, runs.len() as f64 + 0.5),
-        y_range: (0.0, 1.1),
+        y_range: (0.0, 1.18),
         x_ticks: Some(x_ticks),
         reference_line: None,
         series,

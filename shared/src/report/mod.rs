@@ -447,6 +447,55 @@ pub async fn risk_list(_pipeline: &Pipeline) -> Part<RiskList> {
 mod tests {
     use super::*;
 
+    #[tokio::test]
+    async fn every_section_says_what_is_missing_before_anything_ran() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_, pipeline) = crate::testing::local_pipeline(dir.path());
+        let data = gather(&pipeline, "run-empty", None).await;
+        assert!(data.card.is_err() && data.test.is_err() && data.drift.is_err());
+        assert!(data.runs.is_err() && data.quality.is_err() && data.risk.is_err());
+        let page = html::render(&data);
+        for id in ["model", "metrics", "curves", "drift", "history", "quality", "risk"] {
+            assert!(page.contains(&format!("<section id=\"{id}\"")), "{id}");
+        }
+        assert_eq!(page.matches("class=\"na\"").count(), 7, "{page}");
+        assert!(page.contains("No model is deployed yet"));
+        assert!(page.contains("Nothing has been ingested yet"));
+        assert!(page.contains("Not available yet"));
+        assert!(!page.contains("<script") && !page.contains("<svg"));
+    }
+
+    #[tokio::test]
+    async fn after_a_bootstrap_the_page_has_every_chart_but_drift() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_, pipeline) = crate::testing::local_pipeline(dir.path());
+        crate::testing::place_seed_source_files(dir.path());
+        let record = crate::steps::fullprocess::run_full_process(&pipeline, "run-boot")
+            .await
+            .unwrap();
+        let pages = record
+            .wrote
+            .iter()
+            .filter(|o| o.url.ends_with(".html"))
+            .count();
+        assert_eq!(pages, 2, "index.html and runs/run-boot.html are in the run record");
+        let (_, page) = pipeline.locations.reports.get(INDEX_HTML, None).await.unwrap();
+        let page = String::from_utf8(page.to_vec()).unwrap();
+        // Confusion matrix, ROC, PR, calibration, scores, history; no drift check yet.
+        assert_eq!(page.matches("<svg class=\"chart").count(), 6);
+        assert!(page.contains("No drift check has run yet"));
+        assert!(page.contains("bootstrap: first deployment"));
+        assert!(!page.contains("NaN") && !page.contains("inf<"));
+        let copy = pipeline
+            .locations
+            .reports
+            .get(&run_page_name("run-boot"), None)
+            .await
+            .unwrap()
+            .1;
+        assert_eq!(copy.as_ref(), page.as_bytes());
+    }
+
     #[test]
     fn counts_rejections_by_column_and_kind() {
         let csv = b"file,line,column,kind,reason,record\n\
