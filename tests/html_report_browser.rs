@@ -35,7 +35,9 @@ fn chromium() -> Option<PathBuf> {
 
 fn missing(what: &str) {
     if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{what}; CI=true needs it (scripts/test.sh installs it: apt-get install -y chromium)");
+        panic!(
+            "{what}; CI=true needs it (scripts/test.sh installs it: apt-get install -y chromium)"
+        );
     }
     eprintln!("SKIPPED (no browser): {what}; install it with `apt-get install -y chromium`");
 }
@@ -65,7 +67,9 @@ fn ink(path: &Path) -> (f64, usize) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_report_page_renders_cleanly_in_chromium_from_a_file_and_from_the_api() {
     let Some(chromium) = chromium() else {
-        return missing("Chromium is not installed (no `chromium` on the PATH, RISK_CHROMIUM unset)");
+        return missing(
+            "Chromium is not installed (no `chromium` on the PATH, RISK_CHROMIUM unset)",
+        );
     };
     if Command::new("python3").arg("--version").output().is_err() {
         return missing("python3 is not installed");
@@ -81,7 +85,10 @@ async fn the_report_page_renders_cleanly_in_chromium_from_a_file_and_from_the_ap
     let source = &pipeline.locations.source_data;
     for name in ["dataset1.csv", "dataset2.csv"] {
         let body = std::fs::read(repo_path("data/practicedata").join(name)).unwrap();
-        source.put(name, Bytes::from(body), PutMode::Overwrite).await.unwrap();
+        source
+            .put(name, Bytes::from(body), PutMode::Overwrite)
+            .await
+            .unwrap();
     }
     let with_a_bad_row = "corporation,lastmonth_activity,lastyear_activity,number_of_employees,exited\nzzaa,10,20,many,1\nzzab,30,40,50,0\n";
     source
@@ -95,7 +102,9 @@ async fn the_report_page_renders_cleanly_in_chromium_from_a_file_and_from_the_ap
     assert!(page.contains("run-browser-2") && page.contains("not a number"));
 
     // The API on a local port, as `risk serve` runs it.
-    let listener = server::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await.unwrap();
+    let listener = server::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .unwrap();
     let port = listener.local_addr().unwrap().port();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let api = router(Api::new(pipeline.clone(), ApiLimits::default()));
@@ -144,8 +153,17 @@ async fn the_report_page_renders_cleanly_in_chromium_from_a_file_and_from_the_ap
     for page in pages {
         let what = format!("{} at {} width", page["label"], page["viewport"]);
         assert_eq!(page["console_errors"], Value::Array(vec![]), "{what}");
-        assert_eq!(page["outside_requests"], Value::Array(vec![]), "{what}: requests left the page");
-        assert_eq!(page["requests"].as_array().unwrap().len(), 1, "{what}: {}", page["requests"]);
+        assert_eq!(
+            page["outside_requests"],
+            Value::Array(vec![]),
+            "{what}: requests left the page"
+        );
+        assert_eq!(
+            page["requests"].as_array().unwrap().len(),
+            1,
+            "{what}: {}",
+            page["requests"]
+        );
         assert_eq!(page["scripts"], 0, "{what}");
         assert_eq!(page["tables_without_headers"], 0, "{what}");
         let sections: Vec<&str> = page["sections"]
@@ -156,7 +174,9 @@ async fn the_report_page_renders_cleanly_in_chromium_from_a_file_and_from_the_ap
             .collect();
         assert_eq!(
             sections,
-            ["model", "metrics", "curves", "drift", "history", "quality", "risk"],
+            [
+                "model", "metrics", "curves", "drift", "history", "quality", "risk"
+            ],
             "{what}"
         );
         // Confusion matrix, ROC, PR, calibration, scores, prediction drift, three features,
@@ -165,11 +185,15 @@ async fn the_report_page_renders_cleanly_in_chromium_from_a_file_and_from_the_ap
         assert_eq!(charts.len(), 10, "{what}: {charts:?}");
         for chart in charts {
             assert!(
-                chart["width"].as_f64().unwrap() > 100.0 && chart["height"].as_f64().unwrap() > 100.0,
+                chart["width"].as_f64().unwrap() > 100.0
+                    && chart["height"].as_f64().unwrap() > 100.0,
                 "{what}: {chart}"
             );
             assert_eq!(chart["role"], "img", "{what}: {chart}");
-            assert!(chart["text_alternative"].as_u64().unwrap() > 40, "{what}: {chart}");
+            assert!(
+                chart["text_alternative"].as_u64().unwrap() > 40,
+                "{what}: {chart}"
+            );
         }
         // Nothing wider than the screen: wide tables scroll inside their own box.
         assert!(

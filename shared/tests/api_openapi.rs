@@ -172,8 +172,8 @@ fn answer_schema<'a>(spec: &'a Value, path: &str, method: &Method, status: u16) 
 
 /// Whether the description says `method path` answers HTML with `status`.
 fn answers_html(spec: &Value, path: &str, method: &Method, status: u16) -> bool {
-    let response = &spec["paths"][path][method.as_str().to_ascii_lowercase()]["responses"]
-        [status.to_string()];
+    let response =
+        &spec["paths"][path][method.as_str().to_ascii_lowercase()]["responses"][status.to_string()];
     !response.is_null() && !resolve(spec, response)["content"]["text/html"].is_null()
 }
 
@@ -411,7 +411,10 @@ async fn run(
         let (method, path) = (request.method().clone(), request.uri().path().to_string());
         let response = answer(api, request).await;
         let status = response.status().as_u16();
-        let content_type = response.headers()["content-type"].to_str().unwrap().to_string();
+        let content_type = response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .to_string();
         if answers_html(spec, &path, &method, status) {
             assert_eq!(status, expected, "{method} {path}");
             assert_eq!(content_type, "text/html; charset=utf-8", "{method} {path}");

@@ -10,8 +10,8 @@ use arrow::array::RecordBatch;
 use serde::{Deserialize, Serialize};
 
 use super::stats::{
-    BootstrapInterval, DegradationTest, KsTest, LabelRateTest, MeanInterval, MinRows, PsiBin, PsiBins,
-    benjamini_hochberg_adjusted, bootstrap_interval, ks_two_sample, label_rate_test,
+    BootstrapInterval, DegradationTest, KsTest, LabelRateTest, MeanInterval, MinRows, PsiBin,
+    PsiBins, benjamini_hochberg_adjusted, bootstrap_interval, ks_two_sample, label_rate_test,
     log_loss_per_row, loss_degradation_test, mean_interval, psi, roc_auc, wasserstein_normed,
 };
 use crate::data::schema::FEATURES;

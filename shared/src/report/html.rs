@@ -13,8 +13,7 @@ use super::svg::{BarChart, Marker, PALETTE, Series, XyChart, confusion_grid, esc
 use super::{DataQuality, ModelCard, PageData, RiskList, TestFigures};
 use crate::drift::report::{DistributionDrift, DriftReport, Verdict};
 use crate::drift::stats::{
-    BootstrapInterval, DegradationTest, LabelRateTest, MeanInterval,
-    mean_interval,
+    BootstrapInterval, DegradationTest, LabelRateTest, MeanInterval, mean_interval,
 };
 use crate::lifecycle::profile::ReferenceSource;
 use crate::lifecycle::window::Validation;
@@ -175,10 +174,7 @@ fn bootstrap(interval: Option<&BootstrapInterval>) -> String {
 }
 
 fn mean(interval: Option<&MeanInterval>) -> String {
-    interval.map_or_else(
-        || "—".into(),
-        |i| with_interval(i.mean, i.lower, i.upper),
-    )
+    interval.map_or_else(|| "—".into(), |i| with_interval(i.mean, i.lower, i.upper))
 }
 
 fn proportion(p: Option<Proportion>) -> String {
@@ -272,7 +268,9 @@ fn header(out: &mut String, data: &PageData) {
 }
 
 fn model_card_section(out: &mut String, card: &Result<ModelCard, String>) {
-    out.push_str("<section id=\"model\" aria-labelledby=\"model-h\"><h2 id=\"model-h\">Model card</h2>");
+    out.push_str(
+        "<section id=\"model\" aria-labelledby=\"model-h\"><h2 id=\"model-h\">Model card</h2>",
+    );
     let card = match card {
         Ok(card) => card,
         Err(why) => {
@@ -310,7 +308,10 @@ fn model_card_section(out: &mut String, card: &Result<ModelCard, String>) {
     );
     row(
         "Data",
-        match (&m.metadata.training_data_location, &m.metadata.training_data_version) {
+        match (
+            &m.metadata.training_data_location,
+            &m.metadata.training_data_version,
+        ) {
             (Some(location), Some(version)) => object(location, version),
             (Some(location), None) => format!("<code>{}</code>", escape(location)),
             _ => "not recorded".into(),
@@ -384,7 +385,8 @@ fn model_card_section(out: &mut String, card: &Result<ModelCard, String>) {
                 "{} {} rows ({} exited): log loss {}, ROC AUC {}, F1 {}",
                 match reference.source {
                     ReferenceSource::Validation => "measured on",
-                    ReferenceSource::TrainingRows => "measured on the training rows (optimistic; none held out):",
+                    ReferenceSource::TrainingRows =>
+                        "measured on the training rows (optimistic; none held out):",
                 },
                 reference.rows,
                 reference.positives,
@@ -392,7 +394,9 @@ fn model_card_section(out: &mut String, card: &Result<ModelCard, String>) {
                 reference.roc_auc.map_or_else(|| "—".into(), f4),
                 f4(reference.f1)
             ),
-            None => "none kept (a model from an older version): the next drift check retrains".into(),
+            None => {
+                "none kept (a model from an older version): the next drift check retrains".into()
+            }
         },
     );
     row(
@@ -413,7 +417,8 @@ fn model_card_section(out: &mut String, card: &Result<ModelCard, String>) {
                 decision_badge(run.decision),
                 escape(&capitalise(&run.reason))
             ),
-            None => "the deploying run's record is not kept (deployed by hand or by a single step)".into(),
+            None => "the deploying run's record is not kept (deployed by hand or by a single step)"
+                .into(),
         },
     );
     out.push_str("</dl>");
@@ -432,12 +437,24 @@ fn model_card_section(out: &mut String, card: &Result<ModelCard, String>) {
 }
 
 fn metrics_section(out: &mut String, data: &PageData) {
-    out.push_str("<section id=\"metrics\" aria-labelledby=\"metrics-h\"><h2 id=\"metrics-h\">Metrics</h2>");
-    let reference = data.card.as_ref().ok().and_then(|c| c.model.reference.as_ref());
+    out.push_str(
+        "<section id=\"metrics\" aria-labelledby=\"metrics-h\"><h2 id=\"metrics-h\">Metrics</h2>",
+    );
+    let reference = data
+        .card
+        .as_ref()
+        .ok()
+        .and_then(|c| c.model.reference.as_ref());
     let test = data.test.as_ref().ok();
     let drift = data.drift.as_ref().ok();
     if reference.is_none() && test.is_none() && drift.is_none() {
-        unavailable(out, data.test.as_ref().err().map_or("nothing scored yet", String::as_str));
+        unavailable(
+            out,
+            data.test
+                .as_ref()
+                .err()
+                .map_or("nothing scored yet", String::as_str),
+        );
         out.push_str("</section>");
         return;
     }
@@ -515,9 +532,7 @@ fn metrics_section(out: &mut String, data: &PageData) {
     row(
         "ROC AUC",
         [
-            reference
-                .and_then(|r| r.roc_auc)
-                .map_or_else(dash, f3),
+            reference.and_then(|r| r.roc_auc).map_or_else(dash, f3),
             bootstrap(test.and_then(|t| t.roc_auc.as_ref())),
             bootstrap(perf.and_then(|p| p.roc_auc.as_ref())),
         ],
@@ -536,7 +551,11 @@ fn metrics_section(out: &mut String, data: &PageData) {
         [
             dash(),
             proportion(c.and_then(|c| {
-                wilson(c.true_positives, c.true_positives + c.false_positives, confidence)
+                wilson(
+                    c.true_positives,
+                    c.true_positives + c.false_positives,
+                    confidence,
+                )
             })),
             dash(),
         ],
@@ -546,7 +565,11 @@ fn metrics_section(out: &mut String, data: &PageData) {
         [
             dash(),
             proportion(c.and_then(|c| {
-                wilson(c.true_positives, c.true_positives + c.false_negatives, confidence)
+                wilson(
+                    c.true_positives,
+                    c.true_positives + c.false_negatives,
+                    confidence,
+                )
             })),
             dash(),
         ],
@@ -555,9 +578,9 @@ fn metrics_section(out: &mut String, data: &PageData) {
         "accuracy",
         [
             dash(),
-            proportion(c.and_then(|c| {
-                wilson(c.true_positives + c.true_negatives, c.total(), confidence)
-            })),
+            proportion(
+                c.and_then(|c| wilson(c.true_positives + c.true_negatives, c.total(), confidence)),
+            ),
             dash(),
         ],
     );
@@ -569,9 +592,9 @@ fn metrics_section(out: &mut String, data: &PageData) {
         "exit rate",
         [
             proportion(reference.and_then(|r| wilson(r.positives, r.rows, confidence))),
-            proportion(test.and_then(|t| {
-                wilson(t.metrics.actual_positives, t.metrics.rows, confidence)
-            })),
+            proportion(
+                test.and_then(|t| wilson(t.metrics.actual_positives, t.metrics.rows, confidence)),
+            ),
             proportion(new_rate),
         ],
     );
@@ -695,14 +718,24 @@ fn curves_section(out: &mut String, test: &Result<TestFigures, String>) {
                 y_range: (0.0, 1.0),
                 x_ticks: None,
                 reference_line: Some(((0.0, 0.0), (1.0, 1.0), "chance".into())),
-                series: vec![curve_series("model", thin(&points, CURVE_POINTS), PALETTE[0])],
+                series: vec![curve_series(
+                    "model",
+                    thin(&points, CURVE_POINTS),
+                    PALETTE[0],
+                )],
             }
             .render();
             let table: Vec<Vec<String>> = thin(&points, 11)
                 .iter()
                 .map(|(x, y)| vec![f3(*x), f3(*y)])
                 .collect();
-            figure(out, &svg, &description, &["false positive rate", "true positive rate"], &table);
+            figure(
+                out,
+                &svg,
+                &description,
+                &["false positive rate", "true positive rate"],
+                &table,
+            );
         }
         None => unavailable(out, "no ROC curve: the test data has only one class"),
     }
@@ -725,7 +758,11 @@ fn curves_section(out: &mut String, test: &Result<TestFigures, String>) {
                 y_range: (0.0, 1.0),
                 x_ticks: None,
                 reference_line: Some(((0.0, base), (1.0, base), "guessing".into())),
-                series: vec![curve_series("model", thin(&points, CURVE_POINTS), PALETTE[1])],
+                series: vec![curve_series(
+                    "model",
+                    thin(&points, CURVE_POINTS),
+                    PALETTE[1],
+                )],
             }
             .render();
             let table: Vec<Vec<String>> = thin(&points, 11)
@@ -734,7 +771,10 @@ fn curves_section(out: &mut String, test: &Result<TestFigures, String>) {
                 .collect();
             figure(out, &svg, &description, &["recall", "precision"], &table);
         }
-        None => unavailable(out, "no precision–recall curve: no client in the test data exited"),
+        None => unavailable(
+            out,
+            "no precision–recall curve: no client in the test data exited",
+        ),
     }
 
     let bins = calibration_curve(labels, probabilities, 10);
@@ -755,7 +795,10 @@ fn curves_section(out: &mut String, test: &Result<TestFigures, String>) {
             reference_line: Some(((0.0, 0.0), (1.0, 1.0), "perfectly calibrated".into())),
             series: vec![Series {
                 name: "model".into(),
-                points: bins.iter().map(|b| (b.mean_predicted, b.observed_rate)).collect(),
+                points: bins
+                    .iter()
+                    .map(|b| (b.mean_predicted, b.observed_rate))
+                    .collect(),
                 colour: PALETTE[2],
                 line: true,
                 dashed: false,
@@ -778,7 +821,12 @@ fn curves_section(out: &mut String, test: &Result<TestFigures, String>) {
             out,
             &svg,
             &description,
-            &["probability bin", "rows", "mean predicted", "observed exit rate"],
+            &[
+                "probability bin",
+                "rows",
+                "mean predicted",
+                "observed exit rate",
+            ],
             &table,
         );
     }
@@ -803,8 +851,16 @@ fn curves_section(out: &mut String, test: &Result<TestFigures, String>) {
         y_label: "clients".into(),
         categories: categories.clone(),
         series: vec![
-            ("stayed (0)".into(), PALETTE[0], stayed.iter().map(|&c| c as f64).collect()),
-            ("exited (1)".into(), PALETTE[1], exited.iter().map(|&c| c as f64).collect()),
+            (
+                "stayed (0)".into(),
+                PALETTE[0],
+                stayed.iter().map(|&c| c as f64).collect(),
+            ),
+            (
+                "exited (1)".into(),
+                PALETTE[1],
+                exited.iter().map(|&c| c as f64).collect(),
+            ),
         ],
     }
     .render();
@@ -819,7 +875,13 @@ fn curves_section(out: &mut String, test: &Result<TestFigures, String>) {
             ]
         })
         .collect();
-    figure(out, &svg, &description, &["probability", "stayed", "exited"], &table);
+    figure(
+        out,
+        &svg,
+        &description,
+        &["probability", "stayed", "exited"],
+        &table,
+    );
     out.push_str("</div></section>");
 }
 
@@ -837,15 +899,24 @@ fn bin_label(lower: Option<f64>, upper: Option<f64>) -> String {
 fn compact(value: f64) -> String {
     let abs = value.abs();
     if abs >= 1e6 {
-        format!("{:.3}M", value / 1e6).trim_end_matches('0').trim_end_matches('.').to_string()
+        format!("{:.3}M", value / 1e6)
+            .trim_end_matches('0')
+            .trim_end_matches('.')
+            .to_string()
     } else if abs >= 1e4 {
         format!("{:.0}k", value / 1e3)
     } else if abs >= 100.0 || value.fract() == 0.0 {
         format!("{value:.0}")
     } else if abs >= 1.0 {
-        format!("{value:.2}").trim_end_matches('0').trim_end_matches('.').to_string()
+        format!("{value:.2}")
+            .trim_end_matches('0')
+            .trim_end_matches('.')
+            .to_string()
     } else {
-        format!("{value:.3}").trim_end_matches('0').trim_end_matches('.').to_string()
+        format!("{value:.3}")
+            .trim_end_matches('0')
+            .trim_end_matches('.')
+            .to_string()
     }
 }
 
@@ -870,7 +941,11 @@ fn distribution_figure(out: &mut String, id: &str, drift: &DistributionDrift) {
         f3(drift.wasserstein_normed),
         drift.reference_rows,
         drift.current_rows,
-        if drift.drifted { "drifted" } else { "not drifted" }
+        if drift.drifted {
+            "drifted"
+        } else {
+            "not drifted"
+        }
     );
     if drift.psi_bins.is_empty() {
         let _ = write!(
@@ -907,12 +982,20 @@ fn distribution_figure(out: &mut String, id: &str, drift: &DistributionDrift) {
             (
                 "reference (training)".into(),
                 PALETTE[0],
-                drift.psi_bins.iter().map(|b| b.reference_share * 100.0).collect(),
+                drift
+                    .psi_bins
+                    .iter()
+                    .map(|b| b.reference_share * 100.0)
+                    .collect(),
             ),
             (
                 "current (new rows)".into(),
                 PALETTE[1],
-                drift.psi_bins.iter().map(|b| b.current_share * 100.0).collect(),
+                drift
+                    .psi_bins
+                    .iter()
+                    .map(|b| b.current_share * 100.0)
+                    .collect(),
             ),
         ],
     }
@@ -1011,9 +1094,7 @@ fn drift_section(out: &mut String, drift: &Result<DriftEntry, String>) {
             current_rows,
             min_rows,
             ..
-        }) => format!(
-            "Exit rate not tested: {current_rows} new labelled rows, {min_rows} needed."
-        ),
+        }) => format!("Exit rate not tested: {current_rows} new labelled rows, {min_rows} needed."),
         None => "No label rate reference.".into(),
     };
     let _ = write!(out, "<p>{}</p>", escape(&label_words));
@@ -1032,7 +1113,10 @@ fn drift_section(out: &mut String, drift: &Result<DriftEntry, String>) {
         percent(report.share_of_features_drifted)
     );
     if report.features.is_empty() {
-        unavailable(out, "no feature distributions (the model has no reference profile)");
+        unavailable(
+            out,
+            "no feature distributions (the model has no reference profile)",
+        );
     } else {
         out.push_str("<div class=\"scroll\"><table><thead><tr><th scope=\"col\">feature</th><th scope=\"col\">KS statistic</th><th scope=\"col\">p (adjusted)</th><th scope=\"col\">PSI</th><th scope=\"col\">Wasserstein (normalised)</th><th scope=\"col\">drifted</th></tr></thead><tbody>");
         for f in report.features.iter().chain(report.prediction.iter()) {
@@ -1081,7 +1165,8 @@ fn history_section(out: &mut String, runs: &Result<Vec<RunRecord>, String>) {
             .map(|(i, _)| (index(i), lane))
             .collect()
     };
-    let deployed = |run: &RunRecord| run.model_after.is_some() && run.model_after != run.model_before;
+    let deployed =
+        |run: &RunRecord| run.model_after.is_some() && run.model_after != run.model_before;
     let series = vec![
         Series {
             name: "F1 on new rows".into(),
@@ -1152,7 +1237,10 @@ fn history_section(out: &mut String, runs: &Result<Vec<RunRecord>, String>) {
             marker: Marker::Square,
         },
     ];
-    let series: Vec<Series> = series.into_iter().filter(|s| !s.points.is_empty()).collect();
+    let series: Vec<Series> = series
+        .into_iter()
+        .filter(|s| !s.points.is_empty())
+        .collect();
     let every = runs.len().div_ceil(4).max(1);
     // As precise as the runs' spread needs.
     let span = match (runs.first(), runs.last()) {
@@ -1176,8 +1264,14 @@ fn history_section(out: &mut String, runs: &Result<Vec<RunRecord>, String>) {
     let description = format!(
         "{} runs from {} to {}: deployments {}, drifts detected {}, challengers rejected {}, data drift only {}. Lines: the deployed model's F1 and ROC AUC on each run's new rows; markers along the top: deployments and rejected challengers (upper lane), drift and data drift (lower lane).",
         runs.len(),
-        runs.first().map_or(String::new(), |r| r.started_at.format("%Y-%m-%d").to_string()),
-        runs.last().map_or(String::new(), |r| r.started_at.format("%Y-%m-%d").to_string()),
+        runs.first().map_or(String::new(), |r| r
+            .started_at
+            .format("%Y-%m-%d")
+            .to_string()),
+        runs.last().map_or(String::new(), |r| r
+            .started_at
+            .format("%Y-%m-%d")
+            .to_string()),
         count(&deployed),
         count(&|r| matches!(r.decision, Decision::Drift | Decision::ChallengerRejected)),
         count(&|r| r.decision == Decision::ChallengerRejected),
@@ -1236,8 +1330,14 @@ fn quality_section(out: &mut String, quality: &Result<DataQuality, String>) {
         out,
         "<p>{} source file versions seen: {} ingested, {} rejected whole. {} rows read, {} accepted, {} rejected (quarantined with their reasons), {} exact duplicates dropped.{}</p>",
         files.len(),
-        files.iter().filter(|f| f.outcome == FileOutcome::Ingested).count(),
-        files.iter().filter(|f| f.outcome == FileOutcome::Rejected).count(),
+        files
+            .iter()
+            .filter(|f| f.outcome == FileOutcome::Ingested)
+            .count(),
+        files
+            .iter()
+            .filter(|f| f.outcome == FileOutcome::Rejected)
+            .count(),
         sum(&|f| f.rows_read),
         sum(&|f| f.rows_accepted),
         sum(&|f| f.rows_rejected),
@@ -1246,7 +1346,10 @@ fn quality_section(out: &mut String, quality: &Result<DataQuality, String>) {
             .ingestion
             .compiled
             .as_ref()
-            .map_or(String::new(), |c| format!(" The compiled data set has {} rows.", c.rows))
+            .map_or(String::new(), |c| format!(
+                " The compiled data set has {} rows.",
+                c.rows
+            ))
     );
     out.push_str("<h3>Files ingested</h3><div class=\"scroll\"><table><thead><tr><th scope=\"col\">file</th><th scope=\"col\">outcome</th><th scope=\"col\">rows read</th><th scope=\"col\">accepted</th><th scope=\"col\">rejected</th><th scope=\"col\">duplicates</th><th scope=\"col\">missing values</th><th scope=\"col\">quarantine</th><th scope=\"col\">ingested</th></tr></thead><tbody>");
     for file in files.iter().rev().take(100) {
@@ -1286,7 +1389,11 @@ fn quality_section(out: &mut String, quality: &Result<DataQuality, String>) {
     }
     out.push_str("</tbody></table></div>");
     if files.len() > 100 {
-        let _ = write!(out, "<p class=\"meta\">The newest 100 of {} files.</p>", files.len());
+        let _ = write!(
+            out,
+            "<p class=\"meta\">The newest 100 of {} files.</p>",
+            files.len()
+        );
     }
 
     out.push_str("<h3>Rows rejected by reason</h3>");
@@ -1342,7 +1449,10 @@ fn quality_section(out: &mut String, quality: &Result<DataQuality, String>) {
                 }
             }
             if totals.is_empty() {
-                unavailable(out, "no missing-value counts yet: the diagnostics step records them");
+                unavailable(
+                    out,
+                    "no missing-value counts yet: the diagnostics step records them",
+                );
             } else {
                 out.push_str("<p class=\"meta\">Among accepted rows, summed over the files ingested (no diagnostics record yet).</p><div class=\"scroll\"><table><thead><tr><th scope=\"col\">column</th><th scope=\"col\">missing</th></tr></thead><tbody>");
                 for (column, count) in totals {

@@ -168,7 +168,11 @@ pub async fn publish_for_run(pipeline: &Pipeline, run: &RunRecord) -> Option<Htm
 }
 
 /// Reads every part of the page; a part that is missing or unreadable says why.
-pub async fn gather(pipeline: &Pipeline, run_id: &str, current_run: Option<&RunRecord>) -> PageData {
+pub async fn gather(
+    pipeline: &Pipeline,
+    run_id: &str,
+    current_run: Option<&RunRecord>,
+) -> PageData {
     let card = model_card(pipeline, current_run).await;
     let test = match &card {
         Ok(card) => test_figures(pipeline, &card.model).await,
@@ -204,20 +208,22 @@ async fn model_card(pipeline: &Pipeline, current_run: Option<&RunRecord>) -> Par
     )
     .await
     .map_err(|e| format!("the deployed model could not be read: {e}"))?;
-    let this_run = current_run.filter(|run| run.run_id == deployment.run_id).cloned();
+    let this_run = current_run
+        .filter(|run| run.run_id == deployment.run_id)
+        .cloned();
     let deployed_by = match this_run {
         Some(run) => Some(run),
         None => pipeline
-        .locations
-        .reports
-        .get_json_if_exists::<RunRecord>(
-            &format!("{}/{}.json", names::RUNS_PREFIX, deployment.run_id),
-            "run record",
-        )
-        .await
-        .ok()
-        .flatten()
-        .map(|(_, record)| record),
+            .locations
+            .reports
+            .get_json_if_exists::<RunRecord>(
+                &format!("{}/{}.json", names::RUNS_PREFIX, deployment.run_id),
+                "run record",
+            )
+            .await
+            .ok()
+            .flatten()
+            .map(|(_, record)| record),
     };
     Ok(ModelCard {
         deployment,
@@ -244,7 +250,13 @@ async fn test_figures(pipeline: &Pipeline, model: &TrainedModel) -> Part<TestFig
     let computed = tokio::task::spawn_blocking(move || {
         let (labels, probabilities) =
             labelled_probabilities(&model, &batches).map_err(|e| e.to_string())?;
-        test_metrics(labels, probabilities, model.threshold(), confidence, resamples)
+        test_metrics(
+            labels,
+            probabilities,
+            model.threshold(),
+            confidence,
+            resamples,
+        )
     })
     .await
     .map_err(|e| format!("the test figures could not be computed: {e}"))?;
@@ -346,7 +358,9 @@ async fn run_history(pipeline: &Pipeline, current_run: Option<&RunRecord>) -> Pa
     }
     runs.sort_by_key(|run| run.started_at);
     if runs.is_empty() {
-        return Err("no run record yet: the full process writes one per run that finds new files".into());
+        return Err(
+            "no run record yet: the full process writes one per run that finds new files".into(),
+        );
     }
     Ok(runs)
 }
@@ -455,7 +469,9 @@ mod tests {
         assert!(data.card.is_err() && data.test.is_err() && data.drift.is_err());
         assert!(data.runs.is_err() && data.quality.is_err() && data.risk.is_err());
         let page = html::render(&data);
-        for id in ["model", "metrics", "curves", "drift", "history", "quality", "risk"] {
+        for id in [
+            "model", "metrics", "curves", "drift", "history", "quality", "risk",
+        ] {
             assert!(page.contains(&format!("<section id=\"{id}\"")), "{id}");
         }
         assert_eq!(page.matches("class=\"na\"").count(), 7, "{page}");
@@ -478,8 +494,16 @@ mod tests {
             .iter()
             .filter(|o| o.url.ends_with(".html"))
             .count();
-        assert_eq!(pages, 2, "index.html and runs/run-boot.html are in the run record");
-        let (_, page) = pipeline.locations.reports.get(INDEX_HTML, None).await.unwrap();
+        assert_eq!(
+            pages, 2,
+            "index.html and runs/run-boot.html are in the run record"
+        );
+        let (_, page) = pipeline
+            .locations
+            .reports
+            .get(INDEX_HTML, None)
+            .await
+            .unwrap();
         let page = String::from_utf8(page.to_vec()).unwrap();
         // Confusion matrix, ROC, PR, calibration, scores, history; no drift check yet.
         assert_eq!(page.matches("<svg class=\"chart").count(), 6);
@@ -509,14 +533,23 @@ mod tests {
         assert_eq!(reasons[0].column, "number_of_employees");
         assert_eq!(reasons[0].rows, 4);
         assert_eq!(reasons[0].example, "\"x\" is not a number");
-        assert_eq!((reasons[1].kind.as_str(), reasons[1].rows), ("too_few_fields", 2));
+        assert_eq!(
+            (reasons[1].kind.as_str(), reasons[1].rows),
+            ("too_few_fields", 2)
+        );
     }
 
     #[test]
     fn test_metrics_carry_intervals_around_their_estimates() {
         let labels: Vec<u8> = (0..60).map(|i| u8::from(i % 3 == 0)).collect();
         let probabilities: Vec<f64> = (0..60)
-            .map(|i| if i % 3 == 0 { 0.55 + (i % 7) as f64 * 0.05 } else { 0.1 + (i % 11) as f64 * 0.05 })
+            .map(|i| {
+                if i % 3 == 0 {
+                    0.55 + (i % 7) as f64 * 0.05
+                } else {
+                    0.1 + (i % 11) as f64 * 0.05
+                }
+            })
             .collect();
         let figures = test_metrics(
             labels,
@@ -533,6 +566,15 @@ mod tests {
         assert_eq!(Some(auc.estimate), figures.metrics.roc_auc);
         let loss = figures.log_loss.unwrap();
         assert!(loss.lower < loss.mean && loss.mean < loss.upper);
-        assert!(test_metrics(Vec::new(), Vec::new(), 0.5, ConfidenceLevel::NINETY_FIVE_PERCENT, 10).is_err());
+        assert!(
+            test_metrics(
+                Vec::new(),
+                Vec::new(),
+                0.5,
+                ConfidenceLevel::NINETY_FIVE_PERCENT,
+                10
+            )
+            .is_err()
+        );
     }
 }

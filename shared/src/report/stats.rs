@@ -190,9 +190,7 @@ mod tests {
     use super::*;
 
     const LABELS: [u8; 12] = [0, 0, 1, 1, 0, 1, 0, 1, 1, 0, 0, 1];
-    const SCORES: [f64; 12] = [
-        0.1, 0.4, 0.35, 0.8, 0.4, 0.9, 0.05, 0.6, 0.6, 0.7, 0.2, 1.0,
-    ];
+    const SCORES: [f64; 12] = [0.1, 0.4, 0.35, 0.8, 0.4, 0.9, 0.05, 0.6, 0.6, 0.7, 0.2, 1.0];
 
     fn close(a: f64, b: f64, tolerance: f64) -> bool {
         (a - b).abs() <= tolerance
@@ -210,8 +208,16 @@ mod tests {
         ];
         for (k, n, level, lower, upper) in cases {
             let p = wilson(k, n, ConfidenceLevel::new(level).unwrap()).unwrap();
-            assert!(close(p.lower, lower, 1e-9), "{k}/{n}: {} vs {lower}", p.lower);
-            assert!(close(p.upper, upper, 1e-9), "{k}/{n}: {} vs {upper}", p.upper);
+            assert!(
+                close(p.lower, lower, 1e-9),
+                "{k}/{n}: {} vs {lower}",
+                p.lower
+            );
+            assert!(
+                close(p.upper, upper, 1e-9),
+                "{k}/{n}: {} vs {upper}",
+                p.upper
+            );
             assert!(close(p.estimate, k as f64 / n as f64, 1e-15));
         }
         assert!(wilson(0, 0, ConfidenceLevel::NINETY_FIVE_PERCENT).is_none());
@@ -238,7 +244,10 @@ mod tests {
         let points = roc_curve(&LABELS, &SCORES).unwrap();
         assert_eq!(points.len(), expected.len(), "{points:?}");
         for (i, ((x, y), (ex, ey))) in points.iter().zip(expected).enumerate() {
-            assert!(close(*x, ex, 1e-12) && close(*y, ey, 1e-12), "{i}: {points:?}");
+            assert!(
+                close(*x, ex, 1e-12) && close(*y, ey, 1e-12),
+                "{i}: {points:?}"
+            );
         }
         assert!(roc_curve(&[1, 1], &[0.2, 0.3]).is_none());
     }
@@ -261,10 +270,16 @@ mod tests {
             (1.0, 0.5),
         ];
         let (points, average_precision) = precision_recall_curve(&LABELS, &SCORES).unwrap();
-        assert!(close(average_precision, 0.8888888888888888, 1e-12), "{average_precision}");
+        assert!(
+            close(average_precision, 0.8888888888888888, 1e-12),
+            "{average_precision}"
+        );
         assert_eq!(points.len(), expected.len(), "{points:?}");
         for (i, ((x, y), (ex, ey))) in points.iter().zip(expected).enumerate() {
-            assert!(close(*x, ex, 1e-12) && close(*y, ey, 1e-12), "{i}: {points:?}");
+            assert!(
+                close(*x, ex, 1e-12) && close(*y, ey, 1e-12),
+                "{i}: {points:?}"
+            );
         }
         assert!(precision_recall_curve(&[0, 0], &[0.2, 0.3]).is_none());
     }
@@ -277,8 +292,14 @@ mod tests {
         let bins = calibration_curve(&LABELS, &SCORES, 5);
         assert_eq!(bins.len(), 5, "{bins:?}");
         for (i, bin) in bins.iter().enumerate() {
-            assert!(close(bin.observed_rate, prob_true[i], 1e-12), "{i}: {bins:?}");
-            assert!(close(bin.mean_predicted, prob_pred[i], 1e-12), "{i}: {bins:?}");
+            assert!(
+                close(bin.observed_rate, prob_true[i], 1e-12),
+                "{i}: {bins:?}"
+            );
+            assert!(
+                close(bin.mean_predicted, prob_pred[i], 1e-12),
+                "{i}: {bins:?}"
+            );
         }
         assert_eq!(bins.iter().map(|b| b.rows).sum::<u64>(), 12);
     }
@@ -288,8 +309,16 @@ mod tests {
         let (stayed, exited) = score_histograms(&LABELS, &SCORES, 10);
         assert_eq!(stayed.iter().sum::<u64>(), 6);
         assert_eq!(exited.iter().sum::<u64>(), 6);
-        assert_eq!((exited[8], exited[9]), (1, 1), "1.0 is in the last bin, 0.9 (an edge) below");
-        assert_eq!((stayed[0], stayed[1]), (2, 1), "0.1 is on an edge: it goes down, as in scikit-learn");
+        assert_eq!(
+            (exited[8], exited[9]),
+            (1, 1),
+            "1.0 is in the last bin, 0.9 (an edge) below"
+        );
+        assert_eq!(
+            (stayed[0], stayed[1]),
+            (2, 1),
+            "0.1 is on an edge: it goes down, as in scikit-learn"
+        );
     }
 
     #[test]

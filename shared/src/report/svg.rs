@@ -78,10 +78,13 @@ pub struct XyChart {
     pub y_range: (f64, f64),
     /// Tick labels at given x positions; `None`: evenly spaced numbers.
     pub x_ticks: Option<Vec<(f64, String)>>,
-    /// A dotted reference line from (x0, y0) to (x1, y1), e.g. the diagonal of chance.
-    pub reference_line: Option<((f64, f64), (f64, f64), String)>,
+    /// A dotted reference line, e.g. the diagonal of chance.
+    pub reference_line: Option<ReferenceLine>,
     pub series: Vec<Series>,
 }
+
+/// A dotted line from one point to another, with its legend name.
+pub type ReferenceLine = ((f64, f64), (f64, f64), String);
 
 struct Frame {
     x: (f64, f64),
@@ -131,7 +134,11 @@ pub fn ticks(range: (f64, f64)) -> Vec<f64> {
     let mut out = Vec::new();
     let mut value = first;
     while value <= range.1 + step * 1e-9 && out.len() < 20 {
-        out.push(if value.abs() < step * 1e-9 { 0.0 } else { value });
+        out.push(if value.abs() < step * 1e-9 {
+            0.0
+        } else {
+            value
+        });
         value += step;
     }
     out
@@ -197,7 +204,10 @@ fn marker(out: &mut String, kind: Marker, x: f64, y: f64, colour: &str) {
     match kind {
         Marker::None => {}
         Marker::Circle => {
-            let _ = write!(out, r##"<circle cx="{x:.1}" cy="{y:.1}" r="4.5" fill="{colour}"/>"##);
+            let _ = write!(
+                out,
+                r##"<circle cx="{x:.1}" cy="{y:.1}" r="4.5" fill="{colour}"/>"##
+            );
         }
         Marker::Square => {
             let _ = write!(
@@ -257,7 +267,11 @@ fn legend(out: &mut String, entries: &[(&str, &str, Marker, bool, bool)]) {
             y += 19.0;
         }
         if *line {
-            let dash = if *dashed { r##" stroke-dasharray="6 4""## } else { "" };
+            let dash = if *dashed {
+                r##" stroke-dasharray="6 4""##
+            } else {
+                ""
+            };
             let _ = write!(
                 out,
                 r##"<line x1="{x:.1}" y1="{:.1}" x2="{:.1}" y2="{:.1}" stroke="{colour}" stroke-width="2.5"{dash}/>"##,
@@ -405,7 +419,8 @@ impl BarChart {
                 if !value.is_finite() || *value <= 0.0 {
                     continue;
                 }
-                let x = frame.px(i as f64) + (frame.px(1.0) - frame.px(0.0)) * 0.1 + s as f64 * slot;
+                let x =
+                    frame.px(i as f64) + (frame.px(1.0) - frame.px(0.0)) * 0.1 + s as f64 * slot;
                 let y = frame.py(*value);
                 let _ = write!(
                     out,
@@ -475,7 +490,8 @@ pub fn confusion_grid(id: &str, counts: [[u64; 2]; 2], description: &str) -> Str
             // White to #0072B2.
             let mix = |full: f64| (255.0 - (255.0 - full) * share).round() as u8;
             let (r, g, b) = (mix(0.0), mix(114.0), mix(178.0));
-            let dark = 0.2126 * f64::from(r) + 0.7152 * f64::from(g) + 0.0722 * f64::from(b) < 140.0;
+            let dark =
+                0.2126 * f64::from(r) + 0.7152 * f64::from(g) + 0.0722 * f64::from(b) < 140.0;
             let ink = if dark { "#fff" } else { "#111" };
             let (x, y) = (left + column as f64 * cell, top + row as f64 * cell);
             let percent = if total == 0 {
@@ -506,12 +522,18 @@ mod tests {
 
     #[test]
     fn escapes_markup() {
-        assert_eq!(escape(r##"<a href="x">&'"##), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;");
+        assert_eq!(
+            escape(r##"<a href="x">&'"##),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+        );
     }
 
     #[test]
     fn ticks_are_round_and_cover_the_range() {
-        assert_eq!(ticks((0.0, 1.0)), vec![0.0, 0.2, 0.4, 0.6000000000000001, 0.8, 1.0]);
+        assert_eq!(
+            ticks((0.0, 1.0)),
+            vec![0.0, 0.2, 0.4, 0.6000000000000001, 0.8, 1.0]
+        );
         let t = ticks((0.0, 37.0));
         assert_eq!(t.first(), Some(&0.0));
         assert!(t.len() >= 4 && t.len() <= 9, "{t:?}");
