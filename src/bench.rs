@@ -6,8 +6,9 @@
 //! binaries, and overstates small children), so the numbers include process start-up and
 //! everything the step touches. In-process measurements add what a child process
 //! cannot isolate: CSV parsing on one core (rows per second, input already in memory) and the
-//! model fit alone. The results go into a marked section of `BENCHMARKS.md`, with the command
-//! and the machine, leaving the rest of the file as written by hand.
+//! model fit alone. The results go into a marked section of a Markdown file (under `target/`
+//! unless `--out` names the tracked `BENCHMARKS.md`), with the command and the machine, leaving
+//! the rest of the file as written by hand.
 
 use std::fmt::Write as _;
 use std::fs;
@@ -36,6 +37,11 @@ pub struct GenerateArgs {
     /// data is never replaced by accident).
     #[arg(long)]
     test_out: Option<PathBuf>,
+    /// Write the matching test file into the configured test-data location instead (a new
+    /// version of testdata.csv there; every earlier version is kept), so the next scoring is
+    /// on data of the same process.
+    #[arg(long, conflicts_with = "test_out")]
+    replace_test_data: bool,
     /// Clients, i.e. rows per monthly file.
     #[arg(long, default_value_t = 10_000)]
     clients: usize,
@@ -123,15 +129,27 @@ impl GenerateArgs {
 
 /// Runs `risk generate`.
 pub async fn generate(args: GenerateArgs, config: &Path) -> Result<()> {
-    let source = match &args.out {
-        Some(dir) => Location::local(dir),
-        None => {
-            let config = Config::load(config)
-                .with_context(|| format!("configuration {} is not usable", config.display()))?;
-            Locations::open(&config).await.source_data
-        }
+    let configured = if args.out.is_none() || args.replace_test_data {
+        let config = Config::load(config)
+            .with_context(|| format!("configuration {} is not usable", config.display()))?;
+        // Seeded first, as any pipeline command would, so generated files join the seed's.
+        shared::seed::seed_first_use(&config)?;
+        Some(Locations::open(&config).await)
+    } else {
+        None
     };
-    let test = args.test_out.as_ref().map(Location::local);
+    // Absolute, so the printed location is a well-formed file:// URL.
+    let local = |dir: &PathBuf| Ok::<_, std::io::Error>(Location::local(std::path::absolute(dir)?));
+    let source = match (&args.out, &configured) {
+        (Some(dir), _) => local(dir)?,
+        (None, Some(locations)) => locations.source_data.clone(),
+        (None, None) => bail!("no source location: pass --out or a usable configuration"),
+    };
+    let test = match (&args.test_out, &configured) {
+        (Some(dir), _) => Some(local(dir)?),
+        (None, Some(locations)) if args.replace_test_data => Some(locations.test_data.clone()),
+        _ => None,
+    };
     let spec = SynthSpec {
         clients: args.clients,
         months: args.months,
@@ -251,10 +269,14 @@ pub struct BenchArgs {
     /// The seed data (the S data set): a directory with `sourcedata/` and `testdata/`.
     #[arg(long, default_value = "data")]
     seed_data: PathBuf,
-    /// The Markdown file the results go into (in their own marked section).
-    #[arg(long, default_value = "BENCHMARKS.md")]
+    /// The Markdown file the results go into, in their own marked section. By default a file
+    /// under target/, so a run never rewrites the tracked BENCHMARKS.md; pass
+    /// `--out BENCHMARKS.md` to publish (the named section is replaced whole, the rest kept).
+    #[arg(long, default_value = "target/bench/BENCHMARKS.md")]
     out: PathBuf,
-    /// Name of the section in `--out` (several runs of the harness can keep separate tables).
+    /// Name of the section in `--out` (several runs of the harness can keep separate tables:
+    /// give a partial run, e.g. `--sizes S`, its own section so it does not replace the main
+    /// table).
     #[arg(long, default_value = "main")]
     section: String,
     /// Benchmark another build of `risk` (e.g. an older commit's) instead of this one. The
@@ -873,6 +895,9 @@ pub async fn run(args: BenchArgs) -> Result<()> {
         sets.push((data, results));
     }
     let body = render(&args, &sets);
+    if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        fs::create_dir_all(dir)?;
+    }
     write_section(&args.out, &args.section, &body)?;
     println!("{body}");
     eprintln!("bench: results written to {}", args.out.display());

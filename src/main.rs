@@ -15,12 +15,13 @@ use clap::{Parser, Subcommand};
 use shared::config::{CONFIG_PATH_ENV, Config};
 use shared::location::Location;
 use shared::records::{Decision, DiagnosticsRecord, FoundFile, ObjectRef, RunRecord};
-use shared::steps::diagnostics::run_diagnostics;
+use shared::steps::diagnostics::{TimingSource, run_diagnostics_with};
 use shared::steps::fullprocess::run_full_process;
 use shared::steps::ingestion::{IngestScope, ingest};
 use shared::steps::reporting::run_reporting;
 use shared::steps::scoring::score_model;
 use shared::steps::training::{load_model, train_model};
+use shared::steps::versions::{ModelVersion, list_model_versions};
 use shared::steps::{Pipeline, deployment, new_run_id};
 use shared::store::PutMode;
 
@@ -64,8 +65,8 @@ enum Command {
     /// deterministic by seed, plus a matching test file.
     Generate(bench::GenerateArgs),
     /// Benchmark every step and the full process on the seed data and on generated data sets
-    /// (fresh local stores, several runs), and write the table to BENCHMARKS.md. Use a
-    /// release build.
+    /// (fresh local stores, several runs), and write the table to target/bench/BENCHMARKS.md
+    /// (--out BENCHMARKS.md publishes it). Use a release build.
     Bench(bench::BenchArgs),
     /// Model-quality benchmark of the drift rules: generated monthly streams (stable, sudden
     /// and gradual concept drift, covariate shift, label-rate shift, small batches), several
@@ -100,11 +101,17 @@ enum PipelineCommand {
         model_version: Option<String>,
     },
     /// Diagnostics of the deployed model: predictions, summary statistics, missing values,
-    /// timings and dependency status.
-    Diagnostics,
+    /// timings (those the deploying run measured) and dependency status.
+    Diagnostics {
+        /// Re-time ingestion of every source file and training on scratch storage instead of
+        /// reporting the deploying run's times (heavy on a long history; writes nowhere else).
+        #[arg(long)]
+        retime: bool,
+    },
     /// Confusion-matrix plot and metric reports of the deployed model on the test data.
     Report,
-    /// Copy local files into the source location, as an upload to the source bucket would.
+    /// Copy local files into the source location (or, with --to test-data, the test-data
+    /// location), as an upload to the bucket would; earlier versions are kept.
     Put {
         /// Files to upload; each keeps its file name as its key.
         #[arg(required = true)]
@@ -118,12 +125,18 @@ enum PipelineCommand {
     },
     /// Serve the API (prediction, scoring, summarystats, diagnostics, health) over plain HTTP
     /// on a loopback address: the same router as the Lambda function behind its Function URL.
-    /// No authentication, hence loopback only. Stops with Ctrl-C.
+    /// No authentication, hence loopback only. Stops with Ctrl-C. With --json the first line
+    /// of stdout is {"url": …} instead of the greeting.
     Serve {
-        /// Address to listen on (loopback only; port 0 picks a free port).
+        /// Address to listen on, host:port (loopback only, e.g. localhost:8000 or
+        /// [::1]:8000; port 0 picks a free port).
         #[arg(long, default_value = "127.0.0.1:8000")]
-        addr: std::net::SocketAddr,
+        addr: String,
     },
+    /// List the model versions in the models location, newest first, with when each was
+    /// trained, its F1 on the test data and which is deployed: a rollback is
+    /// `risk deploy --model-version <version>` with one of these ids.
+    Models,
     /// Call every API endpoint of a base URL and save the combined answers in the reports
     /// location (apireturns.json, apireturns.txt). A failing endpoint is recorded and the others
     /// are still called; the exit status is non-zero if any failed.
@@ -175,7 +188,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", error_report(&e));
             ExitCode::FAILURE
         }
     }
@@ -199,8 +212,36 @@ async fn run(cli: Cli) -> Result<()> {
     }
 }
 
+/// The error and its causes on one line, each said once: many errors quote their cause in their
+/// own message, which a plain `{:#}` would print again.
+fn error_report(error: &anyhow::Error) -> String {
+    let mut report = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if report.contains(&text) {
+            continue;
+        }
+        if !report.is_empty() {
+            report.push_str(": ");
+        }
+        report.push_str(&text);
+    }
+    report
+}
+
 fn load_config(path: &std::path::Path) -> Result<Config> {
-    Config::load(path).with_context(|| format!("configuration {} is not usable", path.display()))
+    match Config::load(path) {
+        Err(shared::config::ConfigError::Read { source, .. })
+            if source.kind() == std::io::ErrorKind::NotFound =>
+        {
+            let looked_at = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+            bail!(
+                "no configuration file at {}: run risk in the repository (where config.json is), or name the file with --config or {CONFIG_PATH_ENV}",
+                looked_at.display()
+            )
+        }
+        loaded => loaded.with_context(|| format!("configuration {} is not usable", path.display())),
+    }
 }
 
 /// Runs one command against the opened locations and prints what it did (or, with `json`, the
@@ -214,7 +255,8 @@ async fn run_pipeline_command(
     match command {
         PipelineCommand::Fullprocess => {
             let record = run_full_process(&pipeline, &run_id).await?;
-            emit(json, &record, || print_run(&record))
+            let run_records = run_record_objects(&pipeline, &record).await;
+            emit(json, &record, || print_run(&record, &run_records))
         }
         PipelineCommand::Ingest { keys } => ingest_command(&pipeline, keys, &run_id, json).await,
         PipelineCommand::Train => train_command(&pipeline, json).await,
@@ -222,8 +264,13 @@ async fn run_pipeline_command(
         PipelineCommand::Deploy { model_version } => {
             deploy_command(&pipeline, model_version.as_deref(), &run_id, json).await
         }
-        PipelineCommand::Diagnostics => {
-            let (record, written) = run_diagnostics(&pipeline, &run_id).await?;
+        PipelineCommand::Diagnostics { retime } => {
+            let timing = if retime {
+                TimingSource::Retime
+            } else {
+                TimingSource::DeployingRun
+            };
+            let (record, written) = run_diagnostics_with(&pipeline, &run_id, timing).await?;
             emit(json, &record, || print_diagnostics(&record, &written))
         }
         PipelineCommand::Report => {
@@ -249,7 +296,11 @@ async fn run_pipeline_command(
             };
             put_files(location, &files, &prefix).await
         }
-        PipelineCommand::Serve { addr } => serve(pipeline, addr).await,
+        PipelineCommand::Serve { addr } => serve(pipeline, &addr, json).await,
+        PipelineCommand::Models => {
+            let versions = list_model_versions(&pipeline).await?;
+            emit(json, &versions, || print_model_versions(&versions))
+        }
         PipelineCommand::Apicalls {
             base_url,
             sign,
@@ -384,14 +435,21 @@ async fn put_files(location: &Location, files: &[PathBuf], prefix: &str) -> Resu
     Ok(())
 }
 
-async fn serve(pipeline: Pipeline, addr: std::net::SocketAddr) -> Result<()> {
-    let listener = shared::api::server::bind(addr).await?;
+async fn serve(pipeline: Pipeline, addr: &str, json: bool) -> Result<()> {
+    let listener = shared::api::server::bind_name(addr).await?;
     let bound = listener.local_addr()?;
     let api = shared::api::Api::new(pipeline, shared::api::ApiLimits::from_env());
     // The first line of stdout is the address, for scripts and tests that ask for port 0.
-    println!(
-        "Serving the API on http://{bound}\n  GET /health, POST /prediction, GET /scoring, GET /summarystats, GET /diagnostics (Ctrl-C stops)"
-    );
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({ "url": format!("http://{bound}") })
+        );
+    } else {
+        println!(
+            "Serving the API on http://{bound}\n  GET /health, POST /prediction, GET /scoring, GET /summarystats, GET /diagnostics, GET /drift (Ctrl-C stops)"
+        );
+    }
     shared::api::server::serve(listener, shared::api::router(api), std::future::pending()).await;
     Ok(())
 }
@@ -531,8 +589,16 @@ fn print_diagnostics(record: &DiagnosticsRecord, written: &ObjectRef) {
     }
     match (&record.timings, &record.timing_error) {
         (Some(t), _) => println!(
-            "Timings: ingestion {:.1} ms, training {:.1} ms ({} files, {} rows)",
-            t.ingestion_ms, t.training_ms, t.source_files, t.rows_compiled
+            "Timings: ingestion {:.1} ms, training {:.1} ms ({} files, {} rows; {})",
+            t.ingestion_ms,
+            t.training_ms,
+            t.source_files,
+            t.rows_compiled,
+            match (&t.run_id, &t.scratch_location) {
+                (Some(run), _) => format!("as run {run} measured them"),
+                (None, Some(scratch)) => format!("re-timed on {scratch}"),
+                (None, None) => "re-timed".to_string(),
+            }
         ),
         (None, Some(e)) => println!("Timings: not measured: {e}"),
         (None, None) => {}
@@ -553,7 +619,64 @@ fn print_diagnostics(record: &DiagnosticsRecord, written: &ObjectRef) {
     }
 }
 
-fn print_run(record: &RunRecord) {
+/// The run record's two objects (`runs/<run>.json`, `last_run.json`), which the record cannot
+/// list itself; none for a run that wrote nothing.
+async fn run_record_objects(pipeline: &Pipeline, record: &RunRecord) -> Vec<ObjectRef> {
+    if record.decision == Decision::NoNewData {
+        return Vec::new();
+    }
+    let reports = &pipeline.locations.reports;
+    let mut found = Vec::new();
+    for name in [
+        format!(
+            "{}/{}.json",
+            shared::records::names::RUNS_PREFIX,
+            record.run_id
+        ),
+        shared::records::names::LAST_RUN.to_string(),
+    ] {
+        match reports.head(&name, None).await {
+            Ok(meta) => found.push(ObjectRef::new(reports, &meta)),
+            Err(e) => tracing::warn!("cannot find the run record {name}: {e}"),
+        }
+    }
+    found
+}
+
+fn print_model_versions(versions: &[ModelVersion]) {
+    if versions.is_empty() {
+        println!("No model versions yet: run `risk fullprocess` (it bootstraps) or `risk train`.");
+        return;
+    }
+    // Local version ids are 20 digits, S3's up to 32 characters or more.
+    let width = versions
+        .iter()
+        .map(|v| v.version_id.len())
+        .max()
+        .unwrap_or(0)
+        .max(20)
+        + 2;
+    println!(
+        "{:<width$} {:<20} {:>8} {:>9} {:>14}  deployed",
+        "version", "trained at", "rows", "threshold", "F1 when scored"
+    );
+    for version in versions {
+        let line = format!(
+            "{:<width$} {:<20} {:>8} {:>9.3} {:>14}  {}",
+            version.version_id,
+            version.trained_at.format("%Y-%m-%d %H:%M:%S"),
+            version.rows_trained,
+            version.threshold,
+            version
+                .f1
+                .map_or_else(|| "unscored".to_string(), |f1| format!("{f1:.4}")),
+            if version.deployed { "*" } else { "" }
+        );
+        println!("{}", line.trim_end());
+    }
+}
+
+fn print_run(record: &RunRecord, run_records: &[ObjectRef]) {
     println!("Run {}: {:?}", record.run_id, record.decision);
     println!("  {}", record.reason);
     for file in &record.new_files {
@@ -563,19 +686,37 @@ fn print_run(record: &RunRecord) {
         println!("  Nothing was written.");
         return;
     }
-    if let (Some(before), Some(after)) = (&record.model_before, &record.model_after)
-        && before != after
+    // The models location's ids: the ones `risk models` lists and `risk deploy` takes.
+    match (&record.model_version_before, &record.model_version_after) {
+        (before, Some(after)) if before.as_ref() != Some(after) => println!(
+            "  deployed model version {after}{}",
+            before
+                .as_ref()
+                .map(|b| format!(" (was {b}; `risk deploy --model-version {b}` rolls back)"))
+                .unwrap_or_default()
+        ),
+        (_, Some(kept)) => println!("  deployed model version {kept} (unchanged)"),
+        _ => {}
+    }
+    if let Some(challenger) = &record.challenger
+        && record.decision == Decision::ChallengerRejected
     {
-        println!("  model {} -> {}", before.version_id, after.version_id);
+        println!(
+            "  rejected challenger kept as model version {}",
+            challenger.version_id
+        );
     }
     if let Some(f1) = record.new_model_f1 {
         println!("  new model F1 on the test data: {f1:.4}");
     }
     for step in &record.steps {
-        println!("  {:<12} {:>9.1} ms", step.step, step.ms);
+        println!("  {:<20} {:>9.1} ms", step.step, step.ms);
     }
-    println!("  wrote {} objects:", record.wrote.len());
-    for object in &record.wrote {
+    println!(
+        "  wrote {} objects:",
+        record.wrote.len() + run_records.len()
+    );
+    for object in record.wrote.iter().chain(run_records) {
         println!("    {}", describe(object));
     }
     let page = format!("/{}", shared::report::INDEX_HTML);

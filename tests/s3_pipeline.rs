@@ -35,6 +35,7 @@ async fn full_process_on_s3_bootstraps_then_finds_nothing_new() {
         production: s3(bucket, "production"),
         reports: s3(bucket, "reports"),
         lifecycle: Default::default(),
+        seed: Default::default(),
     };
     let mut pipeline = Pipeline::new(Locations::open_with_client(
         &config,

@@ -277,6 +277,15 @@ async fn seed_scenario_bootstrap_then_drift_check_then_nothing_new() {
     );
     assert_eq!(third.model_before, Some(deployed_1.model.clone()));
     assert_eq!(third.model_after, Some(deployed_2.model.clone()));
+    // ... and as the models location's versions, which a rollback names.
+    assert_eq!(
+        third.model_version_before.as_ref(),
+        Some(&deployed_1.model_source.version_id)
+    );
+    assert_eq!(
+        third.model_version_after.as_ref(),
+        Some(&deployed_2.model_source.version_id)
+    );
     assert_eq!(third.new_model_f1, Some(deployed_2.f1));
     let model_versions = locations.models.list_versions(names::MODEL).await.unwrap();
     assert_eq!(model_versions.len(), 2);
@@ -345,8 +354,15 @@ async fn seed_scenario_bootstrap_then_drift_check_then_nothing_new() {
         .as_ref()
         .unwrap_or_else(|| panic!("no timings: {:?}", diagnostics.timing_error));
     assert!(timings.ingestion_ms > 0.0 && timings.training_ms > 0.0);
-    assert_eq!(timings.source_files, 5);
-    assert!(timings.scratch_location.starts_with("memory://"));
+    // The run's own times (its one new file, its 6 rows), not a re-run over the whole history.
+    assert_eq!(timings.run_id.as_deref(), Some("run-3"));
+    assert_eq!((timings.source_files, timings.rows_compiled), (1, 6));
+    assert_eq!(timings.scratch_location, None);
+    let ms = |step: &str| third.steps.iter().find(|s| s.step == step).unwrap().ms;
+    assert_eq!(
+        (timings.ingestion_ms, timings.training_ms),
+        (ms("ingestion"), ms("training"))
+    );
     assert!(!diagnostics.dependencies.is_empty());
     assert!(
         diagnostics

@@ -12,6 +12,7 @@ use std::path::{Component, Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::lifecycle::{LifecycleError, LifecycleSettings};
+use crate::seed::SeedDirs;
 
 /// The settings, in the order they appear in `config.json`, with the environment variable that
 /// overrides each one.
@@ -65,6 +66,15 @@ pub enum ConfigError {
         second: &'static str,
         second_value: String,
         reason: &'static str,
+    },
+    #[error(
+        "seed directory '{setting}' = '{value}' (from {origin}): {reason}; expected e.g. \"seed\": {{\"source_data\": \"file://data/sourcedata\"}}"
+    )]
+    InvalidSeed {
+        setting: &'static str,
+        value: String,
+        origin: String,
+        reason: String,
     },
     #[error("the `lifecycle` settings (from {origin}) are not usable: {source}")]
     Lifecycle {
@@ -221,6 +231,17 @@ pub struct Config {
     /// Drift rule, training window, threshold and champion/challenger gate (all optional in
     /// the file; see [`LifecycleSettings`] for each default and its source).
     pub lifecycle: LifecycleSettings,
+    /// Directories whose files seed the local source and test locations on first use
+    /// ([`crate::seed`]); empty unless the file names them.
+    pub seed: SeedDirs,
+}
+
+/// The optional `seed` object of the file: a local directory (`file://…`) per user-data location.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SeedFile {
+    source_data: Option<String>,
+    test_data: Option<String>,
 }
 
 /// The file format: every setting is a location string; unknown keys are refused so a typo
@@ -235,6 +256,7 @@ struct ConfigFile {
     production: Option<String>,
     reports: Option<String>,
     lifecycle: Option<LifecycleSettings>,
+    seed: Option<SeedFile>,
 }
 
 impl ConfigFile {
@@ -282,7 +304,15 @@ impl Config {
                         path: path.to_path_buf(),
                         line: e.line(),
                         column: e.column(),
-                        message: e.to_string(),
+                        // serde's message ends with the position, which the error already gives.
+                        message: e
+                            .to_string()
+                            .trim_end_matches(&format!(
+                                " at line {} column {}",
+                                e.line(),
+                                e.column()
+                            ))
+                            .to_string(),
                     })?;
                 let base = path
                     .parent()
@@ -319,7 +349,38 @@ impl Config {
                 reason,
             })
         };
+        let seed_file = file.seed.clone().unwrap_or_default();
+        let seed_dir = |setting: &'static str,
+                        value: &Option<String>|
+         -> Result<Option<std::path::PathBuf>, ConfigError> {
+            let Some(value) = value else { return Ok(None) };
+            // A location the environment moves elsewhere is not the one the file seeds.
+            if env
+                .get(env_var_for(setting))
+                .is_some_and(|v| !v.trim().is_empty())
+            {
+                return Ok(None);
+            }
+            let invalid = |reason: String| ConfigError::InvalidSeed {
+                setting,
+                value: value.clone(),
+                origin: source_name.clone(),
+                reason,
+            };
+            match LocationUrl::parse(value, &base_dir).map_err(invalid)? {
+                LocationUrl::File { root } => Ok(Some(root)),
+                LocationUrl::S3 { .. } => Err(invalid(
+                    "only local directories seed a location (put files into a bucket with `risk put`)"
+                        .into(),
+                )),
+            }
+        };
+        let seed = SeedDirs {
+            source_data: seed_dir("source_data", &seed_file.source_data)?,
+            test_data: seed_dir("test_data", &seed_file.test_data)?,
+        };
         let config = Config {
+            seed,
             source_data: resolve("source_data")?,
             compiled_data: resolve("compiled_data")?,
             test_data: resolve("test_data")?,
@@ -531,6 +592,58 @@ mod tests {
             err.contains("'models'") && err.contains("'production'"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn seed_directories_resolve_against_the_config_and_must_be_local() {
+        let dir = tempfile::tempdir().unwrap();
+        let body = GOOD.replace(
+            "\"reports\"",
+            "\"seed\": {\"source_data\": \"file://data/sourcedata\"},\n\"reports\"",
+        );
+        let config =
+            Config::load_with_env(Some(&write_config(dir.path(), &body)), &BTreeMap::new())
+                .unwrap();
+        let base = std::path::absolute(dir.path()).unwrap();
+        assert_eq!(config.seed.source_data, Some(base.join("data/sourcedata")));
+        assert_eq!(config.seed.test_data, None);
+        let moved = BTreeMap::from([(
+            "RISK_SOURCE_DATA".to_string(),
+            "file:///elsewhere".to_string(),
+        )]);
+        let config = Config::load_with_env(Some(&write_config(dir.path(), &body)), &moved).unwrap();
+        assert_eq!(
+            config.seed.source_data, None,
+            "not seeded where the file did not say"
+        );
+        let on_s3 = GOOD.replace(
+            "\"reports\"",
+            "\"seed\": {\"test_data\": \"s3://seed-bucket/t\"},\n\"reports\"",
+        );
+        let error =
+            Config::load_with_env(Some(&write_config(dir.path(), &on_s3)), &BTreeMap::new())
+                .unwrap_err()
+                .to_string();
+        assert!(
+            error.contains("'test_data'") && error.contains("local"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn the_repository_configuration_keeps_every_write_out_of_the_tracked_data() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../config.json");
+        let config = Config::load_with_env(Some(&path), &BTreeMap::new()).unwrap();
+        let data = std::path::absolute(path.parent().unwrap().join("data")).unwrap();
+        let data = normalize_lexically(&data);
+        for (setting, url) in config.named_locations() {
+            let LocationUrl::File { root } = url else {
+                panic!("{setting} is not local")
+            };
+            assert!(!root.starts_with(&data), "{setting} writes under data/");
+        }
+        assert_eq!(config.seed.source_data, Some(data.join("sourcedata")));
+        assert_eq!(config.seed.test_data, Some(data.join("testdata")));
     }
 
     #[test]

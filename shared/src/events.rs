@@ -372,7 +372,8 @@ pub fn step_input(input: &Value) -> Result<StepInput, EventError> {
     let ignored: Vec<&str> = object
         .keys()
         .map(String::as_str)
-        .filter(|k| !matches!(*k, "model_version" | "score_version"))
+        // `retime` is the diagnostics function's own switch.
+        .filter(|k| !matches!(*k, "model_version" | "score_version" | "retime"))
         .collect();
     if !ignored.is_empty() {
         tracing::info!(?ignored, "input fields not used by this step");

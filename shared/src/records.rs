@@ -225,17 +225,56 @@ pub struct MissingShare {
     pub percent: f64,
 }
 
-/// How long the heavy steps take on the current source data.
+/// How long ingestion and training took: as the run that trained the deployed model measured
+/// them (its run record's steps), or, when asked explicitly, re-measured over every source file
+/// on scratch storage.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Timings {
-    /// Ingesting every source file from scratch.
+    /// The timed ingestion: the run's own (its new files), or every source file when re-timed.
     pub ingestion_ms: f64,
-    /// Training on the result.
+    /// The timed training.
     pub training_ms: f64,
+    /// Source files the timed ingestion read.
     pub source_files: usize,
+    /// Rows the timed ingestion added to the compiled data.
     pub rows_compiled: u64,
-    /// Where the timing runs wrote (never a configured location).
-    pub scratch_location: String,
+    /// The run whose steps these are; absent when re-timed on scratch storage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
+    /// Where a re-timing wrote (never a configured location); absent for a run's own timings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scratch_location: Option<String>,
+}
+
+impl Timings {
+    /// A run's own ingestion and training times, from its step timings; `None` unless it
+    /// trained (a run that only checked for drift timed no training).
+    pub fn from_run(
+        run_id: &str,
+        steps: &[StepTiming],
+        source_files: usize,
+        rows_added: u64,
+    ) -> Option<Timings> {
+        let ms = |name: &str| steps.iter().find(|s| s.step == name).map(|s| s.ms);
+        Some(Timings {
+            ingestion_ms: ms("ingestion")?,
+            training_ms: ms("training")?,
+            source_files,
+            rows_compiled: rows_added,
+            run_id: Some(run_id.to_string()),
+            scratch_location: None,
+        })
+    }
+
+    /// The ingestion and training times a run record holds.
+    pub fn from_run_record(record: &RunRecord) -> Option<Timings> {
+        Timings::from_run(
+            &record.run_id,
+            &record.steps,
+            record.new_files.len(),
+            record.rows_added,
+        )
+    }
 }
 
 /// The diagnostics record, in `reports`.
@@ -357,9 +396,15 @@ pub struct RunRecord {
     pub deployed_f1: Option<f64>,
     /// F1 of that model on the rows this run added to the compiled data.
     pub new_data_f1: Option<f64>,
-    /// The deployed model before and after this run.
+    /// The deployed model before and after this run (production's copies).
     pub model_before: Option<ObjectRef>,
     pub model_after: Option<ObjectRef>,
+    /// The same models as versions of the models location, the ids `risk deploy
+    /// --model-version` takes for a rollback; absent from records written before they were kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_version_before: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_version_after: Option<String>,
     /// F1 of the newly trained model on the test data, when one was trained.
     pub new_model_f1: Option<f64>,
     /// The drift check of the deployed model on the new rows, every figure kept.

@@ -170,6 +170,7 @@ pub fn local_pipeline(root: &std::path::Path) -> (crate::config::Config, crate::
         production: dir("store/production"),
         reports: dir("store/reports"),
         lifecycle: crate::lifecycle::LifecycleSettings::default(),
+        seed: Default::default(),
     };
     std::fs::copy(
         repo_path("data/testdata/testdata.csv"),

@@ -5,8 +5,7 @@
 //! invocation's request id; `AWS_LAMBDA_LOG_LEVEL` sets the level.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::process::Command;
 
 use serde_json::Value;
 use shared::api::fixture::local_config;
@@ -27,27 +26,13 @@ fn answer_health(env: &[(&str, &str)]) -> (Value, String) {
     event["requestContext"]["http"]["path"] = "/health".into();
     let runtime = RuntimeApi::start(vec![(REQUEST_ID.to_string(), event)]);
 
-    let log_path = dir.path().join("stdout.log");
-    let log = std::fs::File::create(&log_path).unwrap();
-    let mut function = Command::new(env!("CARGO_BIN_EXE_api"))
-        .env_remove("RUST_LOG")
-        .env_remove("AWS_LAMBDA_LOG_LEVEL")
-        .env("AWS_LAMBDA_RUNTIME_API", runtime.url())
+    let mut function = Command::new(env!("CARGO_BIN_EXE_api"));
+    function
         .env("AWS_LAMBDA_FUNCTION_NAME", "api")
-        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "512")
-        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
         .env("RISK_CONFIG", &config)
         .env("RISK_DEPENDENCY_CHECK", "off")
-        .envs(env.iter().copied())
-        .stdin(Stdio::null())
-        .stdout(log)
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let outcome = runtime.outcome(Duration::from_secs(60));
-    let _ = function.kill();
-    let _ = function.wait();
-    let logged = std::fs::read_to_string(&log_path).unwrap();
+        .envs(env.iter().copied());
+    let (outcome, logged) = runtime.run_once(function, 512);
     match outcome {
         Some(Outcome::Response { request_id, body }) => {
             assert_eq!(request_id, REQUEST_ID);

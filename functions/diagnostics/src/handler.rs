@@ -11,7 +11,7 @@ use shared::lambda::LambdaEvent;
 use shared::records::ObjectRef;
 use shared::records::{MissingShare, Timings};
 use shared::steps::Pipeline;
-use shared::steps::diagnostics::run_diagnostics;
+use shared::steps::diagnostics::{TimingSource, run_diagnostics_with};
 
 /// What one invocation did.
 #[derive(Debug, Serialize)]
@@ -37,7 +37,12 @@ pub async fn handle(
 ) -> Result<DiagnosticsResponse, Failure> {
     invoke("diagnostics", |run_id| async move {
         step_input(&event.payload)?;
-        let (record, written) = run_diagnostics(pipeline, &run_id).await?;
+        // The deploying run's timings unless re-timing on scratch storage is asked for.
+        let timing = match event.payload.get("retime").and_then(Value::as_bool) {
+            Some(true) => TimingSource::Retime,
+            _ => TimingSource::DeployingRun,
+        };
+        let (record, written) = run_diagnostics_with(pipeline, &run_id, timing).await?;
         let outdated_dependencies = record
             .dependencies
             .iter()
@@ -97,8 +102,21 @@ mod tests {
             assert_eq!(Some(response.model), bootstrap.model_after, "{name}");
             assert_eq!(response.predictions, 5, "one per test row");
             assert_eq!(response.missing_values.len(), 5);
-            assert!(response.timings.is_some(), "{:?}", response.timing_error);
+            let timings = response
+                .timings
+                .unwrap_or_else(|| panic!("{:?}", response.timing_error));
+            assert_eq!(
+                timings.run_id.as_deref(),
+                Some("seed"),
+                "the deploying run's"
+            );
         }
+        let retimed = handle(&pipeline, lambda_event(serde_json::json!({"retime": true})))
+            .await
+            .unwrap();
+        let timings = retimed.timings.unwrap();
+        assert_eq!((timings.run_id, timings.source_files), (None, 2));
+        assert!(timings.scratch_location.unwrap().starts_with("memory://"));
         let written = pipeline
             .locations
             .reports
@@ -107,8 +125,8 @@ mod tests {
             .unwrap();
         assert_eq!(
             written.len(),
-            fixtures.len() + 1,
-            "the bootstrap's, then one each"
+            fixtures.len() + 2,
+            "the bootstrap's, then one each, then the re-timed one"
         );
     }
 }

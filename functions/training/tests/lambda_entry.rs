@@ -4,8 +4,7 @@
 //! carry the request id and the run id.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::process::Command;
 
 use serde_json::{Value, json};
 use shared::api::fixture::local_config;
@@ -17,25 +16,12 @@ fn a_failed_invocation_reaches_lambda_as_a_permanent_error_with_its_cause() {
     let seed_data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data");
     let config = local_config(dir.path(), &seed_data).unwrap();
     let runtime = RuntimeApi::start(vec![("train-1".to_string(), json!({}))]);
-    let log_path = dir.path().join("stdout.log");
-    let mut function = Command::new(env!("CARGO_BIN_EXE_training"))
-        .env_remove("RUST_LOG")
-        .env_remove("AWS_LAMBDA_LOG_LEVEL")
-        .env("AWS_LAMBDA_RUNTIME_API", runtime.url())
+    let mut function = Command::new(env!("CARGO_BIN_EXE_training"));
+    function
         .env("AWS_LAMBDA_FUNCTION_NAME", "training")
-        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1024")
-        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
         .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
-        .env("RISK_CONFIG", &config)
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&log_path).unwrap())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let outcome = runtime.outcome(Duration::from_secs(60));
-    let _ = function.kill();
-    let _ = function.wait();
-    let logged = std::fs::read_to_string(&log_path).unwrap();
+        .env("RISK_CONFIG", &config);
+    let (outcome, logged) = runtime.run_once(function, 1024);
 
     let Some(Outcome::Error { request_id, body }) = outcome else {
         panic!("expected an invocation error, got {outcome:?}; the function logged:\n{logged}");

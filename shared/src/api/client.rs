@@ -323,9 +323,14 @@ pub async fn call_all(
             },
         };
         if result.ok {
-            tracing::info!(endpoint = call.endpoint, status = ?result.status, "called");
+            tracing::info!(endpoint = call.endpoint, status = result.status, "called");
         } else {
-            tracing::warn!(endpoint = call.endpoint, error = ?result.error, "call failed");
+            tracing::warn!(
+                endpoint = call.endpoint,
+                status = result.status,
+                error = result.error.as_deref(),
+                "call failed"
+            );
         }
         results.push(result);
     }

@@ -1,8 +1,8 @@
 //! One function per route. Each reads what it needs through the pipeline's steps (the same code
 //! the Lambda steps and the CLI run), so the API's figures are the pipeline's figures: scoring
 //! and summary statistics are computed live from the deployed model, the test data and the
-//! compiled data; diagnostics are the latest saved record (the timing part re-ingests and
-//! retrains every source file, far too heavy to run per request).
+//! compiled data; diagnostics are the latest saved record (with the ingestion and training times
+//! of the run that deployed the model), not recomputed per request.
 
 use arrow::array::RecordBatch;
 use axum::extract::Request;

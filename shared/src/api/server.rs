@@ -26,12 +26,42 @@ pub enum ServeError {
         "{0} is not a loopback address; the local server has no authentication, so it only listens on 127.0.0.1 or [::1] (deploy the Lambda Function URL, with IAM auth, for remote access)"
     )]
     NotLoopback(SocketAddr),
+    #[error(
+        "cannot use '{addr}' as the address to listen on: {reason}; expected host:port, e.g. 127.0.0.1:8000 or localhost:8000"
+    )]
+    Resolve { addr: String, reason: String },
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
         #[source]
         source: std::io::Error,
     },
+}
+
+/// Binds `addr`, an `ip:port` or a `name:port` such as `localhost:8000`, refusing it unless
+/// every address the name resolves to is loopback; the first of them that binds is used.
+pub async fn bind_name(addr: &str) -> Result<TcpListener, ServeError> {
+    let resolve_error = |reason: String| ServeError::Resolve {
+        addr: addr.to_string(),
+        reason,
+    };
+    let mut resolved: Vec<SocketAddr> = tokio::net::lookup_host(addr)
+        .await
+        .map_err(|e| resolve_error(e.to_string()))?
+        .collect();
+    if let Some(remote) = resolved.iter().find(|a| !a.ip().is_loopback()) {
+        return Err(ServeError::NotLoopback(*remote));
+    }
+    // IPv4 first: `localhost` in a URL reaches 127.0.0.1 with every client.
+    resolved.sort_by_key(|a| !a.is_ipv4());
+    let mut last_error = None;
+    for candidate in resolved {
+        match bind(candidate).await {
+            Ok(listener) => return Ok(listener),
+            Err(e) => last_error = Some(e),
+        }
+    }
+    Err(last_error.unwrap_or_else(|| resolve_error("it resolves to no address".into())))
 }
 
 /// Binds `addr` (port 0 picks a free port), refusing anything but loopback.
@@ -72,5 +102,22 @@ pub async fn serve(listener: TcpListener, router: Router, shutdown: impl Future<
                 tracing::debug!(%peer, "connection ended: {e}");
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod name_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn names_that_resolve_to_loopback_are_accepted_others_refused() {
+        let listener = bind_name("localhost:0").await.unwrap();
+        assert!(listener.local_addr().unwrap().ip().is_loopback());
+        let listener = bind_name("127.0.0.1:0").await.unwrap();
+        assert!(listener.local_addr().unwrap().ip().is_loopback());
+        let refused = bind_name("0.0.0.0:0").await.unwrap_err();
+        assert!(matches!(refused, ServeError::NotLoopback(_)), "{refused}");
+        let malformed = bind_name("localhost").await.unwrap_err().to_string();
+        assert!(malformed.contains("host:port"), "{malformed}");
     }
 }

@@ -145,7 +145,8 @@ pub struct SummaryStatsAnswer {
     pub request_id: String,
 }
 
-/// How long ingestion and training took when the diagnostics ran.
+/// How long ingestion and training took, as the run that deployed the model measured them (or
+/// as re-timed on scratch storage when the diagnostics were asked to).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TimingsInfo {
     pub ingestion_ms: f64,

@@ -1,8 +1,9 @@
 //! Diagnostics of the deployed system: the deployed model's predictions for a data set; mean,
 //! median and standard deviation of every numeric column of the compiled data and the share of
-//! missing values per column; how long ingestion and training take (timed against an in-memory
-//! scratch location, so timing never writes to any configured place, production least of all);
-//! and the status of every direct dependency. Saved as one diagnostics record in `reports`.
+//! missing values per column; how long ingestion and training took (as the run that trained the
+//! deployed model measured them; re-measured over every source file on an in-memory scratch
+//! location only when asked, so timing never writes to any configured place); and the status of
+//! every direct dependency. Saved as one diagnostics record in `reports`.
 
 use std::time::Instant;
 
@@ -20,7 +21,8 @@ use crate::dependencies::dependency_status;
 use crate::location::Location;
 use crate::model::TrainedModel;
 use crate::records::{
-    DiagnosticsRecord, MissingShare, ObjectRef, PredictionRow, PredictionSet, Timings, names,
+    DiagnosticsRecord, MissingShare, ObjectRef, PredictionRow, PredictionSet, RunRecord, Timings,
+    names,
 };
 use crate::stats::{DataSummary, SummaryBuilder};
 use crate::store::PutMode;
@@ -96,11 +98,56 @@ pub fn missing_shares(summary: &DataSummary) -> Vec<MissingShare> {
         .collect()
 }
 
+/// Where the diagnostics' ingestion and training times come from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TimingSource {
+    /// The run under way measured them (the full process passes its own).
+    Run(Timings),
+    /// The run that deployed the model, from its run record (the diagnostics step's default).
+    DeployingRun,
+    /// Re-run the ingestion of every source file and a training on scratch storage: heavy on a
+    /// long history, so only when asked (`risk diagnostics --retime`).
+    Retime,
+}
+
+/// The ingestion and training times of the run that deployed the model; an explanation when
+/// that run recorded none.
+async fn deploying_run_timings(pipeline: &Pipeline) -> Result<Timings, String> {
+    let deployment = super::deployment::current_deployment(pipeline)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or("nothing is deployed")?;
+    let run_id = deployment.run_id;
+    let record = pipeline
+        .locations
+        .reports
+        .get_json_if_exists::<RunRecord>(
+            &format!("{}/{run_id}.json", names::RUNS_PREFIX),
+            "run record",
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    record
+        .and_then(|(_, record)| Timings::from_run_record(&record))
+        .ok_or_else(|| {
+            format!(
+                "the deploying run {run_id} recorded no ingestion and training times (deployed by hand?); `risk diagnostics --retime` measures them on scratch storage"
+            )
+        })
+}
+
 /// Times a full ingestion of every source file and a training run, against a scratch location.
+/// What they log is labelled with a `retiming` span: no second ingestion of the real data runs.
 pub async fn time_ingestion_and_training(
     pipeline: &Pipeline,
     run_id: &str,
 ) -> Result<Timings, StepError> {
+    use tracing::Instrument;
+    let span = tracing::info_span!("retiming", scratch = true);
+    time_on_scratch(pipeline, run_id).instrument(span).await
+}
+
+async fn time_on_scratch(pipeline: &Pipeline, run_id: &str) -> Result<Timings, StepError> {
     let scratch = Location::scratch(&format!("diagnostics-{run_id}"));
     let started = Instant::now();
     let ingestion = ingest_into(pipeline, &scratch, &IngestScope::All, run_id).await?;
@@ -113,7 +160,8 @@ pub async fn time_ingestion_and_training(
         training_ms,
         source_files: ingestion.new_files.len(),
         rows_compiled: ingestion.record.compiled.map_or(0, |c| c.rows),
-        scratch_location: scratch.url().to_string(),
+        run_id: None,
+        scratch_location: Some(scratch.url().to_string()),
     })
 }
 
@@ -133,21 +181,39 @@ pub async fn deployed_predictions(
     })
 }
 
-/// Runs every diagnostic and saves the record in `reports`.
+/// Runs every diagnostic, with the timings of the run that deployed the model, and saves the
+/// record in `reports`.
 pub async fn run_diagnostics(
     pipeline: &Pipeline,
     run_id: &str,
+) -> Result<(DiagnosticsRecord, ObjectRef), StepError> {
+    run_diagnostics_with(pipeline, run_id, TimingSource::DeployingRun).await
+}
+
+/// Runs every diagnostic, taking the timings from `timing`, and saves the record in `reports`.
+pub async fn run_diagnostics_with(
+    pipeline: &Pipeline,
+    run_id: &str,
+    timing: TimingSource,
 ) -> Result<(DiagnosticsRecord, ObjectRef), StepError> {
     let measurements = async {
         let predictions = deployed_predictions(pipeline, None).await?;
         let (compiled_data, summary) = summarize_compiled_data(pipeline).await?;
         (pipeline.between_steps)();
-        let (timings, timing_error) = match time_ingestion_and_training(pipeline, run_id).await {
+        let timings =
+            match timing {
+                TimingSource::Run(timings) => Ok(timings),
+                TimingSource::DeployingRun => deploying_run_timings(pipeline).await,
+                TimingSource::Retime => time_ingestion_and_training(pipeline, run_id)
+                    .await
+                    .map_err(|e| {
+                        tracing::warn!("timing run failed: {e}");
+                        e.to_string()
+                    }),
+            };
+        let (timings, timing_error) = match timings {
             Ok(timings) => (Some(timings), None),
-            Err(e) => {
-                tracing::warn!("timing run failed: {e}");
-                (None, Some(e.to_string()))
-            }
+            Err(e) => (None, Some(e)),
         };
         Ok::<_, StepError>((predictions, compiled_data, summary, timings, timing_error))
     };

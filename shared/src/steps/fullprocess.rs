@@ -12,7 +12,7 @@ use arrow::array::RecordBatch;
 use chrono::Utc;
 
 use super::deployment::{current_deployment, deploy};
-use super::diagnostics::run_diagnostics;
+use super::diagnostics::{TimingSource, run_diagnostics_with};
 use super::ingestion::{IngestScope, ingest};
 use super::reporting::write_reports;
 use super::scoring::score_model;
@@ -23,7 +23,7 @@ use crate::lifecycle::gate::{Challenger, challenge};
 use crate::model::TrainedModel;
 use crate::records::{
     Decision, DeploymentRecord, DriftEntry, FoundFile, IngestionRecord, ObjectRef, RunRecord,
-    StepTiming, names,
+    StepTiming, Timings, names,
 };
 use crate::store::PutMode;
 
@@ -179,9 +179,13 @@ async fn deploy_and_report(
     steps.record("deployment", started);
     wrote.extend(deployed.written);
     record.model_after = Some(deployed.record.model);
+    record.model_version_after = Some(deployed.record.model_source.version_id);
 
     let started = Instant::now();
-    let (_, diagnostics) = run_diagnostics(pipeline, run_id).await?;
+    // The times this run measured, not a second ingestion and training over the whole history.
+    let timing = Timings::from_run(run_id, &steps.0, record.new_files.len(), record.rows_added)
+        .map_or(TimingSource::DeployingRun, TimingSource::Run);
+    let (_, diagnostics) = run_diagnostics_with(pipeline, run_id, timing).await?;
     steps.record("diagnostics", started);
     wrote.push(diagnostics);
 
@@ -223,6 +227,8 @@ pub async fn run_full_process_for(
         new_data_f1: None,
         model_before: None,
         model_after: None,
+        model_version_before: None,
+        model_version_after: None,
         new_model_f1: None,
         drift: None,
         training_window: None,
@@ -248,6 +254,9 @@ pub async fn run_full_process_for(
 
     let deployment = current_deployment(pipeline).await?;
     record.model_before = deployment.as_ref().map(|d| d.model.clone());
+    record.model_version_before = deployment
+        .as_ref()
+        .map(|d| d.model_source.version_id.clone());
     let mut since_row = None;
     let mut champion: Option<TrainedModel> = None;
     let mut compiled: Option<CompiledColumns> = None;
@@ -331,6 +340,7 @@ pub async fn run_full_process_for(
         if rejected {
             record.decision = Decision::ChallengerRejected;
             record.model_after = record.model_before.clone();
+            record.model_version_after = record.model_version_before.clone();
             tracing::info!(decision = ?record.decision, "{}", record.reason);
         } else {
             deploy_and_report(
@@ -345,6 +355,7 @@ pub async fn run_full_process_for(
         }
     } else {
         record.model_after = record.model_before.clone();
+        record.model_version_after = record.model_version_before.clone();
     }
 
     // The HTML page shows this run too, so it is written before the record that lists it.

@@ -10,6 +10,7 @@ pub mod ingestion;
 pub mod reporting;
 pub mod scoring;
 pub mod training;
+pub mod versions;
 
 use std::time::Duration;
 
@@ -53,8 +54,10 @@ impl Pipeline {
         })
     }
 
-    /// The pipeline over `config`'s locations, with its lifecycle settings.
+    /// The pipeline over `config`'s locations, with its lifecycle settings; local locations
+    /// with a seed directory are seeded first if they do not exist yet ([`crate::seed`]).
     pub async fn open(config: &crate::config::Config) -> Result<Self, StepError> {
+        crate::seed::seed_first_use(config)?;
         Ok(Self::new(Locations::open(config).await)?.with_lifecycle(config.lifecycle.clone()))
     }
 
@@ -79,6 +82,8 @@ pub enum StepError {
     Model(#[from] ModelError),
     #[error(transparent)]
     Lifecycle(crate::lifecycle::LifecycleError),
+    #[error(transparent)]
+    Seed(#[from] crate::seed::SeedError),
     #[error(
         "there is no compiled data set yet in {location}: run ingestion first (are there CSV files in {source_location}?)"
     )]

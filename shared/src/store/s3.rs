@@ -31,6 +31,9 @@ use super::{
 /// regardless of whether a custom endpoint is configured.
 pub const FORCE_PATH_STYLE_ENV: &str = "RISK_S3_FORCE_PATH_STYLE";
 
+/// The region used with an S3-compatible server (`AWS_ENDPOINT_URL`) when none is configured.
+const DEFAULT_ENDPOINT_REGION: &str = "us-east-1";
+
 /// One S3 bucket. Cheap to clone: the client is shared.
 #[derive(Debug, Clone)]
 pub struct S3Store {
@@ -43,7 +46,27 @@ pub struct S3Store {
 /// switches to path-style addressing, which such servers expect; [`FORCE_PATH_STYLE_ENV`]
 /// overrides that choice.
 pub async fn client_from_env() -> Client {
-    let sdk_config = aws_config::defaults(BehaviorVersion::latest()).load().await;
+    let mut loader = aws_config::defaults(BehaviorVersion::latest());
+    if custom_endpoint(|name| std::env::var(name).ok()) {
+        // An S3-compatible server: there is no instance metadata to ask for a region (asking
+        // costs time-outs and two long warnings), and such servers accept any region.
+        use aws_config::environment::region::EnvironmentVariableRegionProvider;
+        use aws_config::meta::region::RegionProviderChain;
+        use aws_config::profile::region::ProfileFileRegionProvider;
+        let configured = RegionProviderChain::first_try(EnvironmentVariableRegionProvider::new())
+            .or_else(ProfileFileRegionProvider::new());
+        let region = match configured.region().await {
+            Some(region) => region,
+            None => {
+                tracing::info!(
+                    "no AWS region is set (AWS_REGION); using {DEFAULT_ENDPOINT_REGION} for the S3-compatible server"
+                );
+                Region::new(DEFAULT_ENDPOINT_REGION)
+            }
+        };
+        loader = loader.region(region);
+    }
+    let sdk_config = loader.load().await;
     let path_style = path_style_from_env(|name| std::env::var(name).ok());
     let config = aws_sdk_s3::config::Builder::from(&sdk_config)
         .force_path_style(path_style)
@@ -62,6 +85,11 @@ fn path_style_from_env(var: impl Fn(&str) -> Option<String>) -> bool {
             ),
         }
     }
+    custom_endpoint(var)
+}
+
+/// Whether `AWS_ENDPOINT_URL_S3` or `AWS_ENDPOINT_URL` names an S3-compatible server.
+fn custom_endpoint(var: impl Fn(&str) -> Option<String>) -> bool {
     ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"]
         .iter()
         .any(|name| var(name).is_some_and(|v| !v.trim().is_empty()))

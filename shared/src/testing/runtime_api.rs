@@ -9,6 +9,7 @@
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex};
@@ -74,6 +75,37 @@ impl RuntimeApi {
     /// The next thing the function posted, waiting at most `timeout`.
     pub fn outcome(&self, timeout: Duration) -> Option<Outcome> {
         self.outcomes.recv_timeout(timeout).ok()
+    }
+
+    /// Runs `function` (a command naming a function binary, with its own environment) as Lambda
+    /// would against this stand-in until it posts its first outcome or a minute passes, then
+    /// stops it: that outcome and what the function wrote on stdout (its log lines).
+    pub fn run_once(&self, mut function: Command, memory_mb: u32) -> (Option<Outcome>, String) {
+        let log = tempfile::NamedTempFile::new()
+            .unwrap_or_else(|e| panic!("no temporary file for the function's log: {e}"));
+        let stdout = log
+            .reopen()
+            .unwrap_or_else(|e| panic!("cannot reopen the function's log: {e}"));
+        // The log level is the test's to set, never inherited from the shell running the tests.
+        for level in ["RUST_LOG", "AWS_LAMBDA_LOG_LEVEL"] {
+            if !function.get_envs().any(|(name, _)| name == level) {
+                function.env_remove(level);
+            }
+        }
+        let mut child = function
+            .env("AWS_LAMBDA_RUNTIME_API", self.url())
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", memory_mb.to_string())
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+            .stdin(Stdio::null())
+            .stdout(stdout)
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start the function: {e}"));
+        let outcome = self.outcome(Duration::from_secs(60));
+        let _ = child.kill();
+        let _ = child.wait();
+        let logged = std::fs::read_to_string(log.path()).unwrap_or_default();
+        (outcome, logged)
     }
 }
 
