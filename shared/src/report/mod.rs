@@ -16,10 +16,10 @@ use chrono::{DateTime, Utc};
 use crate::drift::report::{BOOTSTRAP_MAX_ROWS, BOOTSTRAP_SEED};
 use crate::drift::stats::{
     BootstrapInterval, ConfidenceLevel, MeanInterval, bootstrap_interval, log_loss_per_row,
-    mean_interval, roc_auc,
+    mean_interval,
 };
 use crate::lifecycle::profile::labelled_probabilities;
-use crate::model::{ClassificationMetrics, ConfusionMatrix, TrainedModel, classification_metrics};
+use crate::model::{ClassificationMetrics, TrainedModel, classification_metrics};
 use crate::records::{
     DeploymentRecord, DiagnosticsRecord, DriftEntry, IngestionRecord, ObjectRef, RunRecord, names,
 };
@@ -174,11 +174,14 @@ pub async fn gather(
     current_run: Option<&RunRecord>,
 ) -> PageData {
     let card = model_card(pipeline, current_run).await;
-    let test = match &card {
-        Ok(card) => test_figures(pipeline, &card.model).await,
-        Err(_) => Err("no model is deployed yet: the full process bootstraps one".to_string()),
+    let test = async {
+        match &card {
+            Ok(card) => test_figures(pipeline, &card.model).await,
+            Err(_) => Err("no model is deployed yet: the full process bootstraps one".to_string()),
+        }
     };
-    let (drift, runs, quality, risk) = tokio::join!(
+    let (test, drift, runs, quality, risk) = tokio::join!(
+        test,
         latest_drift(pipeline),
         run_history(pipeline, current_run),
         data_quality(pipeline),
@@ -289,16 +292,22 @@ pub fn test_metrics(
     } else {
         (0..rows).collect()
     };
-    let f1 = bootstrap_interval(sample.len(), resamples, confidence, BOOTSTRAP_SEED, |idx| {
-        let actual: Vec<u8> = idx.iter().map(|&i| labels[sample[i]]).collect();
-        let guess: Vec<u8> = idx.iter().map(|&i| predicted[sample[i]]).collect();
-        ConfusionMatrix::from_labels(&actual, &guess).map_or(f64::NAN, |m| m.f1())
+    // Each resample is scored from how often it drew each row (O(n), no sort).
+    let sample_labels: Vec<u8> = sample.iter().map(|&i| labels[i]).collect();
+    let sample_predicted: Vec<u8> = sample.iter().map(|&i| predicted[i]).collect();
+    let sample_scores: Vec<f64> = sample.iter().map(|&i| probabilities[i]).collect();
+    let ranked = stats::RankedScores::new(&sample_scores);
+    let n = sample.len();
+    let f1 = bootstrap_interval(n, resamples, confidence, BOOTSTRAP_SEED, |idx| {
+        stats::weighted_f1(
+            &sample_labels,
+            &sample_predicted,
+            &stats::draw_counts(idx, n),
+        )
     })
     .ok();
-    let roc = bootstrap_interval(sample.len(), resamples, confidence, BOOTSTRAP_SEED, |idx| {
-        let l: Vec<u8> = idx.iter().map(|&i| labels[sample[i]]).collect();
-        let p: Vec<f64> = idx.iter().map(|&i| probabilities[sample[i]]).collect();
-        roc_auc(&l, &p).ok().flatten().unwrap_or(f64::NAN)
+    let roc = bootstrap_interval(n, resamples, confidence, BOOTSTRAP_SEED, |idx| {
+        ranked.weighted_auc(&sample_labels, &stats::draw_counts(idx, n))
     })
     .ok();
     let log_loss = log_loss_per_row(&labels, &probabilities)
