@@ -83,12 +83,15 @@ mod tests {
                     .url
                     .ends_with(names::CONFUSION_MATRIX_PNG)
             );
+            let page = response.report_html.expect("the report page");
+            assert!(page.url.ends_with("/index.html"), "{name}");
         }
         let reports = &pipeline.locations.reports;
         for name in [
             names::CONFUSION_MATRIX_PNG,
             names::REPORT_JSON,
             names::REPORT_MARKDOWN,
+            shared::report::INDEX_HTML,
         ] {
             let versions = reports.list_versions(name).await.unwrap();
             assert_eq!(versions.len(), fixtures.len() + 1, "{name}");

@@ -199,3 +199,31 @@ pub fn validate_key(key: &str) -> Result<(), StoreError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::content_type_for;
+
+    #[test]
+    fn objects_are_typed_by_their_extension() {
+        assert_eq!(
+            content_type_for("reports/index.html"),
+            "text/html; charset=utf-8"
+        );
+        assert_eq!(
+            content_type_for("reports/runs/run-1.HTML"),
+            "text/html; charset=utf-8"
+        );
+        assert_eq!(content_type_for("reports/report.json"), "application/json");
+        assert_eq!(content_type_for("reports/confusionmatrix.png"), "image/png");
+        assert_eq!(
+            content_type_for("compiled/finaldata.parquet"),
+            "application/vnd.apache.parquet"
+        );
+        assert_eq!(
+            content_type_for("a/b.d/no-extension"),
+            "application/octet-stream"
+        );
+        assert_eq!(content_type_for("plain"), "application/octet-stream");
+    }
+}
