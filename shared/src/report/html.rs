@@ -63,6 +63,8 @@ dl.card{display:grid;grid-template-columns:minmax(140px,max-content) 1fr;gap:4px
 dl.card dt{font-weight:600}
 dl.card dd{margin:0;overflow-wrap:anywhere}
 code{font-size:.88em;overflow-wrap:anywhere}
+table code{white-space:nowrap;overflow-wrap:normal}
+td.text{min-width:14em}
 @media (max-width:600px){body{font-size:15px}td.num{white-space:normal}.ci{display:block;white-space:nowrap}th,td{padding:4px 5px}section{padding:12px 10px}dl.card{grid-template-columns:1fr}dl.card dd{margin-bottom:6px}.charts{grid-template-columns:1fr}h1{font-size:1.35rem}}
 "#;
 
@@ -1299,7 +1301,7 @@ fn history_section(out: &mut String, runs: &Result<Vec<RunRecord>, String>) {
     for run in runs.iter().rev().take(50) {
         let _ = write!(
             out,
-            "<tr><th scope=\"row\"><code>{}</code></th><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td><td><details><summary>reason</summary>{}</details></td></tr>",
+            "<tr><th scope=\"row\"><code>{}</code></th><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td><td class=\"text\"><details><summary>reason</summary>{}</details></td></tr>",
             escape(&run.run_id),
             decision_badge(run.decision),
             run.rows_added,
@@ -1404,7 +1406,7 @@ fn quality_section(out: &mut String, quality: &Result<DataQuality, String>) {
         for reason in &quality.reasons {
             let _ = write!(
                 out,
-                "<tr><th scope=\"row\">{}</th><td>{}</td><td class=\"num\">{}</td><td>{}</td></tr>",
+                "<tr><th scope=\"row\">{}</th><td>{}</td><td class=\"num\">{}</td><td class=\"text\">{}</td></tr>",
                 if reason.column.is_empty() {
                     "(whole row)".to_string()
                 } else {
