@@ -250,12 +250,7 @@ async fn a_challenger_that_is_no_better_is_rejected_and_the_champion_stays() {
     let dir = tempfile::tempdir().unwrap();
     let pipeline = pipeline(dir.path(), &test, lifecycle).await;
     bootstrap(&pipeline, &files).await;
-    let deployment_before = pipeline
-        .locations
-        .production
-        .head(names::DEPLOYMENT, None)
-        .await
-        .unwrap();
+    let (deployment_before, _) = deployed_model(&pipeline).await.unwrap();
 
     put_month(&pipeline, &files[BOOTSTRAP_MONTHS]).await;
     let run = run_full_process(&pipeline, "run-rejected").await.unwrap();
@@ -270,11 +265,10 @@ async fn a_challenger_that_is_no_better_is_rejected_and_the_champion_stays() {
     // The challenger is kept in the models location (traceable), but nothing was deployed.
     assert!(run.challenger.is_some());
     assert_eq!(run.model_after, run.model_before);
-    let deployment_after = pipeline
-        .locations
-        .production
-        .head(names::DEPLOYMENT, None)
-        .await
-        .unwrap();
-    assert_eq!(deployment_after.version_id, deployment_before.version_id);
+    // The deployment record is only marked as checked against the new data: same versions.
+    let (deployment_after, _) = deployed_model(&pipeline).await.unwrap();
+    assert_eq!(deployment_after.model, deployment_before.model);
+    assert_eq!(deployment_after.score, deployment_before.score);
+    let checked = deployment_after.checked_against.expect("marked as checked");
+    assert_eq!(checked.run_id, "run-rejected");
 }

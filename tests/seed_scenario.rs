@@ -246,7 +246,22 @@ async fn seed_scenario_bootstrap_then_drift_check_then_nothing_new() {
     );
     assert_eq!(second.model_before, second.model_after);
     assert_eq!(versions(&locations.models, names::MODEL).await, 1);
-    assert_eq!(versions(&locations.production, names::DEPLOYMENT).await, 1);
+    // The deployment record is written twice by the bootstrap (deployed, then marked as
+    // checked once its reports were done) and marked again by this check: same model.
+    assert_eq!(versions(&locations.production, names::DEPLOYMENT).await, 3);
+    let (_, checked) = locations
+        .production
+        .get_json::<DeploymentRecord>(names::DEPLOYMENT, "deployment", None)
+        .await
+        .unwrap();
+    assert_eq!(checked.model, deployed_1.model);
+    assert_eq!(
+        checked
+            .checked_against
+            .as_ref()
+            .map(|c| (c.rows, c.run_id.as_str())),
+        Some((52, "run-2"))
+    );
     assert_eq!(second.rows_added, 26);
 
     // 3. Drifted data arrives: very active clients who all left. The deployed model (less
@@ -298,7 +313,7 @@ async fn seed_scenario_bootstrap_then_drift_check_then_nothing_new() {
         deployed_1.model_source.version_id
     );
     assert_eq!(versions(&locations.models, names::SCORE).await, 2);
-    assert_eq!(versions(&locations.production, names::DEPLOYMENT).await, 2);
+    assert_eq!(versions(&locations.production, names::DEPLOYMENT).await, 5);
     assert_eq!(versions(&locations.production, names::MODEL).await, 2);
     let (_, retrained) = shared::steps::deployment::deployed_model(&pipeline)
         .await
@@ -395,7 +410,7 @@ async fn seed_scenario_bootstrap_then_drift_check_then_nothing_new() {
     let deployment_written = third
         .wrote
         .iter()
-        .find(|o| o.url.ends_with(names::DEPLOYMENT))
+        .rfind(|o| o.url.ends_with(names::DEPLOYMENT))
         .unwrap();
     let current_deployment = locations
         .production

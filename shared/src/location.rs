@@ -76,6 +76,20 @@ impl Location {
         Location::new(Arc::new(store), "", url)
     }
 
+    /// The same location over the store `wrap` makes of this one's (tests wrap it to inject
+    /// faults: [`crate::store::fault`]).
+    #[cfg(feature = "testing")]
+    pub fn with_store(
+        &self,
+        wrap: impl FnOnce(Arc<dyn ObjectStore>) -> Arc<dyn ObjectStore>,
+    ) -> Location {
+        Location {
+            store: wrap(self.store.clone()),
+            prefix: self.prefix.clone(),
+            url: self.url.clone(),
+        }
+    }
+
     /// The URL of this location, as configured.
     pub fn url(&self) -> &str {
         &self.url

@@ -166,6 +166,23 @@ pub struct DeploymentRecord {
     pub f1: f64,
     pub deployed_at: DateTime<Utc>,
     pub run_id: String,
+    /// The compiled data this model was last checked against, every step after the check
+    /// (scoring, diagnostics, reports) done. `None` right after a deployment, until the full
+    /// process finishes it; compiled data newer than this is work a run still has to do.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checked_against: Option<CheckedData>,
+}
+
+/// One version of the compiled data, as a deployment was checked against it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckedData {
+    /// The compiled data set (`finaldata.parquet`) version.
+    pub data: ObjectRef,
+    /// Its rows: the rows after these are the ones the model has not been checked on.
+    pub rows: u64,
+    pub checked_at: DateTime<Utc>,
+    /// The run that finished the check.
+    pub run_id: String,
 }
 
 /// A saved score: a model version's metrics on the test data, in `models` and, when deployed, in
@@ -346,6 +363,10 @@ pub enum Decision {
     /// The deployed model drifted and was retrained, but the challenger was not at least as
     /// good on the same recent rows: the champion stays.
     ChallengerRejected,
+    /// An earlier run stopped after deploying (a crash, a timeout): this run finished what it
+    /// left undone (diagnostics and reports when they were not of the deployed model) and found
+    /// no row the deployed model had not seen.
+    Resumed,
 }
 
 /// How long one step took.

@@ -16,10 +16,14 @@ use aws_sdk_s3::config::Credentials;
 use crate::store::StoreError;
 use crate::store::s3::{S3Store, client_for_endpoint, create_versioned_bucket};
 
+pub mod flaky_s3;
 pub mod runtime_api;
 
 /// The environment variable holding the test server's URL, e.g. `http://127.0.0.1:5123`.
 pub const ENDPOINT_ENV: &str = "RISK_TEST_S3_ENDPOINT";
+
+/// The S3 client type, for tests of crates that do not depend on the SDK themselves.
+pub type S3Client = Client;
 
 /// A fresh, empty, versioned bucket on the test server.
 #[derive(Debug, Clone)]

@@ -2,6 +2,8 @@
 //! local stores: classifies what triggered it (for the logs and the answer only: the full
 //! process takes no parameters) and runs it over every new source file.
 
+use std::time::SystemTime;
+
 use serde::Serialize;
 use serde_json::Value;
 use shared::events::{Trigger, full_process_trigger};
@@ -9,6 +11,7 @@ use shared::invocation::{Failure, invoke};
 use shared::lambda::LambdaEvent;
 use shared::records::RunRecord;
 use shared::steps::Pipeline;
+use shared::steps::deadline::Deadline;
 use shared::steps::fullprocess::run_full_process;
 
 /// What one invocation did: its trigger and the run record (also written to the reports
@@ -28,7 +31,9 @@ pub async fn handle(
     invoke("fullprocess", |run_id| async move {
         let trigger = full_process_trigger(&event.payload);
         tracing::info!(?trigger, "full process triggered");
-        let run = run_full_process(pipeline, &run_id).await?;
+        let deadline = Deadline::for_invocation(event.context.deadline(), SystemTime::now());
+        let pipeline = pipeline.clone().with_deadline(deadline);
+        let run = run_full_process(&pipeline, &run_id).await?;
         Ok(FullProcessResponse { trigger, run })
     })
     .await
@@ -97,5 +102,37 @@ mod tests {
             json["decision"].is_string(),
             "the run record is flattened: {json}"
         );
+    }
+
+    #[tokio::test]
+    async fn an_invocation_nearly_out_of_time_stops_before_its_first_step_with_a_retryable_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_, pipeline) = local_pipeline(dir.path());
+        add_source_file(dir.path(), "data/sourcedata/dataset3.csv", "dataset3.csv");
+        // Four seconds left: less than the least safety margin (five), so no step may start.
+        let mut event = lambda_event(event_fixture("schedule.json"));
+        let deadline = std::time::SystemTime::now() + std::time::Duration::from_secs(4);
+        event.context.deadline = deadline
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        let failure = handle(&pipeline, event).await.unwrap_err();
+        assert_eq!(failure.error_type(), shared::invocation::RETRYABLE_ERROR);
+        assert!(
+            failure.message.contains("stopped before ingestion"),
+            "{}",
+            failure.message
+        );
+        let compiled = dir.path().join("store/compiled");
+        assert!(
+            std::fs::read_dir(&compiled).unwrap().next().is_none(),
+            "nothing written"
+        );
+
+        // With time enough (the default context has no deadline), the same event bootstraps.
+        let run = handle(&pipeline, lambda_event(event_fixture("schedule.json")))
+            .await
+            .unwrap();
+        assert_eq!(run.run.decision, Decision::Bootstrap, "{}", run.run.reason);
     }
 }

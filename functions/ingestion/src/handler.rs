@@ -4,6 +4,8 @@
 //! are ingested, and new rows are checked for drift at once. A redelivered event names versions
 //! already in the ingestion record, so the run finds nothing new and writes nothing.
 
+use std::time::SystemTime;
+
 use serde::Serialize;
 use serde_json::Value;
 use shared::events::{IngestionRequest, SourceFilter, ingestion_request};
@@ -11,6 +13,7 @@ use shared::invocation::{Failure, invoke};
 use shared::lambda::LambdaEvent;
 use shared::records::RunRecord;
 use shared::steps::Pipeline;
+use shared::steps::deadline::Deadline;
 use shared::steps::fullprocess::run_full_process_for;
 use shared::steps::ingestion::IngestScope;
 
@@ -46,7 +49,9 @@ pub async fn handle(
         }
         tracing::info!(objects = ?request.objects, "ingesting the object versions the event names");
         let scope = IngestScope::Objects(request.objects.clone());
-        let run = run_full_process_for(pipeline, &scope, &run_id).await?;
+        let deadline = Deadline::for_invocation(event.context.deadline(), SystemTime::now());
+        let pipeline = pipeline.clone().with_deadline(deadline);
+        let run = run_full_process_for(&pipeline, &scope, &run_id).await?;
         Ok(IngestionResponse {
             run_id,
             request,

@@ -217,6 +217,7 @@ fn decision_badge(decision: Decision) -> &'static str {
         Decision::ChallengerRejected => {
             r#"<span class="badge warn">drift: challenger rejected</span>"#
         }
+        Decision::Resumed => r#"<span class="badge info">resumed an unfinished run</span>"#,
     }
 }
 

@@ -102,6 +102,8 @@ pub async fn deploy(
         f1: score_record.f1(),
         deployed_at: Utc::now(),
         run_id: run_id.to_string(),
+        // Set once the full process has finished this deployment ([`super::repair`]).
+        checked_against: None,
     };
     let mode = match current {
         Some((meta, _)) => PutMode::ReplaceIfMatch(meta.etag),

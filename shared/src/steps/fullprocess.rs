@@ -1,39 +1,50 @@
 //! The full process, the job the original cron ran every ten minutes: ingest whatever source
 //! files are new; with no deployment yet, bootstrap (train, score, deploy, diagnostics,
-//! reporting); otherwise score the deployed model on the newly compiled data — the rows this run
-//! added, which the model has never seen — and, if the pipeline's drift rule ([`crate::drift`])
-//! finds drift, retrain, rescore, redeploy and rerun diagnostics and reporting. A run that finds nothing new writes nothing at all, so the schedule
-//! costs only a listing; every other run writes a run record saying what it found, what it
-//! decided and why (with both F1 figures), what it wrote, and how long each step took.
+//! reporting); otherwise score the deployed model on the compiled rows it has not been checked
+//! on, which it has never seen, and, if the pipeline's drift rule ([`crate::drift`]) finds
+//! drift, retrain, rescore, redeploy and rerun diagnostics and reporting. What to do is decided
+//! from what is stored ([`super::repair`]), so a run finishes whatever an earlier one left undone.
+//! A run that finds nothing new and nothing pending writes nothing at all, so the schedule costs
+//! a listing and two record reads; every other run writes a run record saying what it found,
+//! what it decided and why (with both F1 figures), what it wrote, and how long each step took.
 
 use std::time::Instant;
 
 use arrow::array::RecordBatch;
 use chrono::Utc;
 
+use super::deadline::Deadline;
 use super::deployment::{current_deployment, deploy};
 use super::diagnostics::{TimingSource, run_diagnostics_with};
 use super::ingestion::{IngestScope, ingest};
 use super::reporting::write_reports;
 use super::scoring::score_model;
 use super::training::{TrainingOutcome, load_model, load_model_columns, train_on, training_window};
-use super::{Pipeline, StepError};
+use super::{Pipeline, StepError, repair};
 use crate::drift::report::{DriftReport, Verdict, check_drift};
 use crate::lifecycle::gate::{Challenger, challenge};
 use crate::model::TrainedModel;
 use crate::records::{
-    Decision, DeploymentRecord, DriftEntry, FoundFile, IngestionRecord, ObjectRef, RunRecord,
-    StepTiming, Timings, names,
+    CompiledData, Decision, DeploymentRecord, DriftEntry, FoundFile, IngestionRecord, ObjectRef,
+    RunRecord, StepTiming, Timings, names,
 };
 use crate::store::PutMode;
 
 /// Step timings collected as the run goes; after each step, the pipeline's
-/// [`between_steps`](Pipeline::between_steps) hook.
-struct Stopwatch(Vec<StepTiming>, fn());
+/// [`between_steps`](Pipeline::between_steps) hook; before each, its deadline.
+struct Stopwatch(Vec<StepTiming>, fn(), Option<Deadline>);
 
 impl Stopwatch {
     fn new(pipeline: &Pipeline) -> Self {
-        Stopwatch(Vec::new(), pipeline.between_steps)
+        Stopwatch(Vec::new(), pipeline.between_steps, pipeline.deadline)
+    }
+
+    /// Whether `step` may start: a retryable error when the invocation is nearly out of time.
+    fn before(&self, step: &str) -> Result<(), StepError> {
+        match &self.2 {
+            Some(deadline) => deadline.check(step, std::time::SystemTime::now()),
+            None => Ok(()),
+        }
     }
 
     fn record(&mut self, step: &str, started: Instant) {
@@ -62,12 +73,14 @@ fn rows_added_last(batches: &[RecordBatch], count: u64) -> Vec<RecordBatch> {
     tail
 }
 
-/// The deployed model checked on the new rows: the rows this run added, extended back to the
-/// drift rule's minimum with older rows the model was not trained or validated on.
+/// The deployed model checked on the new rows: the rows it has not been checked on (see
+/// [`repair::rows_to_check`]), extended back to the drift rule's minimum with older rows the
+/// model was not trained or validated on.
 struct Checked {
-    report: DriftReport,
+    /// `None` when the model has seen every compiled row: nothing to check.
+    report: Option<DriftReport>,
     champion: TrainedModel,
-    /// The first row this run added (where a retrain after a drift starts its window).
+    /// The first row not checked yet (where a retrain after a drift starts its window).
     first_new_row: u64,
     /// The compiled data as read for the check, which a retrain in the same run reuses.
     compiled: CompiledColumns,
@@ -79,7 +92,6 @@ type CompiledColumns = (IngestionRecord, ObjectRef, Vec<RecordBatch>);
 async fn check_deployed(
     pipeline: &Pipeline,
     deployed: &DeploymentRecord,
-    rows_added: u64,
 ) -> Result<Checked, StepError> {
     let (_, champion) = load_model(
         &pipeline.locations.production,
@@ -89,12 +101,19 @@ async fn check_deployed(
     let compiled = load_model_columns(pipeline, &pipeline.locations.compiled_data).await?;
     let batches = &compiled.2;
     let total: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
-    let first_new_row = total.saturating_sub(rows_added);
-    let unseen_from = champion
-        .window
-        .as_ref()
-        .map_or(first_new_row, |w| w.rows.end.min(first_new_row));
-    // The original rule looks at exactly the rows this run added.
+    let trained_until = champion.window.as_ref().map(|w| w.rows.end);
+    let rows_added = repair::rows_to_check(deployed, trained_until, total);
+    let first_new_row = total - rows_added;
+    if rows_added == 0 {
+        return Ok(Checked {
+            report: None,
+            champion,
+            first_new_row,
+            compiled,
+        });
+    }
+    let unseen_from = trained_until.map_or(first_new_row, |end| end.min(first_new_row));
+    // The original rule looks at exactly the rows not checked yet.
     let wanted = if pipeline.lifecycle.is_original() {
         rows_added
     } else {
@@ -109,7 +128,7 @@ async fn check_deployed(
     })
     .await??;
     Ok(Checked {
-        report,
+        report: Some(report),
         champion,
         first_new_row,
         compiled,
@@ -168,19 +187,32 @@ async fn deploy_and_report(
     wrote: &mut Vec<ObjectRef>,
     steps: &mut Stopwatch,
 ) -> Result<(), StepError> {
+    steps.before("scoring")?;
     let started = Instant::now();
     let scored = score_model(pipeline, &trained.artifact, &trained.model, run_id).await?;
     steps.record("scoring", started);
     wrote.extend(scored.written.iter().cloned());
     record.new_model_f1 = Some(scored.record.f1());
 
+    steps.before("deployment")?;
     let started = Instant::now();
     let deployed = deploy(pipeline, &trained.artifact, &scored.artifact, run_id).await?;
     steps.record("deployment", started);
     wrote.extend(deployed.written);
     record.model_after = Some(deployed.record.model);
     record.model_version_after = Some(deployed.record.model_source.version_id);
+    diagnose_and_report(pipeline, run_id, record, wrote, steps).await
+}
 
+/// Diagnostics and reporting of the deployed model.
+async fn diagnose_and_report(
+    pipeline: &Pipeline,
+    run_id: &str,
+    record: &RunRecord,
+    wrote: &mut Vec<ObjectRef>,
+    steps: &mut Stopwatch,
+) -> Result<(), StepError> {
+    steps.before("diagnostics")?;
     let started = Instant::now();
     // The times this run measured, not a second ingestion and training over the whole history.
     let timing = Timings::from_run(run_id, &steps.0, record.new_files.len(), record.rows_added)
@@ -189,6 +221,7 @@ async fn deploy_and_report(
     steps.record("diagnostics", started);
     wrote.push(diagnostics);
 
+    steps.before("reporting")?;
     let started = Instant::now();
     let report = write_reports(pipeline, run_id).await?;
     steps.record("reporting", started);
@@ -212,6 +245,7 @@ pub async fn run_full_process_for(
     let mut steps = Stopwatch::new(pipeline);
     let mut wrote: Vec<ObjectRef> = Vec::new();
 
+    steps.before("ingestion")?;
     let started = Instant::now();
     let ingestion = ingest(pipeline, scope, run_id).await?;
     steps.record("ingestion", started);
@@ -237,7 +271,11 @@ pub async fn run_full_process_for(
         wrote: Vec::new(),
         steps: Vec::new(),
     };
-    if !ingestion.found_new_files() {
+    // Decided from what is stored, not from what this run ingested: compiled data the
+    // deployment was not checked against is work an earlier run may have left undone.
+    let deployment = current_deployment(pipeline).await?;
+    let pending = repair::work_pending(&ingestion.record, deployment.as_ref());
+    if !ingestion.found_new_files() && !pending {
         record.reason = match scope {
             IngestScope::All => format!("no new files in {}", pipeline.locations.source_data.url()),
             _ => format!(
@@ -251,8 +289,11 @@ pub async fn run_full_process_for(
         return Ok(record);
     }
     wrote.extend(ingestion.written.iter().cloned());
+    if !ingestion.found_new_files() {
+        tracing::info!("no new source files, but an earlier run left work undone: finishing it");
+        wrote.extend(repair::repair_ingested_files_text(pipeline, &ingestion.record).await?);
+    }
 
-    let deployment = current_deployment(pipeline).await?;
     record.model_before = deployment.as_ref().map(|d| d.model.clone());
     record.model_version_before = deployment
         .as_ref()
@@ -260,6 +301,8 @@ pub async fn run_full_process_for(
     let mut since_row = None;
     let mut champion: Option<TrainedModel> = None;
     let mut compiled: Option<CompiledColumns> = None;
+    // The compiled data this run finishes the deployment's check against.
+    let mut checked_data: Option<CompiledData> = None;
     let retrain = match &deployment {
         _ if ingestion.record.compiled.is_none() => {
             record.decision = Decision::NoNewRows;
@@ -272,7 +315,7 @@ pub async fn run_full_process_for(
             record.reason = "no model is deployed yet: training the first one".into();
             true
         }
-        Some(_) if !ingestion.compiled_data_changed() => {
+        Some(_) if !pending => {
             record.decision = Decision::NoNewRows;
             record.reason =
                 "new files added no new rows (rejected or exact duplicates): nothing to score"
@@ -280,33 +323,55 @@ pub async fn run_full_process_for(
             false
         }
         Some(deployed) => {
+            steps.before("drift_check")?;
             let started = Instant::now();
-            let checked = check_deployed(pipeline, deployed, ingestion.rows_added).await?;
-            steps.record("drift_check", started);
-            let report = &checked.report;
+            let checked = check_deployed(pipeline, deployed).await?;
+            checked_data = checked.compiled.0.compiled.clone();
             record.deployed_f1 = Some(deployed.f1);
-            record.new_data_f1 = report.performance.f1.as_ref().map(|f| f.estimate);
-            record.decision = decision_for(report.verdict);
-            record.reason = report.explanation.clone();
-            if report.verdict == Verdict::PerformanceDrift && !pipeline.lifecycle.is_original() {
-                since_row = Some(checked.first_new_row);
-            }
-            wrote.extend(save_drift_report(pipeline, run_id, report).await?);
-            let retrain = report.verdict.retrain();
-            record.drift = Some(checked.report);
+            let retrain = match &checked.report {
+                None => {
+                    record.decision = Decision::Resumed;
+                    record.reason = "an earlier run stopped before it finished; the deployed \
+                                     model has seen every compiled row: nothing to check"
+                        .into();
+                    false
+                }
+                Some(report) => {
+                    steps.record("drift_check", started);
+                    record.new_data_f1 = report.performance.f1.as_ref().map(|f| f.estimate);
+                    record.decision = decision_for(report.verdict);
+                    record.reason = report.explanation.clone();
+                    if report.verdict == Verdict::PerformanceDrift
+                        && !pipeline.lifecycle.is_original()
+                    {
+                        since_row = Some(checked.first_new_row);
+                    }
+                    wrote.extend(save_drift_report(pipeline, run_id, report).await?);
+                    report.verdict.retrain()
+                }
+            };
+            record.drift = checked.report;
             champion = Some(checked.champion);
             compiled = Some(checked.compiled);
             retrain
         }
     };
+    if !ingestion.found_new_files() {
+        record.reason = format!(
+            "finishing what an earlier run left undone: {}",
+            record.reason
+        );
+    }
     tracing::info!(decision = ?record.decision, "{}", record.reason);
 
     if retrain {
+        steps.before("training")?;
         let started = Instant::now();
         let (ingested, data, batches) = match compiled {
             Some(compiled) => compiled,
             None => load_model_columns(pipeline, &pipeline.locations.compiled_data).await?,
         };
+        checked_data = ingested.compiled.clone();
         let window = training_window(pipeline, &ingested, since_row);
         let trained =
             train_on(pipeline, &data, batches, window, &pipeline.locations.models).await?;
@@ -356,6 +421,17 @@ pub async fn run_full_process_for(
     } else {
         record.model_after = record.model_before.clone();
         record.model_version_after = record.model_version_before.clone();
+    }
+    if let (Some(data), Some(model)) = (&checked_data, &record.model_after) {
+        // A deployment an earlier run never finished may lack its diagnostics and reports.
+        let unfinished = record.model_after == record.model_before
+            && deployment
+                .as_ref()
+                .is_some_and(|d| d.checked_against.is_none());
+        if unfinished && !repair::reports_describe(pipeline, model).await? {
+            diagnose_and_report(pipeline, run_id, &record, &mut wrote, &mut steps).await?;
+        }
+        wrote.extend(repair::mark_checked(pipeline, &model.version_id, data, run_id).await?);
     }
 
     // The HTML page shows this run too, so it is written before the record that lists it.

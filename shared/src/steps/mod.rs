@@ -3,10 +3,12 @@
 //! process that chains them. No Lambda types appear here; the Lambda handlers and the
 //! command-line tool only parse their input, call one of these, and print or return the result.
 
+pub mod deadline;
 pub mod deployment;
 pub mod diagnostics;
 pub mod fullprocess;
 pub mod ingestion;
+pub mod repair;
 pub mod reporting;
 pub mod scoring;
 pub mod training;
@@ -36,6 +38,8 @@ pub struct Pipeline {
     /// once what the finished step allocated is freed. The library leaves the allocator alone;
     /// a binary that runs long chains sets this to [`crate::memory::release_free_memory`].
     pub between_steps: fn(),
+    /// When the invocation must end (Lambda's), checked before each long step; `None`: no limit.
+    pub deadline: Option<deadline::Deadline>,
 }
 
 impl Pipeline {
@@ -51,6 +55,7 @@ impl Pipeline {
             lifecycle,
             dependency_check: DependencyCheck::from_env(),
             between_steps: || {},
+            deadline: None,
         })
     }
 
@@ -59,6 +64,12 @@ impl Pipeline {
     pub async fn open(config: &crate::config::Config) -> Result<Self, StepError> {
         crate::seed::seed_first_use(config)?;
         Ok(Self::new(Locations::open(config).await)?.with_lifecycle(config.lifecycle.clone()))
+    }
+
+    /// The same pipeline, for one invocation that must end by `deadline`.
+    pub fn with_deadline(mut self, deadline: Option<deadline::Deadline>) -> Self {
+        self.deadline = deadline;
+        self
     }
 
     /// The same pipeline with other lifecycle settings (a configuration file's, a benchmark's).
@@ -118,6 +129,14 @@ pub enum StepError {
         "{what} was changed by another run while this one worked ({detail}); nothing was lost, run again"
     )]
     ConcurrentUpdate { what: String, detail: String },
+    #[error(
+        "stopped before {step}: {remaining_seconds:.1} s of this invocation remain, less than the {margin_seconds:.1} s kept so a step is never killed half-way; what is done is kept, run again (the next run finishes the rest)"
+    )]
+    OutOfTime {
+        step: String,
+        remaining_seconds: f64,
+        margin_seconds: f64,
+    },
     /// A worker thread of the step panicked or was cancelled: a bug, not bad input.
     #[error(
         "a worker thread of this step stopped unexpectedly ({0}); this is a bug: report it with the log lines above"
@@ -145,7 +164,7 @@ impl StepError {
         match self {
             StepError::Store(e) => e.is_retryable(),
             StepError::Record(RecordError::Store(e)) => e.is_retryable(),
-            StepError::ConcurrentUpdate { .. } => true,
+            StepError::ConcurrentUpdate { .. } | StepError::OutOfTime { .. } => true,
             _ => false,
         }
     }

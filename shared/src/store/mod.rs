@@ -6,6 +6,8 @@
 //! or S3 directly. Conditional puts (create-only, replace-if-unchanged) give later steps safe
 //! concurrent updates; a refused precondition is the distinct [`StoreError::PreconditionFailed`].
 
+#[cfg(feature = "testing")]
+pub mod fault;
 pub mod local;
 pub mod memory;
 pub mod s3;

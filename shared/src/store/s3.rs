@@ -11,6 +11,7 @@ use async_trait::async_trait;
 use aws_config::BehaviorVersion;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::http::HttpResponse;
+use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::config::timeout::TimeoutConfig;
 use aws_sdk_s3::config::{Credentials, Region};
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
@@ -39,6 +40,17 @@ const DEFAULT_ENDPOINT_REGION: &str = "us-east-1";
 pub struct S3Store {
     client: Client,
     bucket: String,
+}
+
+/// How the client retries throttling (503 SlowDown, 429), server errors (500, 503), connection
+/// failures and timeouts: set here rather than left to the SDK's defaults, so it is known and
+/// tested (`tests/s3_faults.rs`). Five attempts with exponential backoff and jitter from 200 ms,
+/// at most 10 s apart; a call that still fails is a retryable [`StoreError::S3`].
+pub fn retry_config() -> RetryConfig {
+    RetryConfig::standard()
+        .with_max_attempts(5)
+        .with_initial_backoff(Duration::from_millis(200))
+        .with_max_backoff(Duration::from_secs(10))
 }
 
 /// Builds a client from the standard AWS chain (environment, profile, container or instance
@@ -70,6 +82,7 @@ pub async fn client_from_env() -> Client {
     let path_style = path_style_from_env(|name| std::env::var(name).ok());
     let config = aws_sdk_s3::config::Builder::from(&sdk_config)
         .force_path_style(path_style)
+        .retry_config(retry_config())
         .build();
     Client::from_conf(config)
 }
@@ -104,6 +117,7 @@ pub fn client_for_endpoint(endpoint_url: &str, region: &str, credentials: Creden
         .region(Region::new(region.to_string()))
         .credentials_provider(credentials)
         .force_path_style(true)
+        .retry_config(retry_config())
         .timeout_config(
             TimeoutConfig::builder()
                 .connect_timeout(Duration::from_secs(5))
