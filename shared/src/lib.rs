@@ -24,6 +24,7 @@ pub mod logging;
 pub mod memory;
 pub mod model;
 pub mod records;
+pub mod report;
 pub mod seed;
 pub mod stats;
 pub mod steps;

@@ -17,6 +17,7 @@ mod error;
 #[cfg(feature = "testing")]
 pub mod fixture;
 mod handlers;
+mod report;
 mod router;
 pub mod server;
 pub mod types;
@@ -42,7 +43,7 @@ pub struct Route {
 
 /// Every route the router serves (it is built from this table). Any other path is 404; another
 /// method on one of these paths, `HEAD` included, is 405 with `Allow`.
-pub const ROUTES: [Route; 6] = [
+pub const ROUTES: [Route; 7] = [
     Route {
         path: "/health",
         method: Method::GET,
@@ -70,6 +71,11 @@ pub const ROUTES: [Route; 6] = [
     },
     Route {
         path: "/drift",
+        method: Method::GET,
+        statuses: &[200, 500, 503],
+    },
+    Route {
+        path: "/report",
         method: Method::GET,
         statuses: &[200, 500, 503],
     },
