@@ -288,7 +288,10 @@ async fn run_pipeline_command(
                     describe(&outcome.png),
                     describe(&outcome.json),
                     describe(&outcome.markdown)
-                )
+                );
+                if let Some(pages) = &outcome.html {
+                    println!("Report page: {}", pages.latest.url);
+                }
             })
         }
         PipelineCommand::AtRisk(args) => atrisk::run(&pipeline, args, &run_id, json).await,
@@ -721,5 +724,9 @@ fn print_run(record: &RunRecord, run_records: &[ObjectRef]) {
     );
     for object in record.wrote.iter().chain(run_records) {
         println!("    {}", describe(object));
+    }
+    let page = format!("/{}", shared::report::INDEX_HTML);
+    if let Some(page) = record.wrote.iter().find(|o| o.url.ends_with(&page)) {
+        println!("  Report page: {}", page.url);
     }
 }

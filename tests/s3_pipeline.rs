@@ -104,6 +104,23 @@ async fn full_process_on_s3_bootstraps_then_finds_nothing_new() {
         .await
         .unwrap();
     assert!(png.size > 5_000);
+    // The objects carry their media type, so a browser opens the page as a page.
+    for (key, expected) in [
+        ("reports/index.html", "text/html; charset=utf-8"),
+        ("reports/runs/s3-run-1.html", "text/html; charset=utf-8"),
+        ("reports/confusionmatrix.png", "image/png"),
+        ("reports/last_run.json", "application/json"),
+    ] {
+        let head = test_bucket
+            .client
+            .head_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(head.content_type(), Some(expected), "{key}");
+    }
 
     let objects_before = test_bucket.store().list("").await.unwrap();
     let second = run_full_process(&pipeline, "s3-run-2").await.unwrap();

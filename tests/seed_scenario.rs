@@ -388,7 +388,10 @@ async fn seed_scenario_bootstrap_then_drift_check_then_nothing_new() {
 
     // The run records say what was written.
     let runs = locations.reports.list("runs/").await.unwrap();
-    assert_eq!(runs.len(), 3);
+    let records: Vec<_> = runs.iter().filter(|m| m.key.ends_with(".json")).collect();
+    assert_eq!(records.len(), 3);
+    // Each run also kept its copy of the HTML report.
+    assert_eq!(runs.len(), 6);
     for name in [
         names::CONFUSION_MATRIX_PNG,
         names::DEPLOYMENT,
@@ -396,6 +399,7 @@ async fn seed_scenario_bootstrap_then_drift_check_then_nothing_new() {
         names::INGESTED_FILES_TXT,
         names::COMPILED_DATA,
         names::DIAGNOSTICS,
+        shared::report::INDEX_HTML,
     ] {
         assert!(
             third.wrote.iter().any(|o| o.url.ends_with(name)),

@@ -24,6 +24,7 @@ pub mod logging;
 pub mod memory;
 pub mod model;
 pub mod records;
+pub mod report;
 pub mod risklist;
 pub mod seed;
 pub mod stats;

@@ -160,12 +160,21 @@ fn answer_schema<'a>(spec: &'a Value, path: &str, method: &Method, status: u16) 
         !response.is_null(),
         "{method} {path} answered {status}, which openapi.yaml does not describe"
     );
-    let schema = &resolve(spec, response)["content"]["application/json"]["schema"];
-    assert!(
-        !schema.is_null(),
-        "{method} {path} {status}: no JSON schema"
-    );
+    let content = &resolve(spec, response)["content"];
+    let schema = match content.get("text/html") {
+        // The one HTML answer (GET /report): a string, checked by `run` as HTML.
+        Some(html) => &html["schema"],
+        None => &content["application/json"]["schema"],
+    };
+    assert!(!schema.is_null(), "{method} {path} {status}: no schema");
     schema
+}
+
+/// Whether the description says `method path` answers HTML with `status`.
+fn answers_html(spec: &Value, path: &str, method: &Method, status: u16) -> bool {
+    let response =
+        &spec["paths"][path][method.as_str().to_ascii_lowercase()]["responses"][status.to_string()];
+    !response.is_null() && !resolve(spec, response)["content"]["text/html"].is_null()
 }
 
 #[test]
@@ -323,6 +332,7 @@ async fn real_answers_for_every_route_and_status_validate_against_the_descriptio
         (&deployed, get("/summarystats"), 200),
         (&deployed, get("/diagnostics"), 200),
         (&deployed, get("/drift"), 200),
+        (&deployed, get("/report"), 200),
         (&deployed, post_json(r#"{"dataset": "../x.csv"}"#), 400),
         (&deployed, post_json(r#"{"dataset": "nosuch.csv"}"#), 404),
         (&deployed, get("/nosuchroute"), 404),
@@ -354,6 +364,7 @@ async fn real_answers_for_every_route_and_status_validate_against_the_descriptio
         (&deployed, get("/clients/nosuchclient"), 404),
         (&empty, get("/risk"), 503),
         (&empty, get("/clients/lsid"), 503),
+        (&empty, get("/report"), 503),
     ];
     let mut covered = BTreeSet::new();
     run(&spec, &mut covered, cases).await;
@@ -369,6 +380,10 @@ async fn real_answers_for_every_route_and_status_validate_against_the_descriptio
     ] {
         std::fs::write(store.join(file), b"{ broken").unwrap();
     }
+    // An unreadable page: a link to itself, which cannot be opened (ELOOP).
+    let page = store.join("reports/index.html");
+    std::fs::remove_file(&page).unwrap();
+    std::os::unix::fs::symlink("index.html", &page).unwrap();
     run(
         &spec,
         &mut covered,
@@ -381,6 +396,7 @@ async fn real_answers_for_every_route_and_status_validate_against_the_descriptio
             (&deployed, get("/drift"), 500),
             (&deployed, get("/risk"), 500),
             (&deployed, get("/clients/lsid"), 500),
+            (&deployed, get("/report"), 500),
         ],
     )
     .await;
@@ -426,6 +442,20 @@ async fn run(
         let path = route_template(request.uri().path());
         let response = answer(api, request).await;
         let status = response.status().as_u16();
+        let content_type = response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        if answers_html(spec, &path, &method, status) {
+            assert_eq!(status, expected, "{method} {path}");
+            assert_eq!(content_type, "text/html; charset=utf-8", "{method} {path}");
+            let page = std::str::from_utf8(response.body()).unwrap();
+            assert!(page.starts_with("<!DOCTYPE html>"), "{method} {path}");
+            assert!(response.headers().contains_key("content-security-policy"));
+            covered.insert((path, status));
+            continue;
+        }
+        assert_eq!(content_type, "application/json", "{method} {path} {status}");
         let body: Value = serde_json::from_slice(response.body()).unwrap();
         assert_eq!(status, expected, "{method} {path}: {body}");
         assert_valid(

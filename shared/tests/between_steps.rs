@@ -32,7 +32,8 @@ async fn the_full_process_calls_the_hook_between_its_steps() {
             "scoring",
             "deployment",
             "diagnostics",
-            "reporting"
+            "reporting",
+            "html_report"
         ]
     );
     assert_eq!(CALLS.load(Ordering::SeqCst), steps.len() + 1);

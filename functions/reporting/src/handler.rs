@@ -22,6 +22,8 @@ pub struct ReportingResponse {
     pub confusion_matrix_png: ObjectRef,
     pub report_json: ObjectRef,
     pub report_markdown: ObjectRef,
+    /// The HTML page (`index.html`) written for people.
+    pub report_html: Option<ObjectRef>,
 }
 
 /// Handles one invocation.
@@ -39,6 +41,7 @@ pub async fn handle(
             confusion_matrix_png: outcome.png,
             report_json: outcome.json,
             report_markdown: outcome.markdown,
+            report_html: outcome.html.map(|pages| pages.latest),
         })
     })
     .await
@@ -80,12 +83,15 @@ mod tests {
                     .url
                     .ends_with(names::CONFUSION_MATRIX_PNG)
             );
+            let page = response.report_html.expect("the report page");
+            assert!(page.url.ends_with("/index.html"), "{name}");
         }
         let reports = &pipeline.locations.reports;
         for name in [
             names::CONFUSION_MATRIX_PNG,
             names::REPORT_JSON,
             names::REPORT_MARKDOWN,
+            shared::report::INDEX_HTML,
         ] {
             let versions = reports.list_versions(name).await.unwrap();
             assert_eq!(versions.len(), fixtures.len() + 1, "{name}");

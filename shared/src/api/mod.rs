@@ -18,6 +18,7 @@ mod error;
 #[cfg(feature = "testing")]
 pub mod fixture;
 mod handlers;
+mod report;
 pub mod risk;
 mod router;
 pub mod server;
@@ -44,7 +45,7 @@ pub struct Route {
 
 /// Every route the router serves (it is built from this table). Any other path is 404; another
 /// method on one of these paths, `HEAD` included, is 405 with `Allow`.
-pub const ROUTES: [Route; 8] = [
+pub const ROUTES: [Route; 9] = [
     Route {
         path: "/health",
         method: Method::GET,
@@ -84,6 +85,11 @@ pub const ROUTES: [Route; 8] = [
         path: "/clients/{corporation}",
         method: Method::GET,
         statuses: &[200, 400, 404, 500, 503],
+    },
+    Route {
+        path: "/report",
+        method: Method::GET,
+        statuses: &[200, 500, 503],
     },
 ];
 

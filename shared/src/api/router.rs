@@ -51,6 +51,7 @@ fn endpoint(route: &'static Route) -> MethodRouter<Arc<Api>> {
         "/drift" => on(filter, drift),
         "/risk" => on(filter, risk),
         "/clients/{corporation}" => on(filter, client),
+        "/report" => on(filter, report),
         other => panic!("no handler for the route {other}"),
     };
     let endpoint = if route.method == http::Method::HEAD {
@@ -106,6 +107,10 @@ async fn client(
     respond(answer, &id)
 }
 
+async fn report(State(api): ApiState, id: RequestId) -> Response {
+    respond(super::report::report(&api, &id.0).await, &id)
+}
+
 async fn unknown_route(id: RequestId) -> Response {
     respond(Err(ApiError::UnknownRoute), &id)
 }
@@ -130,7 +135,8 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestId {
 }
 
 /// Gives the request its id (the adapter's, else a fresh one; never one the client sends), and
-/// every answer the JSON, no-store and request-id headers; logs the request.
+/// every answer the content-type (JSON unless set), no-store and request-id headers; logs the
+/// request.
 async fn request_scope(mut request: Request, next: Next) -> Response {
     let started = Instant::now();
     let request_id = match request.extensions().get::<RequestId>() {
@@ -145,7 +151,10 @@ async fn request_scope(mut request: Request, next: Next) -> Response {
     let path = request.uri().path().to_string();
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    // JSON unless the handler said otherwise (`/report` answers HTML).
+    headers
+        .entry(CONTENT_TYPE)
+        .or_insert(HeaderValue::from_static("application/json"));
     // Answers describe live state; a cache in between must not serve yesterday's model.
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert(

@@ -10,8 +10,8 @@ use arrow::array::RecordBatch;
 use serde::{Deserialize, Serialize};
 
 use super::stats::{
-    BootstrapInterval, DegradationTest, KsTest, LabelRateTest, MeanInterval, MinRows, PsiBins,
-    benjamini_hochberg_adjusted, bootstrap_interval, ks_two_sample, label_rate_test,
+    BootstrapInterval, DegradationTest, KsTest, LabelRateTest, MeanInterval, MinRows, PsiBin,
+    PsiBins, benjamini_hochberg_adjusted, bootstrap_interval, ks_two_sample, label_rate_test,
     log_loss_per_row, loss_degradation_test, mean_interval, psi, roc_auc, wasserstein_normed,
 };
 use crate::data::schema::FEATURES;
@@ -63,6 +63,10 @@ pub struct DistributionDrift {
     pub psi: f64,
     pub wasserstein_normed: f64,
     pub drifted: bool,
+    /// The PSI bins (the reference's deciles) with both shares: the two distributions side by
+    /// side, as the HTML report draws them. Absent from reports written before it was kept.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub psi_bins: Vec<PsiBin>,
 }
 
 /// The deployed model's performance on the new rows, and the test against the reference.
@@ -262,6 +266,7 @@ fn compare(
         psi: psi.value,
         wasserstein_normed: wasserstein.normed,
         drifted: false,
+        psi_bins: psi.bins,
     }))
 }
 

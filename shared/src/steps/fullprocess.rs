@@ -17,7 +17,7 @@ use super::deadline::Deadline;
 use super::deployment::{current_deployment, deploy};
 use super::diagnostics::{TimingSource, run_diagnostics_with};
 use super::ingestion::{IngestScope, ingest};
-use super::reporting::run_reporting;
+use super::reporting::write_reports;
 use super::scoring::score_model;
 use super::training::{TrainingOutcome, load_model, load_model_columns, train_on, training_window};
 use super::{Pipeline, StepError, repair};
@@ -223,7 +223,7 @@ async fn diagnose_and_report(
 
     steps.before("reporting")?;
     let started = Instant::now();
-    let report = run_reporting(pipeline, run_id).await?;
+    let report = write_reports(pipeline, run_id).await?;
     steps.record("reporting", started);
     wrote.extend([report.png, report.json, report.markdown]);
     Ok(())
@@ -446,6 +446,12 @@ pub async fn run_full_process_for(
         wrote.extend(repair::mark_checked(pipeline, &model.version_id, data, run_id).await?);
     }
 
+    // The HTML page shows this run too, so it is written before the record that lists it.
+    let started = Instant::now();
+    if let Some(pages) = crate::report::publish_for_run(pipeline, &record).await {
+        steps.record("html_report", started);
+        wrote.extend(pages.objects());
+    }
     record.steps = steps.0;
     record.wrote = wrote;
     record.finished_at = Utc::now();

@@ -21,10 +21,20 @@ pub struct ReportOutcome {
     pub json: ObjectRef,
     pub markdown: ObjectRef,
     pub png: ObjectRef,
+    /// The HTML page and its per-run copy ([`crate::report`]); the full process writes them
+    /// itself, after its run is decided.
+    pub html: Option<crate::report::HtmlPages>,
+}
+
+/// The reporting step: [`write_reports`], then the HTML page.
+pub async fn run_reporting(pipeline: &Pipeline, run_id: &str) -> Result<ReportOutcome, StepError> {
+    let mut outcome = write_reports(pipeline, run_id).await?;
+    outcome.html = Some(crate::report::publish_html(pipeline, run_id, None).await?);
+    Ok(outcome)
 }
 
 /// Scores the deployed model on the test data and writes the plot and both reports.
-pub async fn run_reporting(pipeline: &Pipeline, run_id: &str) -> Result<ReportOutcome, StepError> {
+pub async fn write_reports(pipeline: &Pipeline, run_id: &str) -> Result<ReportOutcome, StepError> {
     let (deployment, model) = deployed_model(pipeline).await?;
     let test = load_test_data(pipeline).await?;
     let evaluation = evaluate(&model, test.batches).await?;
@@ -93,6 +103,7 @@ pub async fn run_reporting(pipeline: &Pipeline, run_id: &str) -> Result<ReportOu
         markdown: ObjectRef::new(reports, &markdown),
         png: png_ref,
         report,
+        html: None,
     })
 }
 

@@ -155,6 +155,23 @@ pub trait ObjectStore: Send + Sync + fmt::Debug {
     ) -> Result<ObjectMeta, StoreError>;
 }
 
+/// The media type an object is stored with on S3, from its key's extension, so a browser (or
+/// a presigned link) opens `index.html` as a page and not as a download. The local store needs
+/// none: a file's extension says it.
+pub fn content_type_for(key: &str) -> &'static str {
+    let extension = key.rsplit_once('.').map_or("", |(_, ext)| ext);
+    match extension.to_ascii_lowercase().as_str() {
+        "html" => "text/html; charset=utf-8",
+        "json" => "application/json",
+        "md" => "text/markdown; charset=utf-8",
+        "csv" => "text/csv; charset=utf-8",
+        "txt" => "text/plain; charset=utf-8",
+        "png" => "image/png",
+        "parquet" => "application/vnd.apache.parquet",
+        _ => "application/octet-stream",
+    }
+}
+
 /// Checks the key rules every store shares (see [`ObjectStore`]).
 pub fn validate_key(key: &str) -> Result<(), StoreError> {
     let invalid = |reason: &str| {
@@ -183,4 +200,32 @@ pub fn validate_key(key: &str) -> Result<(), StoreError> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::content_type_for;
+
+    #[test]
+    fn objects_are_typed_by_their_extension() {
+        assert_eq!(
+            content_type_for("reports/index.html"),
+            "text/html; charset=utf-8"
+        );
+        assert_eq!(
+            content_type_for("reports/runs/run-1.HTML"),
+            "text/html; charset=utf-8"
+        );
+        assert_eq!(content_type_for("reports/report.json"), "application/json");
+        assert_eq!(content_type_for("reports/confusionmatrix.png"), "image/png");
+        assert_eq!(
+            content_type_for("compiled/finaldata.parquet"),
+            "application/vnd.apache.parquet"
+        );
+        assert_eq!(
+            content_type_for("a/b.d/no-extension"),
+            "application/octet-stream"
+        );
+        assert_eq!(content_type_for("plain"), "application/octet-stream");
+    }
 }

@@ -23,7 +23,10 @@ use aws_sdk_s3::types::{
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 
-use super::{ByteReader, NULL_VERSION, ObjectMeta, ObjectStore, PutMode, StoreError, validate_key};
+use super::{
+    ByteReader, NULL_VERSION, ObjectMeta, ObjectStore, PutMode, StoreError, content_type_for,
+    validate_key,
+};
 
 /// Set to `true` (or `false`) to force (or forbid) path-style addressing (`endpoint/bucket/key`)
 /// regardless of whether a custom endpoint is configured.
@@ -384,6 +387,7 @@ impl ObjectStore for S3Store {
             .put_object()
             .bucket(&self.bucket)
             .key(key)
+            .content_type(content_type_for(key))
             .body(ByteStream::from(body));
         request = match &mode {
             PutMode::Overwrite => request,
