@@ -3,6 +3,7 @@
 //! place files into the source location the way an upload to the bucket would. All logic lives
 //! in the `shared` crate; this file parses arguments, calls a step, and prints what it did.
 
+mod atrisk;
 mod bench;
 mod quality;
 
@@ -110,6 +111,10 @@ enum PipelineCommand {
     },
     /// Confusion-matrix plot and metric reports of the deployed model on the test data.
     Report,
+    /// The clients most at risk of leaving, from the latest risk list: rank, probability, band,
+    /// change since the previous list and the main drivers, as a table (or --json).
+    /// `--refresh` writes a new list first.
+    AtRisk(atrisk::AtRiskArgs),
     /// Copy local files into the source location (or, with --to test-data, the test-data
     /// location), as an upload to the bucket would; earlier versions are kept.
     Put {
@@ -289,6 +294,7 @@ async fn run_pipeline_command(
                 }
             })
         }
+        PipelineCommand::AtRisk(args) => atrisk::run(&pipeline, args, &run_id, json).await,
         PipelineCommand::Put { files, prefix, to } => {
             let location = match to {
                 Target::SourceData => &pipeline.locations.source_data,

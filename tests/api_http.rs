@@ -287,3 +287,82 @@ async fn the_local_server_limits_bodies_and_listens_on_loopback_only() {
     assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
     serving.abort();
 }
+
+/// One GET over plain HTTP/1.1; the status line and the body.
+fn http_get(base_url: &str, path: &str) -> (String, serde_json::Value) {
+    use std::io::{Read, Write};
+    let addr = base_url.strip_prefix("http://").unwrap();
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+    let status = head.lines().next().unwrap().to_string();
+    (status, serde_json::from_str(body).unwrap())
+}
+
+#[test]
+fn the_risk_list_over_http_and_in_the_terminal() {
+    let rt = runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let (config, pipeline) = rt
+        .block_on(deployed_pipeline(dir.path(), &seed_data()))
+        .unwrap();
+    let list = rt
+        .block_on(shared::risklist::load_latest(&pipeline.locations.reports))
+        .unwrap()
+        .unwrap();
+    let top = list.ranked().next().unwrap();
+    let (_server, url) = start_server(&config);
+
+    let (status, body) = http_get(&url, "/risk?top=2");
+    assert!(status.contains(" 200 "), "{status} {body}");
+    assert_eq!(body["clients"].as_array().unwrap().len(), 2);
+    assert_eq!(body["clients"][0]["corporation"], top.corporation.as_str());
+    assert_eq!(body["list"]["run_id"], list.meta.run_id.as_str());
+    let (status, body) = http_get(&url, &format!("/clients/{}", top.corporation));
+    assert!(status.contains(" 200 "), "{status} {body}");
+    assert_eq!(body["client"]["rank"], 1);
+    let (status, body) = http_get(&url, "/clients/nosuchclient");
+    assert!(status.contains(" 404 "), "{status}");
+    assert_eq!(body["error"], "client_not_found");
+    let (status, body) = http_get(&url, "/risk?top=100000");
+    assert!(status.contains(" 400 "), "{status}");
+    assert_eq!(body["error"], "bad_request");
+
+    // The terminal table: the top clients in rank order with their main driver.
+    let output = risk(&config)
+        .args(["at-risk", "--top", "3"])
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{table}");
+    assert!(table.contains(&list.meta.model_version), "{table}");
+    let ranked: Vec<&str> = list
+        .ranked()
+        .take(3)
+        .map(|e| e.corporation.as_str())
+        .collect();
+    let positions: Vec<usize> = ranked.iter().map(|c| table.find(c).unwrap()).collect();
+    assert!(positions.windows(2).all(|w| w[0] < w[1]), "{table}");
+    assert!(table.contains(&top.drivers[0].phrase), "{table}");
+    // --json: the same clients, machine-readable; --refresh writes a new list first.
+    let output = risk(&config)
+        .args(["--json", "at-risk", "--top", "3", "--refresh"])
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let shown: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let names: Vec<&str> = shown["clients"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["corporation"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ranked);
+    assert_eq!(shown["list"]["previous_run_id"], list.meta.run_id.as_str());
+}

@@ -64,6 +64,7 @@ fn the_harness_runs_on_the_seed_data_and_writes_its_table() {
         "deployment",
         "diagnostics",
         "reporting",
+        "risk_list",
     ] {
         assert!(text.contains(&format!("| {step} |")), "{step}: {text}");
     }

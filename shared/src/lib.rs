@@ -25,6 +25,7 @@ pub mod memory;
 pub mod model;
 pub mod records;
 pub mod report;
+pub mod risklist;
 pub mod seed;
 pub mod stats;
 pub mod steps;

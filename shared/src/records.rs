@@ -440,6 +440,9 @@ pub struct RunRecord {
     /// The newly trained model (in the models location), deployed or not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub challenger: Option<ObjectRef>,
+    /// The risk list this run wrote (when it deployed a model or added rows).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub risk_list: Option<crate::risklist::RiskListRecord>,
     /// Every object this run wrote, with its version.
     pub wrote: Vec<ObjectRef>,
     pub steps: Vec<StepTiming>,

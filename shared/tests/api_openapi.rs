@@ -354,6 +354,16 @@ async fn real_answers_for_every_route_and_status_validate_against_the_descriptio
         (&empty, get("/summarystats"), 503),
         (&empty, get("/diagnostics"), 503),
         (&empty, get("/drift"), 503),
+        (&deployed, get("/risk?top=3&offset=1"), 200),
+        (&deployed, get("/risk?band=high"), 200),
+        (&deployed, get("/risk?top=0"), 400),
+        (&deployed, get("/risk?limit=3"), 400),
+        (&deployed, get("/clients/lsid"), 200),
+        (&deployed, get("/clients/nciw"), 200),
+        (&deployed, get("/clients/a%0Ab"), 400),
+        (&deployed, get("/clients/nosuchclient"), 404),
+        (&empty, get("/risk"), 503),
+        (&empty, get("/clients/lsid"), 503),
         (&empty, get("/report"), 503),
     ];
     let mut covered = BTreeSet::new();
@@ -366,6 +376,7 @@ async fn real_answers_for_every_route_and_status_validate_against_the_descriptio
         "compiled/ingestion_record.json",
         "reports/diagnostics.json",
         "reports/drift_latest.json",
+        "reports/risk/latest.parquet",
     ] {
         std::fs::write(store.join(file), b"{ broken").unwrap();
     }
@@ -383,6 +394,8 @@ async fn real_answers_for_every_route_and_status_validate_against_the_descriptio
             (&deployed, get("/summarystats"), 500),
             (&deployed, get("/diagnostics"), 500),
             (&deployed, get("/drift"), 500),
+            (&deployed, get("/risk"), 500),
+            (&deployed, get("/clients/lsid"), 500),
             (&deployed, get("/report"), 500),
         ],
     )
@@ -400,6 +413,23 @@ async fn real_answers_for_every_route_and_status_validate_against_the_descriptio
     }
 }
 
+/// The route a request path is served by (`/clients/abcd` is `/clients/{corporation}`), or the
+/// path itself when no route matches.
+fn route_template(path: &str) -> String {
+    let segments: Vec<&str> = path.split('/').collect();
+    ROUTES
+        .iter()
+        .find(|route| {
+            let pattern: Vec<&str> = route.path.split('/').collect();
+            pattern.len() == segments.len()
+                && pattern
+                    .iter()
+                    .zip(&segments)
+                    .all(|(p, s)| p == s || (p.starts_with('{') && !s.is_empty()))
+        })
+        .map_or_else(|| path.to_string(), |route| route.path.to_string())
+}
+
 /// Sends each request, checks its status, validates the answer against the description, and
 /// notes the (path, status) pair as covered.
 async fn run(
@@ -408,7 +438,8 @@ async fn run(
     cases: Vec<(&Api, Request<Bytes>, u16)>,
 ) {
     for (api, request, expected) in cases {
-        let (method, path) = (request.method().clone(), request.uri().path().to_string());
+        let method = request.method().clone();
+        let path = route_template(request.uri().path());
         let response = answer(api, request).await;
         let status = response.status().as_u16();
         let content_type = response.headers()["content-type"]

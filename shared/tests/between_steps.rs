@@ -33,6 +33,7 @@ async fn the_full_process_calls_the_hook_between_its_steps() {
             "deployment",
             "diagnostics",
             "reporting",
+            "risk_list",
             "html_report"
         ]
     );

@@ -669,3 +669,153 @@ async fn head_and_other_methods_on_a_get_route_are_405_with_allow() {
         assert_eq!(response.headers()["x-request-id"], FUNCTION_URL_REQUEST_ID);
     }
 }
+
+/// The latest risk list the deployment's full process wrote.
+async fn latest_list(api: &Api) -> shared::risklist::RiskList {
+    shared::risklist::load_latest(&api.pipeline().locations.reports)
+        .await
+        .unwrap()
+        .expect("the bootstrap writes a risk list")
+}
+
+fn query(path: &str, query: &str) -> Event {
+    let mut event = Event::new("GET", path);
+    event.query = query.to_string();
+    event
+}
+
+#[tokio::test]
+async fn risk_pages_through_the_latest_list_most_at_risk_first() {
+    use shared::api::risk::RiskAnswer;
+    let dir = tempfile::tempdir().unwrap();
+    let api = deployed_api(dir.path(), ApiLimits::default()).await;
+    let list = latest_list(&api).await;
+    let ranked: Vec<_> = list.ranked().cloned().collect();
+    assert!(ranked.len() > 3, "the seed has more than 3 active clients");
+
+    let answer = call(&api, dir.path(), query("/risk", "top=3")).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    let first: RiskAnswer = answer.parse();
+    assert_eq!(first.clients, ranked[..3]);
+    assert_eq!(first.total, ranked.len() as u64);
+    assert_eq!(first.next_offset, Some(3));
+    assert_eq!(first.list.run_id, list.meta.run_id);
+    let (deployment, model) = deployed_model(api.pipeline()).await.unwrap();
+    assert_eq!(first.list.model_version, deployment.model.version_id);
+    assert_eq!(first.list.threshold, model.threshold());
+
+    let answer = call(&api, dir.path(), query("/risk", "top=500&offset=3")).await;
+    let rest: RiskAnswer = answer.parse();
+    assert_eq!(rest.clients, ranked[3..]);
+    assert_eq!(rest.next_offset, None);
+
+    for band in ["high", "watch", "low"] {
+        let answer = call(&api, dir.path(), query("/risk", &format!("band={band}"))).await;
+        assert_eq!(answer.status, StatusCode::OK);
+        let page: RiskAnswer = answer.parse();
+        let expected: Vec<_> = ranked
+            .iter()
+            .filter(|e| e.band.map(|b| b.name()) == Some(band))
+            .take(20)
+            .cloned()
+            .collect();
+        assert_eq!(page.clients, expected, "{band}");
+    }
+}
+
+#[tokio::test]
+async fn a_client_answers_with_its_drivers_and_its_earlier_lists() {
+    use shared::api::risk::ClientAnswer;
+    let dir = tempfile::tempdir().unwrap();
+    let api = deployed_api(dir.path(), ApiLimits::default()).await;
+    let first = latest_list(&api).await;
+    // A second list, written on demand, so the first is an earlier one.
+    shared::risklist::write_risk_list(
+        api.pipeline(),
+        "run-on-demand",
+        &shared::risklist::RiskBands::default(),
+    )
+    .await
+    .unwrap();
+    let top = first.ranked().next().unwrap().clone();
+    let answer = call(
+        &api,
+        dir.path(),
+        Event::new("GET", &format!("/clients/{}", top.corporation)),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    let client: ClientAnswer = answer.parse();
+    assert_eq!(client.list.run_id, "run-on-demand");
+    assert_eq!(client.client.corporation, top.corporation);
+    assert_eq!(client.client.probability, top.probability);
+    assert_eq!(client.client.drivers, top.drivers);
+    assert_eq!(client.client.probability_change, Some(0.0));
+    assert_eq!(client.history.len(), 1);
+    assert_eq!(client.history[0].run_id, first.meta.run_id);
+    assert_eq!(client.history[0].rank, Some(1));
+
+    // A client that already left is marked, not ranked.
+    let gone = first
+        .entries
+        .iter()
+        .find(|e| e.rank.is_none())
+        .expect("the seed has clients that left");
+    let answer = call(
+        &api,
+        dir.path(),
+        Event::new("GET", &format!("/clients/{}", gone.corporation)),
+    )
+    .await;
+    let client: ClientAnswer = answer.parse();
+    assert_eq!(client.client.status, shared::risklist::ClientStatus::Exited);
+    assert_eq!(client.client.rank, None);
+}
+
+#[tokio::test]
+async fn unknown_clients_are_404_and_bad_parameters_400() {
+    let dir = tempfile::tempdir().unwrap();
+    let api = deployed_api(dir.path(), ApiLimits::default()).await;
+    // A code that looks like a path is only ever compared with the list's codes.
+    for path in [
+        "/clients/nosuchclient",
+        "/clients/..%2F..%2Fproduction%2Fdeployment.json",
+        "/clients/s3:%2F%2Fother-bucket%2Fx",
+    ] {
+        let answer = call(&api, dir.path(), Event::new("GET", path)).await;
+        assert_eq!(answer.status, StatusCode::NOT_FOUND, "{path}");
+        assert_eq!(answer.error().error, "client_not_found", "{path}");
+    }
+    for path in ["/clients/%00", "/clients/a%0Ab", "/clients/%FF%FE"] {
+        let answer = call(&api, dir.path(), Event::new("GET", path)).await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{path}");
+        assert_eq!(answer.error().error, "bad_request");
+    }
+    let long = format!("/clients/{}", "x".repeat(300));
+    let answer = call(&api, dir.path(), Event::new("GET", &long)).await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+    for bad in [
+        "top=0",
+        "top=501",
+        "top=-3",
+        "top=many",
+        "offset=x",
+        "band=severe",
+        "limit=5",
+        "top=5&top=6",
+    ] {
+        let answer = call(&api, dir.path(), query("/risk", bad)).await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{bad}");
+        let error = answer.error();
+        assert_eq!(error.error, "bad_request", "{bad}");
+        assert!(!error.message.is_empty());
+    }
+    // Nothing written yet: 503 with what to do.
+    let empty_dir = tempfile::tempdir().unwrap();
+    let empty = empty_api(empty_dir.path()).await;
+    for path in ["/risk", "/clients/abcd"] {
+        let answer = call(&empty, empty_dir.path(), Event::new("GET", path)).await;
+        assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE, "{path}");
+        assert_eq!(answer.error().error, "no_risk_list");
+    }
+}

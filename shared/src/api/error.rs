@@ -22,6 +22,8 @@ pub enum ApiError {
     UnknownRoute,
     /// 404: the data set a request names does not exist.
     DataSetNotFound(String),
+    /// 404: the corporation a request names is not in the latest risk list.
+    ClientNotFound(String),
     /// 405: the path exists with another method.
     MethodNotAllowed { allow: &'static str },
     /// 413: the body exceeds the limit.
@@ -42,7 +44,9 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ApiError::UnknownRoute | ApiError::DataSetNotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::UnknownRoute | ApiError::DataSetNotFound(_) | ApiError::ClientNotFound(_) => {
+                StatusCode::NOT_FOUND
+            }
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -58,6 +62,7 @@ impl ApiError {
             ApiError::BadRequest(_) => "bad_request",
             ApiError::UnknownRoute => "not_found",
             ApiError::DataSetNotFound(_) => "dataset_not_found",
+            ApiError::ClientNotFound(_) => "client_not_found",
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
@@ -84,6 +89,9 @@ impl ApiError {
             ApiError::MethodNotAllowed { allow } => {
                 format!("this route only answers {allow}")
             }
+            ApiError::ClientNotFound(corporation) => format!(
+                "there is no client {corporation:?} in the latest risk list (codes are matched exactly)"
+            ),
             ApiError::PayloadTooLarge { limit } => format!(
                 "the request body is larger than {limit} bytes; send a smaller data set, or store it in a data location and name it instead"
             ),

@@ -1,5 +1,6 @@
 //! The HTTP API over the deployed model — `POST /prediction`, `GET /scoring`,
-//! `GET /summarystats`, `GET /diagnostics` and `GET /health` — as one axum [`router`], so the
+//! `GET /summarystats`, `GET /diagnostics`, `GET /drift`, `GET /risk`, `GET /clients/{corporation}`
+//! and `GET /health` — as one axum [`router`], so the
 //! very same code answers behind the Lambda Function URL (`functions/api`, through
 //! `lambda_http`), in the local server of `risk serve` ([`server`]), and in tests. The API is
 //! read-only: it never writes to any configured location. Answers are JSON with the stable field
@@ -18,6 +19,7 @@ mod error;
 pub mod fixture;
 mod handlers;
 mod report;
+pub mod risk;
 mod router;
 pub mod server;
 pub mod types;
@@ -43,7 +45,7 @@ pub struct Route {
 
 /// Every route the router serves (it is built from this table). Any other path is 404; another
 /// method on one of these paths, `HEAD` included, is 405 with `Allow`.
-pub const ROUTES: [Route; 7] = [
+pub const ROUTES: [Route; 9] = [
     Route {
         path: "/health",
         method: Method::GET,
@@ -73,6 +75,16 @@ pub const ROUTES: [Route; 7] = [
         path: "/drift",
         method: Method::GET,
         statuses: &[200, 500, 503],
+    },
+    Route {
+        path: "/risk",
+        method: Method::GET,
+        statuses: &[200, 400, 500, 503],
+    },
+    Route {
+        path: "/clients/{corporation}",
+        method: Method::GET,
+        statuses: &[200, 400, 404, 500, 503],
     },
     Route {
         path: "/report",

@@ -8,7 +8,8 @@ use std::time::Instant;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{FromRequestParts, Request, State};
+use axum::extract::rejection::PathRejection;
+use axum::extract::{FromRequestParts, Path, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{MethodFilter, MethodRouter, on};
@@ -48,6 +49,8 @@ fn endpoint(route: &'static Route) -> MethodRouter<Arc<Api>> {
         "/summarystats" => on(filter, summarystats),
         "/diagnostics" => on(filter, diagnostics),
         "/drift" => on(filter, drift),
+        "/risk" => on(filter, risk),
+        "/clients/{corporation}" => on(filter, client),
         "/report" => on(filter, report),
         other => panic!("no handler for the route {other}"),
     };
@@ -81,6 +84,27 @@ async fn diagnostics(State(api): ApiState, id: RequestId) -> Response {
 
 async fn drift(State(api): ApiState, id: RequestId) -> Response {
     respond(handlers::drift(&api, &id.0).await, &id)
+}
+
+async fn risk(State(api): ApiState, id: RequestId, request: Request) -> Response {
+    let query = request.uri().query().map(str::to_string);
+    respond(super::risk::risk(&api, query.as_deref(), &id.0).await, &id)
+}
+
+/// The corporation code arrives percent-decoded by axum; one that does not decode to UTF-8 is a 400.
+async fn client(
+    State(api): ApiState,
+    id: RequestId,
+    corporation: Result<Path<String>, PathRejection>,
+) -> Response {
+    let answer = match corporation {
+        Ok(Path(corporation)) => super::risk::client(&api, &corporation, &id.0).await,
+        Err(rejection) => Err(ApiError::BadRequest(format!(
+            "the corporation code in the path is not usable: {}",
+            rejection.body_text()
+        ))),
+    };
+    respond(answer, &id)
 }
 
 async fn report(State(api): ApiState, id: RequestId) -> Response {

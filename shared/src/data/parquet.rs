@@ -131,6 +131,26 @@ impl Iterator for ParquetBatchReader {
 /// Opens Parquet `data` (a whole file in memory) for reading; refuses data that is not Parquet
 /// or whose columns are not the client schema's.
 pub fn read_parquet(name: impl Into<String>, data: Bytes) -> Result<ParquetBatchReader, DataError> {
+    read_parquet_row_groups(name, data, None)
+}
+
+/// How many row groups Parquet `data` has (the unit a reader can split the file on).
+pub fn parquet_row_group_count(name: &str, data: Bytes) -> Result<usize, DataError> {
+    let builder =
+        ParquetRecordBatchReaderBuilder::try_new(data).map_err(|source| DataError::NotParquet {
+            file: name.to_string(),
+            source,
+        })?;
+    Ok(builder.metadata().num_row_groups())
+}
+
+/// [`read_parquet`] of only the row groups `row_groups` (all with `None`), in file order: two
+/// threads can each read part of one file.
+pub fn read_parquet_row_groups(
+    name: impl Into<String>,
+    data: Bytes,
+    row_groups: Option<Vec<usize>>,
+) -> Result<ParquetBatchReader, DataError> {
     let name = name.into();
     let builder =
         ParquetRecordBatchReaderBuilder::try_new(data).map_err(|source| DataError::NotParquet {
@@ -140,6 +160,10 @@ pub fn read_parquet(name: impl Into<String>, data: Bytes) -> Result<ParquetBatch
     if let Some(detail) = schema_mismatch(builder.schema()) {
         return Err(DataError::SchemaMismatch { file: name, detail });
     }
+    let builder = match row_groups {
+        Some(groups) => builder.with_row_groups(groups),
+        None => builder,
+    };
     let reader = builder
         .with_batch_size(PARQUET_READ_BATCH_ROWS)
         .build()

@@ -268,6 +268,7 @@ pub async fn run_full_process_for(
         training_window: None,
         gate: None,
         challenger: None,
+        risk_list: None,
         wrote: Vec::new(),
         steps: Vec::new(),
     };
@@ -421,6 +422,17 @@ pub async fn run_full_process_for(
     } else {
         record.model_after = record.model_before.clone();
         record.model_version_after = record.model_version_before.clone();
+    }
+    // Before the data is marked checked, so a crash before the list is written is repaired.
+    steps.before("risk_list")?;
+    let started = Instant::now();
+    let checked = checked_data.is_some();
+    if let Some(list) = crate::risklist::write_after_run(pipeline, run_id, &record, checked).await?
+    {
+        steps.record("risk_list", started);
+        wrote.extend([list.run_parquet.clone(), list.run_csv.clone()]);
+        wrote.extend([list.latest_csv.clone(), list.latest_parquet.clone()]);
+        record.risk_list = Some(list);
     }
     if let (Some(data), Some(model)) = (&checked_data, &record.model_after) {
         // A deployment an earlier run never finished may lack its diagnostics and reports.

@@ -94,6 +94,8 @@ pub enum StepError {
     #[error(transparent)]
     Lifecycle(crate::lifecycle::LifecycleError),
     #[error(transparent)]
+    RiskList(#[from] crate::risklist::RiskListError),
+    #[error(transparent)]
     Seed(#[from] crate::seed::SeedError),
     #[error(
         "there is no compiled data set yet in {location}: run ingestion first (are there CSV files in {source_location}?)"

@@ -1,0 +1,654 @@
+//! The list at rest, in the reports location: `risk/latest.parquet` and `risk/latest.csv` (new
+//! versions each time; every earlier version is kept by the store), and a copy per run,
+//! `risk/runs/<run>.parquet` and `.csv`, written create-only so no run's list is ever replaced.
+//! The Parquet file is self-describing: [`RiskListMeta`] (model version, threshold, data version,
+//! bands, counts) is in its key-value metadata under `risk_list`, and each row holds a client
+//! with its raw values, standardised values and contributions per feature, so DuckDB, Athena or
+//! pandas read it as a table. The CSV carries the same rows for a spreadsheet. The per-run copy is
+//! written before `latest`, and `latest.parquet` last, so a reader of `latest.parquet` never
+//! sees a list whose run copy is missing.
+
+use std::sync::Arc;
+
+use arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray,
+    UInt32Array,
+};
+use arrow::datatypes::{DataType, Field, Float64Type, Int64Type, Schema, UInt32Type};
+use bytes::Bytes;
+use parquet::arrow::ArrowWriter;
+use parquet::arrow::ProjectionMask;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::basic::Compression;
+use parquet::file::metadata::KeyValue;
+use parquet::file::properties::WriterProperties;
+use serde::{Deserialize, Serialize};
+
+use super::build::{Provenance, build_risk_list, latest_rows_of_parquet, sort_drivers};
+use super::drivers::driver_phrase;
+use super::{
+    Band, ClientStatus, Driver, RiskBands, RiskEntry, RiskList, RiskListError, RiskListMeta,
+};
+use crate::location::Location;
+use crate::records::{ObjectRef, RunRecord, names};
+use crate::steps::deployment::deployed_model;
+use crate::steps::training::compiled_data_with_record;
+use crate::steps::{Pipeline, StepError, spawn_blocking_in_span};
+use crate::store::{PutMode, StoreError};
+
+/// Object names in the reports location.
+pub const LATEST_PARQUET: &str = "risk/latest.parquet";
+pub const LATEST_CSV: &str = "risk/latest.csv";
+/// Per-run copies: `risk/runs/<run>.parquet` and `.csv`.
+pub const RUNS_PREFIX: &str = "risk/runs";
+/// The Parquet key-value metadata key holding [`RiskListMeta`] as JSON.
+pub const META_KEY: &str = "risk_list";
+
+/// Earlier lists a client's history reads at most (newest first).
+pub const HISTORY_LISTS: usize = 12;
+
+/// The list a run wrote, as the run record names it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RiskListRecord {
+    pub latest_parquet: ObjectRef,
+    pub latest_csv: ObjectRef,
+    pub run_parquet: ObjectRef,
+    pub run_csv: ObjectRef,
+    pub model_version: String,
+    pub threshold: f64,
+    pub data_version: String,
+    pub clients: u64,
+    pub ranked: u64,
+    pub exited: u64,
+    pub high: u64,
+    pub watch: u64,
+    pub newly_high: u64,
+}
+
+/// Builds the list from the deployed model and the compiled data the ingestion record names,
+/// compares it with the latest list, and writes it (per-run copy, then latest).
+pub async fn write_risk_list(
+    pipeline: &Pipeline,
+    run_id: &str,
+    bands: &RiskBands,
+) -> Result<(RiskListRecord, RiskList), StepError> {
+    let (deployment, model) = deployed_model(pipeline).await?;
+    let (_, data, bytes) =
+        compiled_data_with_record(pipeline, &pipeline.locations.compiled_data).await?;
+    let reports = &pipeline.locations.reports;
+    let previous = load_latest(reports).await?;
+    let provenance = Provenance {
+        run_id: run_id.to_string(),
+        model_version: deployment.model.version_id.clone(),
+        model_deployed_by: deployment.run_id.clone(),
+        data_version: data.version_id.clone(),
+    };
+    let bands = *bands;
+    let (list, parquet, csv) = spawn_blocking_in_span(move || {
+        let rows = latest_rows_of_parquet(names::COMPILED_DATA, bytes)?;
+        let list = build_risk_list(&model, &rows, previous.as_ref(), &bands, provenance)?;
+        let parquet = to_parquet(&list)?;
+        let csv = to_csv(&list)?;
+        Ok::<_, RiskListError>((list, parquet, csv))
+    })
+    .await??;
+    let (parquet, csv) = (Bytes::from(parquet), Bytes::from(csv));
+    let put = |name: String, body: Bytes, mode: PutMode| async move {
+        let meta = reports.put(&name, body, mode).await?;
+        Ok::<_, StoreError>(ObjectRef::new(reports, &meta))
+    };
+    let run_parquet = put(
+        format!("{RUNS_PREFIX}/{run_id}.parquet"),
+        parquet.clone(),
+        PutMode::CreateOnly,
+    )
+    .await?;
+    let run_csv = put(
+        format!("{RUNS_PREFIX}/{run_id}.csv"),
+        csv.clone(),
+        PutMode::CreateOnly,
+    )
+    .await?;
+    let latest_csv = put(LATEST_CSV.to_string(), csv, PutMode::Overwrite).await?;
+    let latest_parquet = put(LATEST_PARQUET.to_string(), parquet, PutMode::Overwrite).await?;
+    let meta = &list.meta;
+    tracing::info!(
+        clients = meta.clients,
+        high = meta.high,
+        watch = meta.watch,
+        newly_high = meta.newly_high,
+        exited = meta.exited,
+        model_version = %meta.model_version,
+        "risk list written"
+    );
+    let record = RiskListRecord {
+        latest_parquet,
+        latest_csv,
+        run_parquet,
+        run_csv,
+        model_version: meta.model_version.clone(),
+        threshold: meta.threshold,
+        data_version: meta.data_version.clone(),
+        clients: meta.clients,
+        ranked: meta.ranked,
+        exited: meta.exited,
+        high: meta.high,
+        watch: meta.watch,
+        newly_high: meta.newly_high,
+    };
+    Ok((record, list))
+}
+
+/// After a full-process run: writes the list when a model is deployed and the run deployed one
+/// or finished new compiled data (`checked_new_data`: rows it added, or rows a crashed run left
+/// unchecked); otherwise nothing. Bands come from the environment ([`RiskBands::from_env`]).
+pub async fn write_after_run(
+    pipeline: &Pipeline,
+    run_id: &str,
+    record: &RunRecord,
+    checked_new_data: bool,
+) -> Result<Option<RiskListRecord>, StepError> {
+    let deployed_now = record.model_after.is_some() && record.model_after != record.model_before;
+    if record.model_after.is_none() || !(deployed_now || checked_new_data) {
+        return Ok(None);
+    }
+    let bands = RiskBands::from_env()?;
+    Ok(Some(write_risk_list(pipeline, run_id, &bands).await?.0))
+}
+
+/// The latest list in the reports location, or `None` when none was written yet. The function
+/// other readers (the API, the HTML report) use.
+pub async fn load_latest(reports: &Location) -> Result<Option<RiskList>, RiskListError> {
+    let Some((meta, bytes)) = reports.get_if_exists(LATEST_PARQUET).await? else {
+        return Ok(None);
+    };
+    let url = reports.object_url(LATEST_PARQUET);
+    let list = tokio::task::spawn_blocking(move || from_parquet(bytes, &url, &meta.version_id))
+        .await
+        .map_err(|e| RiskListError::Encode {
+            format: "a worker thread",
+            detail: e.to_string(),
+        })??;
+    Ok(Some(list))
+}
+
+/// A client in one earlier list.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HistoryPoint {
+    pub run_id: String,
+    pub generated_at: chrono::DateTime<chrono::Utc>,
+    pub model_version: String,
+    pub status: ClientStatus,
+    pub rank: Option<u32>,
+    pub probability: Option<f64>,
+    pub band: Option<Band>,
+}
+
+/// `corporation` in the newest [`HISTORY_LISTS`] per-run lists other than `except_run` (the
+/// current one), newest first; lists it is not in are left out.
+pub async fn client_history(
+    reports: &Location,
+    corporation: &str,
+    except_run: Option<&str>,
+) -> Result<Vec<HistoryPoint>, RiskListError> {
+    let mut keys: Vec<String> = reports
+        .list(&format!("{RUNS_PREFIX}/"))
+        .await?
+        .into_iter()
+        .map(|meta| meta.key)
+        .filter(|key| key.ends_with(".parquet"))
+        .filter(|key| except_run.is_none_or(|run| !key.ends_with(&format!("/{run}.parquet"))))
+        .collect();
+    // Run ids start with their time, so the newest sort last.
+    keys.sort_unstable_by(|a, b| b.cmp(a));
+    keys.truncate(HISTORY_LISTS);
+    let mut history = Vec::new();
+    for key in keys {
+        let (meta, bytes) = reports.get(&key, None).await?;
+        let url = reports.object_url(&key);
+        let wanted = corporation.to_string();
+        let point = tokio::task::spawn_blocking(move || {
+            find_in_parquet(bytes, &url, &meta.version_id, &wanted)
+        })
+        .await
+        .map_err(|e| RiskListError::Encode {
+            format: "a worker thread",
+            detail: e.to_string(),
+        })??;
+        history.extend(point);
+    }
+    Ok(history)
+}
+
+fn value_column(feature: &str) -> String {
+    feature.to_string()
+}
+
+fn standardized_column(feature: &str) -> String {
+    format!("{feature}_standardized")
+}
+
+fn contribution_column(feature: &str) -> String {
+    format!("{feature}_contribution")
+}
+
+/// The drivers' phrases, largest first, as one text field.
+fn drivers_text(entry: &RiskEntry) -> String {
+    entry
+        .drivers
+        .iter()
+        .map(|d| d.phrase.as_str())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn driver_of<'a>(entry: &'a RiskEntry, feature: &str) -> Option<&'a Driver> {
+    entry.drivers.iter().find(|d| d.feature == feature)
+}
+
+/// The list as one record batch: fixed columns, then value, standardised value and
+/// contribution per model feature.
+fn to_batch(list: &RiskList) -> Result<RecordBatch, RiskListError> {
+    let entries = &list.entries;
+    let mut fields = vec![
+        Field::new("rank", DataType::UInt32, true),
+        Field::new("corporation", DataType::Utf8, false),
+        Field::new("status", DataType::Utf8, false),
+        Field::new("probability", DataType::Float64, true),
+        Field::new("band", DataType::Utf8, true),
+        Field::new("previous_probability", DataType::Float64, true),
+        Field::new("probability_change", DataType::Float64, true),
+        Field::new("newly_high", DataType::Boolean, false),
+        Field::new("drivers", DataType::Utf8, false),
+    ];
+    let mut columns: Vec<ArrayRef> = vec![
+        Arc::new(entries.iter().map(|e| e.rank).collect::<UInt32Array>()),
+        Arc::new(
+            entries
+                .iter()
+                .map(|e| Some(e.corporation.as_str()))
+                .collect::<StringArray>(),
+        ),
+        Arc::new(
+            entries
+                .iter()
+                .map(|e| Some(e.status.name()))
+                .collect::<StringArray>(),
+        ),
+        Arc::new(
+            entries
+                .iter()
+                .map(|e| e.probability)
+                .collect::<Float64Array>(),
+        ),
+        Arc::new(
+            entries
+                .iter()
+                .map(|e| e.band.map(Band::name))
+                .collect::<StringArray>(),
+        ),
+        Arc::new(
+            entries
+                .iter()
+                .map(|e| e.previous_probability)
+                .collect::<Float64Array>(),
+        ),
+        Arc::new(
+            entries
+                .iter()
+                .map(|e| e.probability_change)
+                .collect::<Float64Array>(),
+        ),
+        Arc::new(
+            entries
+                .iter()
+                .map(|e| Some(e.newly_high))
+                .collect::<BooleanArray>(),
+        ),
+        Arc::new(
+            entries
+                .iter()
+                .map(|e| Some(drivers_text(e)))
+                .collect::<StringArray>(),
+        ),
+    ];
+    for feature in &list.meta.features {
+        let name = feature.name.as_str();
+        fields.push(Field::new(value_column(name), DataType::Int64, true));
+        fields.push(Field::new(
+            standardized_column(name),
+            DataType::Float64,
+            true,
+        ));
+        fields.push(Field::new(
+            contribution_column(name),
+            DataType::Float64,
+            true,
+        ));
+        columns.push(Arc::new(
+            entries
+                .iter()
+                .map(|e| driver_of(e, name).and_then(|d| d.value))
+                .collect::<Int64Array>(),
+        ));
+        columns.push(Arc::new(
+            entries
+                .iter()
+                .map(|e| driver_of(e, name).map(|d| d.standardized))
+                .collect::<Float64Array>(),
+        ));
+        columns.push(Arc::new(
+            entries
+                .iter()
+                .map(|e| driver_of(e, name).map(|d| d.contribution))
+                .collect::<Float64Array>(),
+        ));
+    }
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(|e| {
+        RiskListError::Encode {
+            format: "Arrow",
+            detail: e.to_string(),
+        }
+    })
+}
+
+/// The list as a Parquet file with its [`RiskListMeta`] in the key-value metadata.
+pub fn to_parquet(list: &RiskList) -> Result<Vec<u8>, RiskListError> {
+    let encode = |detail: String| RiskListError::Encode {
+        format: "Parquet",
+        detail,
+    };
+    let batch = to_batch(list)?;
+    let meta = serde_json::to_string(&list.meta).map_err(|e| encode(e.to_string()))?;
+    let properties = WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        .set_key_value_metadata(Some(vec![KeyValue::new(META_KEY.to_string(), meta)]))
+        .build();
+    let mut buffer = Vec::new();
+    let mut writer = ArrowWriter::try_new(&mut buffer, batch.schema(), Some(properties))
+        .map_err(|e| encode(e.to_string()))?;
+    writer.write(&batch).map_err(|e| encode(e.to_string()))?;
+    writer.close().map_err(|e| encode(e.to_string()))?;
+    Ok(buffer)
+}
+
+/// The list as CSV with a header row: the same columns as the Parquet file.
+pub fn to_csv(list: &RiskList) -> Result<Vec<u8>, RiskListError> {
+    let encode = |e: csv::Error| RiskListError::Encode {
+        format: "CSV",
+        detail: e.to_string(),
+    };
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    let mut header: Vec<String> = [
+        "rank",
+        "corporation",
+        "status",
+        "probability",
+        "band",
+        "previous_probability",
+        "probability_change",
+        "newly_high",
+        "drivers",
+    ]
+    .map(String::from)
+    .to_vec();
+    for feature in &list.meta.features {
+        header.push(value_column(&feature.name));
+        header.push(standardized_column(&feature.name));
+        header.push(contribution_column(&feature.name));
+    }
+    writer.write_record(&header).map_err(encode)?;
+    let text = |v: Option<f64>| v.map(|v| v.to_string()).unwrap_or_default();
+    for entry in &list.entries {
+        let mut record = vec![
+            entry.rank.map(|r| r.to_string()).unwrap_or_default(),
+            entry.corporation.clone(),
+            entry.status.name().to_string(),
+            text(entry.probability),
+            entry.band.map(Band::name).unwrap_or_default().to_string(),
+            text(entry.previous_probability),
+            text(entry.probability_change),
+            entry.newly_high.to_string(),
+            drivers_text(entry),
+        ];
+        for feature in &list.meta.features {
+            let driver = driver_of(entry, &feature.name);
+            record.push(
+                driver
+                    .and_then(|d| d.value)
+                    .map(|v| v.to_string())
+                    .unwrap_or_default(),
+            );
+            record.push(text(driver.map(|d| d.standardized)));
+            record.push(text(driver.map(|d| d.contribution)));
+        }
+        writer.write_record(&record).map_err(encode)?;
+    }
+    writer.into_inner().map_err(|e| RiskListError::Encode {
+        format: "CSV",
+        detail: e.to_string(),
+    })
+}
+
+/// Opens a list's Parquet bytes: its metadata and a reader builder.
+fn open(
+    bytes: Bytes,
+    url: &str,
+    version: &str,
+) -> Result<(RiskListMeta, ParquetRecordBatchReaderBuilder<Bytes>), RiskListError> {
+    let unreadable = |detail: String| RiskListError::Unreadable {
+        url: url.to_string(),
+        version: version.to_string(),
+        detail,
+    };
+    let builder =
+        ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(|e| unreadable(e.to_string()))?;
+    let meta = builder
+        .metadata()
+        .file_metadata()
+        .key_value_metadata()
+        .and_then(|kv| kv.iter().find(|kv| kv.key == META_KEY))
+        .and_then(|kv| kv.value.clone())
+        .ok_or_else(|| unreadable(format!("no `{META_KEY}` metadata")))?;
+    let meta: RiskListMeta =
+        serde_json::from_str(&meta).map_err(|e| unreadable(format!("its metadata: {e}")))?;
+    Ok((meta, builder))
+}
+
+/// Typed access to a list batch's columns by name.
+struct Columns<'a> {
+    batch: &'a RecordBatch,
+    url: &'a str,
+    version: &'a str,
+}
+
+impl<'a> Columns<'a> {
+    fn missing(&self, name: &str) -> RiskListError {
+        RiskListError::Unreadable {
+            url: self.url.to_string(),
+            version: self.version.to_string(),
+            detail: format!("column `{name}` is missing or of the wrong type"),
+        }
+    }
+
+    fn strings(&self, name: &str) -> Result<&'a StringArray, RiskListError> {
+        self.batch
+            .column_by_name(name)
+            .and_then(|c| c.as_string_opt::<i32>())
+            .ok_or_else(|| self.missing(name))
+    }
+
+    fn floats(&self, name: &str) -> Result<&'a Float64Array, RiskListError> {
+        self.batch
+            .column_by_name(name)
+            .and_then(|c| c.as_primitive_opt::<Float64Type>())
+            .ok_or_else(|| self.missing(name))
+    }
+
+    fn ints(&self, name: &str) -> Result<&'a Int64Array, RiskListError> {
+        self.batch
+            .column_by_name(name)
+            .and_then(|c| c.as_primitive_opt::<Int64Type>())
+            .ok_or_else(|| self.missing(name))
+    }
+
+    fn ranks(&self) -> Result<&'a UInt32Array, RiskListError> {
+        self.batch
+            .column_by_name("rank")
+            .and_then(|c| c.as_primitive_opt::<UInt32Type>())
+            .ok_or_else(|| self.missing("rank"))
+    }
+
+    fn booleans(&self, name: &str) -> Result<&'a BooleanArray, RiskListError> {
+        self.batch
+            .column_by_name(name)
+            .and_then(|c| c.as_boolean_opt())
+            .ok_or_else(|| self.missing(name))
+    }
+
+    fn status(&self, row: usize) -> Result<ClientStatus, RiskListError> {
+        match self.strings("status")?.value(row) {
+            "active" => Ok(ClientStatus::Active),
+            "exited" => Ok(ClientStatus::Exited),
+            other => Err(self.missing(&format!("status (value {other:?})"))),
+        }
+    }
+
+    fn band(&self, row: usize) -> Result<Option<Band>, RiskListError> {
+        let bands = self.strings("band")?;
+        if bands.is_null(row) {
+            return Ok(None);
+        }
+        Band::parse(bands.value(row))
+            .map(Some)
+            .ok_or_else(|| self.missing(&format!("band (value {:?})", bands.value(row))))
+    }
+}
+
+fn optional(column: &Float64Array, row: usize) -> Option<f64> {
+    column.is_valid(row).then(|| column.value(row))
+}
+
+/// Reads a whole list back.
+pub fn from_parquet(bytes: Bytes, url: &str, version: &str) -> Result<RiskList, RiskListError> {
+    let (meta, builder) = open(bytes, url, version)?;
+    let reader = builder.build().map_err(|e| RiskListError::Unreadable {
+        url: url.to_string(),
+        version: version.to_string(),
+        detail: e.to_string(),
+    })?;
+    let mut entries = Vec::with_capacity(usize::try_from(meta.clients).unwrap_or(0));
+    for batch in reader {
+        let batch = batch.map_err(|e| RiskListError::Unreadable {
+            url: url.to_string(),
+            version: version.to_string(),
+            detail: e.to_string(),
+        })?;
+        let columns = Columns {
+            batch: &batch,
+            url,
+            version,
+        };
+        let ranks = columns.ranks()?;
+        let corporations = columns.strings("corporation")?;
+        let probabilities = columns.floats("probability")?;
+        let previous = columns.floats("previous_probability")?;
+        let changes = columns.floats("probability_change")?;
+        let newly_high = columns.booleans("newly_high")?;
+        let per_feature = meta
+            .features
+            .iter()
+            .map(|f| {
+                Ok((
+                    f.name.as_str(),
+                    columns.ints(&value_column(&f.name))?,
+                    columns.floats(&standardized_column(&f.name))?,
+                    columns.floats(&contribution_column(&f.name))?,
+                ))
+            })
+            .collect::<Result<Vec<_>, RiskListError>>()?;
+        for row in 0..batch.num_rows() {
+            let status = columns.status(row)?;
+            let mut drivers = Vec::new();
+            if status == ClientStatus::Active {
+                for (feature, values, standardized, contributions) in &per_feature {
+                    let value = values.is_valid(row).then(|| values.value(row));
+                    let z = standardized.value(row);
+                    let contribution = contributions.value(row);
+                    drivers.push(Driver {
+                        feature: feature.to_string(),
+                        value,
+                        standardized: z,
+                        contribution,
+                        phrase: driver_phrase(feature, value, z, contribution),
+                    });
+                }
+                sort_drivers(&mut drivers);
+            }
+            entries.push(RiskEntry {
+                corporation: corporations.value(row).to_string(),
+                status,
+                rank: ranks.is_valid(row).then(|| ranks.value(row)),
+                probability: optional(probabilities, row),
+                band: columns.band(row)?,
+                previous_probability: optional(previous, row),
+                probability_change: optional(changes, row),
+                newly_high: newly_high.value(row),
+                drivers,
+            });
+        }
+    }
+    Ok(RiskList { meta, entries })
+}
+
+/// One client's row of a list, reading only the columns a history needs.
+fn find_in_parquet(
+    bytes: Bytes,
+    url: &str,
+    version: &str,
+    corporation: &str,
+) -> Result<Option<HistoryPoint>, RiskListError> {
+    let (meta, builder) = open(bytes, url, version)?;
+    let schema = builder.schema().clone();
+    let indices: Vec<usize> = ["rank", "corporation", "status", "probability", "band"]
+        .iter()
+        .filter_map(|name| schema.index_of(name).ok())
+        .collect();
+    let mask = ProjectionMask::roots(builder.parquet_schema(), indices);
+    let reader = builder
+        .with_projection(mask)
+        .build()
+        .map_err(|e| RiskListError::Unreadable {
+            url: url.to_string(),
+            version: version.to_string(),
+            detail: e.to_string(),
+        })?;
+    for batch in reader {
+        let batch = batch.map_err(|e| RiskListError::Unreadable {
+            url: url.to_string(),
+            version: version.to_string(),
+            detail: e.to_string(),
+        })?;
+        let columns = Columns {
+            batch: &batch,
+            url,
+            version,
+        };
+        let corporations = columns.strings("corporation")?;
+        let Some(row) = (0..batch.num_rows()).find(|&row| corporations.value(row) == corporation)
+        else {
+            continue;
+        };
+        let ranks = columns.ranks()?;
+        return Ok(Some(HistoryPoint {
+            run_id: meta.run_id,
+            generated_at: meta.generated_at,
+            model_version: meta.model_version,
+            status: columns.status(row)?,
+            rank: ranks.is_valid(row).then(|| ranks.value(row)),
+            probability: optional(columns.floats("probability")?, row),
+            band: columns.band(row)?,
+        }));
+    }
+    Ok(None)
+}
