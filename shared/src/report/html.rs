@@ -1478,19 +1478,40 @@ fn risk_section(out: &mut String, risk: &Result<RiskList, String>) {
         Err(why) => unavailable(out, why),
         Ok(list) if list.clients.is_empty() => unavailable(out, "the risk list is empty"),
         Ok(list) => {
-            out.push_str("<div class=\"scroll\"><table><thead><tr><th scope=\"col\">client</th><th scope=\"col\">risk of leaving</th><th scope=\"col\">drivers</th></tr></thead><tbody>");
+            let _ = write!(
+                out,
+                "<p>{} clients ranked by the deployed model's probability that they leave, {} of them in the high band (list of {}). The {} most at risk:</p>",
+                list.ranked,
+                list.high,
+                escape(&list.generated_at.format("%Y-%m-%d %H:%M UTC").to_string()),
+                list.clients.len()
+            );
+            out.push_str("<div class=\"scroll\"><table><thead><tr><th scope=\"col\">rank</th><th scope=\"col\">client</th><th scope=\"col\">risk of leaving</th><th scope=\"col\">band</th><th scope=\"col\">change since the previous list</th><th scope=\"col\">main drivers</th></tr></thead><tbody>");
             for client in &list.clients {
+                let change = match client.change {
+                    Some(change) => format!("{:+.1} points", change * 100.0),
+                    None => "new in the list".to_string(),
+                };
+                let newly = if client.newly_high {
+                    " (newly high)"
+                } else {
+                    ""
+                };
                 let _ = write!(
                     out,
-                    "<tr><th scope=\"row\">{}</th><td class=\"num\">{}</td><td>{}</td></tr>",
+                    "<tr><td class=\"num\">{}</td><th scope=\"row\">{}</th><td class=\"num\">{}</td><td>{}{}</td><td>{}</td><td>{}</td></tr>",
+                    client.rank,
                     escape(&client.client),
                     percent(client.probability),
+                    client.band,
+                    newly,
+                    escape(&change),
                     escape(&client.drivers.join("; "))
                 );
             }
             let _ = write!(
                 out,
-                "</tbody></table></div><p>The full list: <a href=\"{0}\">{0}</a></p>",
+                "</tbody></table></div><p>The full list: <a href=\"{0}\">{0}</a> (also as Parquet, and through the API: <code>GET /risk</code>, <code>GET /clients/{{corporation}}</code>).</p>",
                 escape(&list.full_list)
             );
         }

@@ -92,8 +92,14 @@ pub struct DataQuality {
 /// One client of the risk list, as the page shows it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AtRiskClient {
+    pub rank: u32,
     pub client: String,
     pub probability: f64,
+    /// The risk band's name (`high`, `watch`, `low`).
+    pub band: &'static str,
+    /// The change of the probability since the previous list, when the client was ranked there.
+    pub change: Option<f64>,
+    pub newly_high: bool,
     /// What drives the risk, in words, strongest first.
     pub drivers: Vec<String>,
 }
@@ -102,8 +108,17 @@ pub struct AtRiskClient {
 #[derive(Debug, Clone, PartialEq)]
 pub struct RiskList {
     pub clients: Vec<AtRiskClient>,
+    /// How many clients are ranked, and how many of them are in the high band.
+    pub ranked: usize,
+    pub high: usize,
+    pub generated_at: DateTime<Utc>,
     pub full_list: String,
 }
+
+/// How many clients the page lists; the API (`GET /risk`) and the CSV have them all.
+const TOP_AT_RISK: usize = 10;
+/// How many drivers the page names per client.
+const DRIVERS_SHOWN: usize = 2;
 
 /// Everything the page shows.
 #[derive(Debug, Clone)]
@@ -460,10 +475,48 @@ pub fn count_reasons(csv_text: &[u8], reasons: &mut Vec<RejectionReason>) {
     }
 }
 
-/// The top of the risk list. The list itself is not built yet (issue 13): until it is, the
-/// section says so. This is the one place to point at it.
-pub async fn risk_list(_pipeline: &Pipeline) -> Part<RiskList> {
-    Err("not available yet: the per-client risk list is not produced by this version of the pipeline".to_string())
+/// The top of the latest risk list (`reports/risk/latest.parquet`), with its drivers.
+pub async fn risk_list(pipeline: &Pipeline) -> Part<RiskList> {
+    let reports = &pipeline.locations.reports;
+    let list = match crate::risklist::load_latest(reports).await {
+        Ok(Some(list)) => list,
+        Ok(None) => {
+            return Err("not available yet: no risk list has been written (the full process writes one once a model is deployed; `risk at-risk --refresh` writes one now)".to_string());
+        }
+        Err(e) => return Err(format!("the latest risk list could not be read: {e}")),
+    };
+    let ranked: Vec<_> = list.ranked().collect();
+    let high = ranked
+        .iter()
+        .filter(|e| e.band == Some(crate::risklist::Band::High))
+        .count();
+    let clients = ranked
+        .iter()
+        .take(TOP_AT_RISK)
+        .filter_map(|entry| {
+            Some(AtRiskClient {
+                rank: entry.rank?,
+                client: entry.corporation.clone(),
+                probability: entry.probability?,
+                band: entry.band?.name(),
+                change: entry.probability_change,
+                newly_high: entry.newly_high,
+                drivers: entry
+                    .drivers
+                    .iter()
+                    .take(DRIVERS_SHOWN)
+                    .map(|d| d.phrase.clone())
+                    .collect(),
+            })
+        })
+        .collect();
+    Ok(RiskList {
+        clients,
+        ranked: ranked.len(),
+        high,
+        generated_at: list.meta.generated_at,
+        full_list: reports.object_url(crate::risklist::store::LATEST_CSV),
+    })
 }
 
 #[cfg(test)]
@@ -519,6 +572,34 @@ mod tests {
         assert!(page.contains("No drift check has run yet"));
         assert!(page.contains("bootstrap: first deployment"));
         assert!(!page.contains("NaN") && !page.contains("inf<"));
+        // The at-risk section is the top of the list the run wrote, most at risk first.
+        let list = crate::risklist::load_latest(&pipeline.locations.reports)
+            .await
+            .unwrap()
+            .expect("the bootstrap wrote a risk list");
+        let risk = risk_list(&pipeline).await.unwrap();
+        let ranked: Vec<_> = list.ranked().collect();
+        assert_eq!(risk.ranked, ranked.len());
+        assert_eq!(risk.clients.len(), ranked.len().min(TOP_AT_RISK));
+        for (shown, entry) in risk.clients.iter().zip(&ranked) {
+            assert_eq!(shown.client, entry.corporation);
+            assert_eq!(Some(shown.probability), entry.probability);
+            assert_eq!(
+                shown.drivers.first(),
+                entry.drivers.first().map(|d| &d.phrase)
+            );
+        }
+        assert!(
+            risk.clients
+                .windows(2)
+                .all(|w| w[0].probability >= w[1].probability)
+        );
+        let top = &risk.clients[0];
+        assert!(
+            page.contains(&format!("<th scope=\"row\">{}</th>", top.client)),
+            "{page}"
+        );
+        assert!(page.contains("risk/latest.csv"));
         let copy = pipeline
             .locations
             .reports
