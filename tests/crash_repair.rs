@@ -123,6 +123,35 @@ async fn uploads(locations: &Locations) -> Vec<(String, String, u64)> {
     found
 }
 
+/// After the run that repairs: the end state is the uninterrupted run's, the uploads are as they
+/// were, and the next run has nothing to do and writes nothing (repaired within one run).
+async fn assert_repaired(
+    locations: &Locations,
+    reference: &EndState,
+    uploaded: &[(String, String, u64)],
+    case: &str,
+) {
+    assert_eq!(
+        &consistent_end_state(locations, case).await,
+        reference,
+        "{case}: the end state differs from an uninterrupted run"
+    );
+    assert_eq!(
+        uploads(locations).await,
+        uploaded,
+        "{case}: uploads touched"
+    );
+    let (pipeline, plan) = clean(locations);
+    let idle = run_full_process(&pipeline, "run-idle").await.unwrap();
+    assert_eq!(
+        idle.decision,
+        Decision::NoNewData,
+        "{case}: {}",
+        idle.reason
+    );
+    assert_eq!(plan.writes(), 0, "{case}: the idle run wrote");
+}
+
 /// Checks that everything readers follow exists and agrees, and returns what must match an
 /// uninterrupted run.
 async fn consistent_end_state(locations: &Locations, case: &str) -> EndState {
@@ -372,27 +401,7 @@ async fn crash_at_every_write(fresh: &Fresh, drift: bool, points: Option<&[u64]>
         // A crash while writing the run record leaves nothing to finish (the record of the
         // crashed run is what is lost).
         eprintln!("{case}: repaired, {:?}", repaired.decision);
-        assert_eq!(
-            consistent_end_state(&locations, &case).await,
-            reference,
-            "{case}: the end state differs from an uninterrupted run"
-        );
-        assert_eq!(
-            uploads(&locations).await,
-            uploaded,
-            "{case}: uploads touched"
-        );
-
-        // Repaired within one run: the next one has nothing to do and writes nothing.
-        let (pipeline, plan) = clean(&locations);
-        let idle = run_full_process(&pipeline, "run-idle").await.unwrap();
-        assert_eq!(
-            idle.decision,
-            Decision::NoNewData,
-            "{case}: {}",
-            idle.reason
-        );
-        assert_eq!(plan.writes(), 0, "{case}: the idle run wrote");
+        assert_repaired(&locations, &reference, &uploaded, &case).await;
     }
     write_points
 }
@@ -767,26 +776,7 @@ async fn the_cli_killed_at_random_moments_is_repaired_by_the_next_run() {
                 killed += 1;
             }
             risk_fullprocess(&root, None);
-            let locations = local_locations(&root);
-            assert_eq!(
-                &consistent_end_state(&locations, &case).await,
-                reference,
-                "{case}"
-            );
-            assert_eq!(
-                uploads(&locations).await,
-                uploaded,
-                "{case}: uploads touched"
-            );
-            let (pipeline, plan) = clean(&locations);
-            let idle = run_full_process(&pipeline, "run-idle").await.unwrap();
-            assert_eq!(
-                idle.decision,
-                Decision::NoNewData,
-                "{case}: {}",
-                idle.reason
-            );
-            assert_eq!(plan.writes(), 0, "{case}");
+            assert_repaired(&local_locations(&root), reference, &uploaded, &case).await;
         }
     }
     eprintln!(
