@@ -372,7 +372,19 @@ pub fn to_parquet(list: &RiskList) -> Result<Vec<u8>, RiskListError> {
     Ok(buffer)
 }
 
-/// The list as CSV with a header row: the same columns as the Parquet file.
+/// A text cell a spreadsheet will not run as a formula: a corporation code is client data, and
+/// one starting with `=`, `+`, `-`, `@`, a tab or a carriage return is prefixed with `'` (OWASP's
+/// advice for CSV injection). The Parquet file keeps the code as it is.
+fn spreadsheet_safe(text: &str) -> String {
+    if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{text}")
+    } else {
+        text.to_string()
+    }
+}
+
+/// The list as CSV with a header row: the same columns as the Parquet file (corporation codes
+/// made [spreadsheet-safe](spreadsheet_safe)).
 pub fn to_csv(list: &RiskList) -> Result<Vec<u8>, RiskListError> {
     let encode = |e: csv::Error| RiskListError::Encode {
         format: "CSV",
@@ -402,7 +414,7 @@ pub fn to_csv(list: &RiskList) -> Result<Vec<u8>, RiskListError> {
     for entry in &list.entries {
         let mut record = vec![
             entry.rank.map(|r| r.to_string()).unwrap_or_default(),
-            entry.corporation.clone(),
+            spreadsheet_safe(&entry.corporation),
             entry.status.name().to_string(),
             text(entry.probability),
             entry.band.map(Band::name).unwrap_or_default().to_string(),
@@ -651,4 +663,26 @@ fn find_in_parquet(
         }));
     }
     Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::spreadsheet_safe;
+
+    #[test]
+    fn codes_a_spreadsheet_would_run_as_formulas_are_quoted() {
+        for code in [
+            "=HYPERLINK(\"http://x\")",
+            "+1",
+            "-2",
+            "@SUM(A1)",
+            "\tx",
+            "\rx",
+        ] {
+            assert_eq!(spreadsheet_safe(code), format!("'{code}"));
+        }
+        for code in ["acme", "a=b", "1-2", "'quoted"] {
+            assert_eq!(spreadsheet_safe(code), code);
+        }
+    }
 }
