@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use anyhow::{Result, bail};
 use clap::{Args, ValueEnum};
-use shared::risklist::{Band, RiskBands, RiskEntry, RiskList, load_latest, write_risk_list};
+use shared::risklist::{Band, RiskEntry, RiskList, load_latest, write_risk_list};
 use shared::steps::Pipeline;
 
 #[derive(Args, Debug)]
@@ -49,8 +49,7 @@ struct Shown<'a> {
 
 pub async fn run(pipeline: &Pipeline, args: AtRiskArgs, run_id: &str, json: bool) -> Result<()> {
     let list = if args.refresh {
-        let bands = RiskBands::from_env()?;
-        let (record, list) = write_risk_list(pipeline, run_id, &bands).await?;
+        let (record, list) = write_risk_list(pipeline, run_id, &pipeline.risk_bands).await?;
         if !json {
             println!(
                 "Wrote {} (version {}) and {}",

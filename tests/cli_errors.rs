@@ -63,3 +63,32 @@ fn a_cause_quoted_by_its_error_is_not_repeated() {
     let error = error_line(&stderr);
     assert_eq!(error.matches("line 1").count(), 1, "{error}");
 }
+
+#[test]
+fn a_bad_risk_list_setting_stops_the_run_before_it_writes_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("config.json"),
+        r#"{"source_data": "file://s", "compiled_data": "file://c", "test_data": "file://t",
+            "models": "file://m", "production": "file://p", "reports": "file://r"}"#,
+    )
+    .unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_risk"))
+        .arg("fullprocess")
+        .current_dir(dir.path())
+        .env_remove("RISK_CONFIG")
+        .env("RISK_DEPENDENCY_CHECK", "off")
+        .env("RISK_LIST_WATCH_SHARE", "2")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let error = error_line(&stderr);
+    assert!(error.contains("RISK_LIST_WATCH_SHARE"), "{error}");
+    for location in ["c", "m", "p", "r"] {
+        assert!(
+            !dir.path().join(location).exists(),
+            "{location} was written"
+        );
+    }
+}

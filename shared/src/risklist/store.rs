@@ -141,7 +141,7 @@ pub async fn write_risk_list(
 
 /// After a full-process run: writes the list when a model is deployed and the run deployed one
 /// or finished new compiled data (`checked_new_data`: rows it added, or rows a crashed run left
-/// unchecked); otherwise nothing. Bands come from the environment ([`RiskBands::from_env`]).
+/// unchecked); otherwise nothing. Bands are the pipeline's.
 pub async fn write_after_run(
     pipeline: &Pipeline,
     run_id: &str,
@@ -152,8 +152,11 @@ pub async fn write_after_run(
     if record.model_after.is_none() || !(deployed_now || checked_new_data) {
         return Ok(None);
     }
-    let bands = RiskBands::from_env()?;
-    Ok(Some(write_risk_list(pipeline, run_id, &bands).await?.0))
+    Ok(Some(
+        write_risk_list(pipeline, run_id, &pipeline.risk_bands)
+            .await?
+            .0,
+    ))
 }
 
 /// The latest list in the reports location, or `None` when none was written yet. The function

@@ -40,6 +40,9 @@ pub struct Pipeline {
     pub between_steps: fn(),
     /// When the invocation must end (Lambda's), checked before each long step; `None`: no limit.
     pub deadline: Option<deadline::Deadline>,
+    /// The risk list's bands (`RISK_LIST_*` applied), checked when the pipeline is built so a
+    /// bad setting stops a run before it starts, not after it deployed.
+    pub risk_bands: crate::risklist::RiskBands,
 }
 
 impl Pipeline {
@@ -56,6 +59,7 @@ impl Pipeline {
             dependency_check: DependencyCheck::from_env(),
             between_steps: || {},
             deadline: None,
+            risk_bands: crate::risklist::RiskBands::from_env()?,
         })
     }
 
