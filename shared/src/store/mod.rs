@@ -82,7 +82,8 @@ pub enum StoreError {
     },
     #[error("{}: store metadata is unreadable ({detail}); it was not written by this tool or was edited by hand", path.display())]
     CorruptMetadata { path: PathBuf, detail: String },
-    #[error("{store}: S3 {operation} of '{key}' failed{}: {message}", status.map(|s| format!(" (HTTP {s})")).unwrap_or_default())]
+    // Bucket-level operations (CreateBucket, PutBucketVersioning, listings) have no key to name.
+    #[error("{store}: S3 {operation}{} failed{}: {message}", if key.is_empty() { String::new() } else { format!(" of '{key}'") }, status.map(|s| format!(" (HTTP {s})")).unwrap_or_default())]
     S3 {
         store: String,
         operation: &'static str,
@@ -204,7 +205,27 @@ pub fn validate_key(key: &str) -> Result<(), StoreError> {
 
 #[cfg(test)]
 mod tests {
-    use super::content_type_for;
+    use super::{StoreError, content_type_for};
+
+    #[test]
+    fn an_s3_error_names_the_key_only_when_there_is_one() {
+        let error = |key: &str| StoreError::S3 {
+            store: "s3://bucket".into(),
+            operation: "CreateBucket",
+            key: key.into(),
+            status: Some(403),
+            message: "AccessDenied: no".into(),
+            retryable: false,
+        };
+        assert_eq!(
+            error("").to_string(),
+            "s3://bucket: S3 CreateBucket failed (HTTP 403): AccessDenied: no"
+        );
+        assert_eq!(
+            error("a.csv").to_string(),
+            "s3://bucket: S3 CreateBucket of 'a.csv' failed (HTTP 403): AccessDenied: no"
+        );
+    }
 
     #[test]
     fn objects_are_typed_by_their_extension() {
