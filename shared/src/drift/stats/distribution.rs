@@ -209,15 +209,6 @@ mod tests {
     use super::*;
     use crate::drift::stats::test_data::*;
 
-    /// Relative closeness: the pinned values span several orders of magnitude.
-    fn assert_relative(actual: f64, expected: f64, tolerance: f64) {
-        let scale = expected.abs().max(f64::MIN_POSITIVE);
-        assert!(
-            ((actual - expected) / scale).abs() <= tolerance,
-            "{actual} vs {expected} (relative tolerance {tolerance})"
-        );
-    }
-
     fn assert_shares(actual: &[f64], expected: &[f64]) {
         assert_eq!(actual.len(), expected.len(), "{actual:?} vs {expected:?}");
         for (a, e) in actual.iter().zip(expected) {

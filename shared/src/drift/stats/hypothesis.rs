@@ -355,15 +355,7 @@ fn ascending_order(p_values: &[f64]) -> Vec<usize> {
 mod tests {
     use super::*;
     use crate::drift::stats::performance::log_loss_per_row;
-    use crate::drift::stats::test_data::{A4, recurrence, scored_rows};
-
-    fn assert_relative(actual: f64, expected: f64, tolerance: f64) {
-        let scale = expected.abs().max(f64::MIN_POSITIVE);
-        assert!(
-            ((actual - expected) / scale).abs() <= tolerance,
-            "{actual} vs {expected}"
-        );
-    }
+    use crate::drift::stats::test_data::{A4, assert_relative, recurrence, scored_rows};
 
     fn per_row_losses() -> Vec<f64> {
         let (labels, probabilities) = scored_rows(1000);

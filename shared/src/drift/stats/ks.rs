@@ -194,15 +194,6 @@ mod tests {
     use super::*;
     use crate::drift::stats::test_data::*;
 
-    /// Relative closeness; the KS p-values span 1e-59 to 1, so absolute tolerances would not do.
-    fn assert_relative(actual: f64, expected: f64, tolerance: f64) {
-        let scale = expected.abs().max(f64::MIN_POSITIVE);
-        assert!(
-            ((actual - expected) / scale).abs() <= tolerance,
-            "{actual} vs {expected} (relative tolerance {tolerance})"
-        );
-    }
-
     /// scipy `ks_2samp(method="exact")` p-values and statistics, and `kstwobign.sf` at
     /// `sqrt(n·m/(n+m))·D` for the asymptotic one (tests/reference/drift_reference.py).
     #[test]

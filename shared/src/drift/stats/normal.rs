@@ -82,14 +82,7 @@ fn lower_quantile(p: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn assert_relative(actual: f64, expected: f64, tolerance: f64) {
-        let scale = expected.abs().max(f64::MIN_POSITIVE);
-        assert!(
-            ((actual - expected) / scale).abs() <= tolerance,
-            "{actual} vs {expected}"
-        );
-    }
+    use crate::drift::stats::test_data::assert_relative;
 
     /// scipy.stats.norm.sf / norm.cdf (tests/reference/drift_reference.py, "normal").
     #[test]

@@ -3,6 +3,16 @@
 //! `(i·a) mod 1` and correctly rounded operations only, so Rust and numpy produce the same
 //! floats bit for bit.
 
+/// Relative closeness: the pinned values span many orders of magnitude (KS p-values from 1e-59
+/// to 1), so absolute tolerances would not do.
+pub fn assert_relative(actual: f64, expected: f64, tolerance: f64) {
+    let scale = expected.abs().max(f64::MIN_POSITIVE);
+    assert!(
+        ((actual - expected) / scale).abs() <= tolerance,
+        "{actual} vs {expected} (relative tolerance {tolerance})"
+    );
+}
+
 pub const A1: f64 = 0.6180339887498949;
 pub const A2: f64 = 0.7548776662466927;
 pub const A3: f64 = 0.5698402909980532;
