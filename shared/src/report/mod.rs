@@ -143,13 +143,15 @@ pub struct HtmlPages {
 
 /// Gathers the page's data and writes `index.html` and the run's copy. `current_run`: the
 /// record of the run writing the page, when it is not stored yet (the full process writes the
-/// page before the record that lists it).
+/// page before the record that lists it); `written_list`: the risk list that run just wrote,
+/// so it is not read back.
 pub async fn publish_html(
     pipeline: &Pipeline,
     run_id: &str,
     current_run: Option<&RunRecord>,
+    written_list: Option<&crate::risklist::RiskList>,
 ) -> Result<HtmlPages, StepError> {
-    let data = gather(pipeline, run_id, current_run).await;
+    let data = gather(pipeline, run_id, current_run, written_list).await;
     let page = Bytes::from(html::render(&data));
     let reports = &pipeline.locations.reports;
     let run_copy = reports
@@ -172,8 +174,12 @@ impl HtmlPages {
 
 /// [`publish_html`] for a full-process run, with its record so far: the page is a view of what
 /// is kept, so failing to write it is logged, never a failed run.
-pub async fn publish_for_run(pipeline: &Pipeline, run: &RunRecord) -> Option<HtmlPages> {
-    match publish_html(pipeline, &run.run_id, Some(run)).await {
+pub async fn publish_for_run(
+    pipeline: &Pipeline,
+    run: &RunRecord,
+    written_list: Option<&crate::risklist::RiskList>,
+) -> Option<HtmlPages> {
+    match publish_html(pipeline, &run.run_id, Some(run), written_list).await {
         Ok(pages) => Some(pages),
         Err(error) => {
             tracing::warn!("the HTML report was not written: {error}");
@@ -187,6 +193,7 @@ pub async fn gather(
     pipeline: &Pipeline,
     run_id: &str,
     current_run: Option<&RunRecord>,
+    written_list: Option<&crate::risklist::RiskList>,
 ) -> PageData {
     let card = model_card(pipeline, current_run).await;
     let test = async {
@@ -200,7 +207,7 @@ pub async fn gather(
         latest_drift(pipeline),
         run_history(pipeline, current_run),
         data_quality(pipeline),
-        risk_list(pipeline),
+        risk_list(pipeline, written_list),
     );
     PageData {
         run_id: run_id.to_string(),
@@ -475,15 +482,26 @@ pub fn count_reasons(csv_text: &[u8], reasons: &mut Vec<RejectionReason>) {
     }
 }
 
-/// The top of the latest risk list (`reports/risk/latest.parquet`), with its drivers.
-pub async fn risk_list(pipeline: &Pipeline) -> Part<RiskList> {
+/// The top of the latest risk list, with its drivers: `written` when the run writing the page
+/// has it in hand, else `reports/risk/latest.parquet`.
+pub async fn risk_list(
+    pipeline: &Pipeline,
+    written: Option<&crate::risklist::RiskList>,
+) -> Part<RiskList> {
     let reports = &pipeline.locations.reports;
-    let list = match crate::risklist::load_latest(reports).await {
-        Ok(Some(list)) => list,
-        Ok(None) => {
-            return Err("not available yet: no risk list has been written (the full process writes one once a model is deployed; `risk at-risk --refresh` writes one now)".to_string());
-        }
-        Err(e) => return Err(format!("the latest risk list could not be read: {e}")),
+    let loaded;
+    let list = match written {
+        Some(list) => list,
+        None => match crate::risklist::load_latest(reports).await {
+            Ok(Some(list)) => {
+                loaded = list;
+                &loaded
+            }
+            Ok(None) => {
+                return Err("not available yet: no risk list has been written (the full process writes one once a model is deployed; `risk at-risk --refresh` writes one now)".to_string());
+            }
+            Err(e) => return Err(format!("the latest risk list could not be read: {e}")),
+        },
     };
     let ranked: Vec<_> = list.ranked().collect();
     let high = ranked
@@ -527,7 +545,7 @@ mod tests {
     async fn every_section_says_what_is_missing_before_anything_ran() {
         let dir = tempfile::tempdir().unwrap();
         let (_, pipeline) = crate::testing::local_pipeline(dir.path());
-        let data = gather(&pipeline, "run-empty", None).await;
+        let data = gather(&pipeline, "run-empty", None, None).await;
         assert!(data.card.is_err() && data.test.is_err() && data.drift.is_err());
         assert!(data.runs.is_err() && data.quality.is_err() && data.risk.is_err());
         let page = html::render(&data);
@@ -577,7 +595,7 @@ mod tests {
             .await
             .unwrap()
             .expect("the bootstrap wrote a risk list");
-        let risk = risk_list(&pipeline).await.unwrap();
+        let risk = risk_list(&pipeline, None).await.unwrap();
         let ranked: Vec<_> = list.ranked().collect();
         assert_eq!(risk.ranked, ranked.len());
         assert_eq!(risk.clients.len(), ranked.len().min(TOP_AT_RISK));

@@ -147,15 +147,13 @@ pub async fn write_after_run(
     run_id: &str,
     record: &RunRecord,
     checked_new_data: bool,
-) -> Result<Option<RiskListRecord>, StepError> {
+) -> Result<Option<(RiskListRecord, RiskList)>, StepError> {
     let deployed_now = record.model_after.is_some() && record.model_after != record.model_before;
     if record.model_after.is_none() || !(deployed_now || checked_new_data) {
         return Ok(None);
     }
     Ok(Some(
-        write_risk_list(pipeline, run_id, &pipeline.risk_bands)
-            .await?
-            .0,
+        write_risk_list(pipeline, run_id, &pipeline.risk_bands).await?,
     ))
 }
 

@@ -427,13 +427,17 @@ pub async fn run_full_process_for(
     steps.before("risk_list")?;
     let started = Instant::now();
     let checked = checked_data.is_some();
-    if let Some(list) = crate::risklist::write_after_run(pipeline, run_id, &record, checked).await?
-    {
+    let written_list = crate::risklist::write_after_run(pipeline, run_id, &record, checked).await?;
+    let written_list = written_list.map(|(list_record, list)| {
         steps.record("risk_list", started);
-        wrote.extend([list.run_parquet.clone(), list.run_csv.clone()]);
-        wrote.extend([list.latest_csv.clone(), list.latest_parquet.clone()]);
-        record.risk_list = Some(list);
-    }
+        wrote.extend([list_record.run_parquet.clone(), list_record.run_csv.clone()]);
+        wrote.extend([
+            list_record.latest_csv.clone(),
+            list_record.latest_parquet.clone(),
+        ]);
+        record.risk_list = Some(list_record);
+        list
+    });
     if let (Some(data), Some(model)) = (&checked_data, &record.model_after) {
         // A deployment an earlier run never finished may lack its diagnostics and reports.
         let unfinished = record.model_after == record.model_before
@@ -448,7 +452,9 @@ pub async fn run_full_process_for(
 
     // The HTML page shows this run too, so it is written before the record that lists it.
     let started = Instant::now();
-    if let Some(pages) = crate::report::publish_for_run(pipeline, &record).await {
+    if let Some(pages) =
+        crate::report::publish_for_run(pipeline, &record, written_list.as_ref()).await
+    {
         steps.record("html_report", started);
         wrote.extend(pages.objects());
     }

@@ -29,7 +29,7 @@ pub struct ReportOutcome {
 /// The reporting step: [`write_reports`], then the HTML page.
 pub async fn run_reporting(pipeline: &Pipeline, run_id: &str) -> Result<ReportOutcome, StepError> {
     let mut outcome = write_reports(pipeline, run_id).await?;
-    outcome.html = Some(crate::report::publish_html(pipeline, run_id, None).await?);
+    outcome.html = Some(crate::report::publish_html(pipeline, run_id, None, None).await?);
     Ok(outcome)
 }
 
