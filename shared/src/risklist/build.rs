@@ -13,16 +13,16 @@ use arrow::array::{Array, AsArray, Int8Array, Int64Array, RecordBatch, StringArr
 use arrow::datatypes::{Int8Type, Int64Type};
 use chrono::Utc;
 
+use super::compiled_rows::CompiledRows;
 use super::drivers::driver_phrase;
 use super::{
     Band, ClientStatus, DataLineage, Driver, FeatureScale, RiskBands, RiskEntry, RiskList,
     RiskListError, RiskListMeta,
 };
-use super::compiled_rows::CompiledRows;
 use crate::data::DataError;
-use crate::records::{FileOutcome, IngestionRecord};
 use crate::data::schema::{COLUMNS, FEATURES, client_schema};
 use crate::model::TrainedModel;
+use crate::records::{FileOutcome, IngestionRecord};
 
 /// The newest row of each client a list names (in no particular order), and the counts of the
 /// rows and clients it does not name.
@@ -38,6 +38,8 @@ pub struct LatestRows {
     pub exited_earlier: u64,
     /// Built from the previous list and the rows added since (not by a full pass).
     pub incremental: bool,
+    /// The first row position of the data the rows are new for: exits from it on are kept.
+    pub recent_from: u64,
 }
 
 impl LatestRows {
@@ -106,7 +108,7 @@ pub fn latest_rows(
 }
 
 /// The seeds of the two 64-bit halves of a code's [`code_key`].
-const KEY_SEEDS: [u64; 2] = [0x5EED_0F_C0DE_0001, 0x5EED_0F_C0DE_0002];
+const KEY_SEEDS: [u64; 2] = [0x5EED_C0DE_0000_0001, 0x5EED_C0DE_0000_0002];
 
 /// A corporation code as 128 bits (two differently seeded foldhash values), what the full
 /// build remembers of every code it has seen instead of the code itself (three million codes
@@ -114,9 +116,8 @@ const KEY_SEEDS: [u64; 2] = [0x5EED_0F_C0DE_0001, 0x5EED_0F_C0DE_0002];
 /// the codes are the company's own client data, not chosen by an adversary, so a collision
 /// (which would hide a client's older rows behind another's) is not a practical concern.
 fn code_key(code: &str) -> u128 {
-    let [low, high] = KEY_SEEDS.map(|seed| {
-        foldhash::quality::FixedState::with_seed(seed).hash_one(code)
-    });
+    let [low, high] =
+        KEY_SEEDS.map(|seed| foldhash::quality::FixedState::with_seed(seed).hash_one(code));
     (u128::from(high) << 64) | u128::from(low)
 }
 
@@ -128,7 +129,10 @@ pub fn latest_rows_newest_first(
     compiled: &CompiledRows,
     recent_from: u64,
 ) -> Result<LatestRows, RiskListError> {
-    let mut latest = LatestRows::default();
+    let mut latest = LatestRows {
+        recent_from,
+        ..LatestRows::default()
+    };
     let mut seen: HashSet<u128, foldhash::fast::RandomState> = HashSet::default();
     let position_of = |name: &str| COLUMNS.iter().position(|c| *c == name).unwrap_or_default();
     let feature_columns = FEATURES.map(position_of);
@@ -156,9 +160,9 @@ pub fn latest_rows_newest_first(
                     continue;
                 }
                 latest.corporations.push(name.into());
-                latest.features.push(features.map(|column| {
-                    column.is_valid(row).then(|| column.value(row))
-                }));
+                latest
+                    .features
+                    .push(features.map(|column| column.is_valid(row).then(|| column.value(row))));
                 latest.exited.push(exit);
             }
         }
@@ -172,7 +176,7 @@ impl LatestRows {
     /// its exits), with its counts: the base of an incremental build. `None` when the list does
     /// not hold the values of every feature `model` uses (a model on other features).
     pub fn from_list(list: &RiskList, model: &TrainedModel) -> Option<LatestRows> {
-        list.meta.lineage.as_ref()?;
+        let lineage = list.meta.lineage.as_ref()?;
         let stored = |name: &str| list.meta.features.iter().any(|f| f.name == name);
         if !model.features.iter().all(|f| stored(&f.name)) {
             return None;
@@ -181,6 +185,8 @@ impl LatestRows {
             rows_read: list.meta.rows_read,
             rows_without_corporation: list.meta.rows_without_corporation,
             exited_earlier: list.meta.exited_earlier,
+            recent_from: lineage.recent_from,
+            incremental: true,
             ..LatestRows::default()
         };
         for entry in &list.entries {
@@ -225,6 +231,7 @@ impl LatestRows {
         }
         drop(slots);
         let mut rows = LatestRows {
+            recent_from: newer.recent_from,
             rows_read: self.rows_read + newer.rows_read,
             rows_without_corporation: self.rows_without_corporation
                 + newer.rows_without_corporation,
@@ -263,9 +270,11 @@ impl LatestRows {
 }
 
 /// The first row position whose exits a new list names (a client whose newest row is an exit
-/// before it is counted, not listed): the rows the previous list covered, when `record` extends
-/// the data it was built from; otherwise the first row of the newest ingested file (whose rows,
-/// less the duplicates dropped, are the last rows of the compiled data).
+/// before it is counted, not listed): when `record` extends the data the previous list was
+/// built from, the first row added since — or, when no row was added, the previous list's own
+/// start, so a list written after a deployment alone names the same exits; otherwise the first
+/// row of the newest ingested file (whose rows, less the duplicates dropped, are the last rows
+/// of the compiled data).
 pub fn recent_exits_from(
     previous: Option<&RiskList>,
     record: &IngestionRecord,
@@ -274,7 +283,11 @@ pub fn recent_exits_from(
     if let Some(lineage) = previous.and_then(|p| p.meta.lineage.as_ref())
         && lineage.is_extended_by(record, compiled_rows)
     {
-        return lineage.compiled_rows;
+        return if compiled_rows > lineage.compiled_rows {
+            lineage.compiled_rows
+        } else {
+            lineage.recent_from
+        };
     }
     let newest = record
         .files
@@ -287,8 +300,8 @@ pub fn recent_exits_from(
 
 /// The rows of a new list on `compiled`: built incrementally from `previous` (its rows overlaid
 /// with the rows added since) when `record` extends the data it was built from and it holds the
-/// values `model` needs; otherwise by a full pass ([`latest_rows_newest_first`]). Both give the
-/// same rows.
+/// values `model` needs (when no row was added, its rows as they are); otherwise by a full pass
+/// ([`latest_rows_newest_first`]). Both give the same rows.
 pub fn rows_for_new_list(
     compiled: &CompiledRows,
     record: &IngestionRecord,
@@ -301,8 +314,12 @@ pub fn rows_for_new_list(
         && lineage.is_extended_by(record, total)
         && let Some(base) = LatestRows::from_list(previous, model)
     {
+        if total == lineage.compiled_rows {
+            return Ok(base);
+        }
         let added = compiled.rows_from(lineage.compiled_rows)?;
-        let newer = latest_rows(added.into_iter().map(Ok))?;
+        let mut newer = latest_rows(added.into_iter().map(Ok))?;
+        newer.recent_from = lineage.compiled_rows;
         return Ok(base.overlaid_with_recent(newer));
     }
     latest_rows_newest_first(compiled, recent_exits_from(previous, record, total))

@@ -99,12 +99,9 @@ impl CompiledRows {
             let (sender, receiver) = std::sync::mpsc::sync_channel(0);
             let decoder = scope.spawn(move || {
                 for group in (0..self.group_rows.len()).rev() {
-                    let decoded = read_parquet_row_groups(
-                        &self.name,
-                        self.data.clone(),
-                        Some(vec![group]),
-                    )
-                    .and_then(|reader| reader.collect::<Result<Vec<_>, _>>());
+                    let decoded =
+                        read_parquet_row_groups(&self.name, self.data.clone(), Some(vec![group]))
+                            .and_then(|reader| reader.collect::<Result<Vec<_>, _>>());
                     let failed = decoded.is_err();
                     if sender.send((starts[group], decoded)).is_err() || failed {
                         return;

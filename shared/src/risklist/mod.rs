@@ -4,7 +4,8 @@
 //! contribution to the log-odds, standardised coefficient × standardised value, in words), and
 //! compared with the previous list. Clients whose latest row says they already left are marked
 //! `exited`, not ranked — but only those who left within the new data: in the rows added since
-//! the previous list or, for a first list, in the newest ingested file. Clients who left earlier
+//! the previous list (the same rows as it when none were added) or, for a first list, in the
+//! newest ingested file. Clients who left earlier
 //! are counted (`exited_earlier`), not listed, so a list stays the size of the client base
 //! however long the history is. A list is built incrementally from the previous one (its rows
 //! overlaid with the rows added since, all re-scored by the deployed model) when the ingestion
@@ -41,8 +42,8 @@ pub use store::{
 
 use crate::data::DataError;
 use crate::location::RecordError;
-use crate::records::IngestionRecord;
 use crate::model::ModelError;
+use crate::records::IngestionRecord;
 use crate::store::StoreError;
 
 /// Environment variables overriding the default [`RiskBands`].
@@ -324,13 +325,15 @@ pub struct RiskListMeta {
     pub incremental: bool,
 }
 
-/// The compiled data a list covers: how many of its rows, and the ingestion record's `files` as
-/// they were (how many entries, and the last one). A later ingestion record extends it when its
-/// `files` still has that entry at that place (the list is append-only) and the compiled data
-/// has at least as many rows; then the rows after `compiled_rows` are exactly the new ones.
+/// The compiled data a list covers: how many of its rows, the first row of the data it is new
+/// for (whose exits it names), and the ingestion record's `files` as they were (how many
+/// entries, and the last one). A later ingestion record extends it when its `files` still has
+/// that entry at that place (the list is append-only) and the compiled data has at least as many
+/// rows; then the rows after `compiled_rows` are exactly the new ones.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DataLineage {
     pub compiled_rows: u64,
+    pub recent_from: u64,
     pub files: u64,
     pub last_key: String,
     pub last_version_id: String,
@@ -338,12 +341,17 @@ pub struct DataLineage {
 }
 
 impl DataLineage {
-    /// The lineage of compiled data of `compiled_rows` rows described by `record`; `None` when
-    /// the record names no file.
-    pub fn of(record: &IngestionRecord, compiled_rows: u64) -> Option<DataLineage> {
+    /// The lineage of compiled data of `compiled_rows` rows described by `record`, for a list
+    /// naming the exits from row `recent_from` on; `None` when the record names no file.
+    pub fn of(
+        record: &IngestionRecord,
+        compiled_rows: u64,
+        recent_from: u64,
+    ) -> Option<DataLineage> {
         let last = record.files.last()?;
         Some(DataLineage {
             compiled_rows,
+            recent_from,
             files: record.files.len() as u64,
             last_key: last.key.clone(),
             last_version_id: last.version_id.clone(),
@@ -354,7 +362,10 @@ impl DataLineage {
     /// Whether compiled data of `compiled_rows` rows described by `record` is this data with
     /// rows appended (or none).
     pub fn is_extended_by(&self, record: &IngestionRecord, compiled_rows: u64) -> bool {
-        let Some(index) = usize::try_from(self.files).ok().and_then(|n| n.checked_sub(1)) else {
+        let Some(index) = usize::try_from(self.files)
+            .ok()
+            .and_then(|n| n.checked_sub(1))
+        else {
             return false;
         };
         compiled_rows >= self.compiled_rows

@@ -92,8 +92,8 @@ pub async fn write_risk_list(
     let bands = *bands;
     let (list, parquet, csv) = spawn_blocking_in_span(move || {
         let compiled = CompiledRows::open(names::COMPILED_DATA, bytes)?;
-        provenance.lineage = DataLineage::of(&ingestion, compiled.row_count());
         let rows = rows_for_new_list(&compiled, &ingestion, previous.as_ref(), &model)?;
+        provenance.lineage = DataLineage::of(&ingestion, compiled.row_count(), rows.recent_from);
         drop(compiled);
         let list = build_risk_list(&model, &rows, previous.as_ref(), &bands, provenance)?;
         let parquet = to_parquet(&list)?;

@@ -169,7 +169,10 @@ fn check_against_seed(
     assert_eq!(list.meta.ranked as usize, ranked);
     let listed_exits = exited.iter().filter(|e| **e).count();
     assert_eq!(list.meta.exited as usize, listed_exits);
-    (listed_exits, earlier.keys().map(|name| name.to_string()).collect())
+    (
+        listed_exits,
+        earlier.keys().map(|name| name.to_string()).collect(),
+    )
 }
 
 fn expected_rows_exited(order: &[String], expected: &HashMap<String, String>) -> Vec<bool> {
@@ -258,7 +261,10 @@ async fn every_run_that_adds_rows_writes_the_list_of_the_latest_rows_explained()
     // Every client that left has a newer row in the practice files: 15 named, none left
     // earlier, but the 6 the first list counted came back, and stay counted.
     let (named, earlier) = check_against_seed(&newer, &model, &all, 2, &counted);
-    assert_eq!((named, earlier.len(), newer.meta.exited_earlier), (15, 0, 6));
+    assert_eq!(
+        (named, earlier.len(), newer.meta.exited_earlier),
+        (15, 0, 6)
+    );
     for entry in &newer.entries {
         let before = list.client(&entry.corporation);
         let before_probability = before.and_then(|e| e.probability);
@@ -439,7 +445,11 @@ fn the_newest_first_pass_keeps_each_clients_newest_row_and_counts_old_exits() {
         let rows: Vec<RecordBatch> = compiled.rows_from(first).unwrap();
         let sliced = arrow::compute::concat_batches(&client_schema(), &rows).unwrap();
         let offset = usize::try_from(first).unwrap();
-        assert_eq!(sliced, batch.slice(offset, batch.num_rows() - offset), "{first}");
+        assert_eq!(
+            sliced,
+            batch.slice(offset, batch.num_rows() - offset),
+            "{first}"
+        );
     }
 }
 
@@ -526,7 +536,10 @@ async fn an_incremental_list_is_the_full_build_of_the_same_data() {
             .unwrap();
         let compiled = CompiledRows::open("compiled", bytes).unwrap();
         let covered = previous.meta.lineage.as_ref().unwrap().compiled_rows;
-        assert_eq!(recent_exits_from(Some(&previous), &record, compiled.row_count()), covered);
+        assert_eq!(
+            recent_exits_from(Some(&previous), &record, compiled.row_count()),
+            covered
+        );
         let full_rows = latest_rows_newest_first(&compiled, covered).unwrap();
         let (_, model) = deployed_model(&pipeline).await.unwrap();
         let provenance = |list: &RiskList| Provenance {
@@ -537,9 +550,14 @@ async fn an_incremental_list_is_the_full_build_of_the_same_data() {
             lineage: list.meta.lineage.clone(),
         };
         let bands = pipeline.risk_bands;
-        let full =
-            build_risk_list(&model, &full_rows, Some(&previous), &bands, provenance(&list))
-                .unwrap();
+        let full = build_risk_list(
+            &model,
+            &full_rows,
+            Some(&previous),
+            &bands,
+            provenance(&list),
+        )
+        .unwrap();
         assert!(!full.meta.incremental);
         assert_same_list(&list, &full);
 
@@ -553,10 +571,18 @@ async fn an_incremental_list_is_the_full_build_of_the_same_data() {
         assert!(rows.incremental);
         let incremental =
             build_risk_list(&other, &rows, Some(&previous), &bands, provenance(&list)).unwrap();
-        let full =
-            build_risk_list(&other, &full_rows, Some(&previous), &bands, provenance(&list))
-                .unwrap();
-        assert_ne!(incremental.entries, list.entries, "the other model scores differently");
+        let full = build_risk_list(
+            &other,
+            &full_rows,
+            Some(&previous),
+            &bands,
+            provenance(&list),
+        )
+        .unwrap();
+        assert_ne!(
+            incremental.entries, list.entries,
+            "the other model scores differently"
+        );
         assert_same_list(&incremental, &full);
 
         // A previous list without a feature the model uses cannot be a base: a full pass.
@@ -565,5 +591,19 @@ async fn an_incremental_list_is_the_full_build_of_the_same_data() {
         let rows = rows_for_new_list(&compiled, &record, Some(&partial), &model).unwrap();
         assert!(!rows.incremental);
         assert_eq!(rows.corporations.len(), full_rows.corporations.len());
+
+        // A list written with no row added (after a deployment alone) is new for the same rows:
+        // it names the same exits, incrementally and by a full pass.
+        let from = recent_exits_from(Some(&list), &record, compiled.row_count());
+        assert_eq!(from, covered);
+        let again = rows_for_new_list(&compiled, &record, Some(&list), &other).unwrap();
+        assert!(again.incremental);
+        let full_again = latest_rows_newest_first(&compiled, from).unwrap();
+        let incremental =
+            build_risk_list(&other, &again, Some(&list), &bands, provenance(&list)).unwrap();
+        let full =
+            build_risk_list(&other, &full_again, Some(&list), &bands, provenance(&list)).unwrap();
+        assert_eq!(incremental.meta.exited, list.meta.exited);
+        assert_same_list(&incremental, &full);
     }
 }
