@@ -606,4 +606,30 @@ async fn an_incremental_list_is_the_full_build_of_the_same_data() {
         assert_eq!(incremental.meta.exited, list.meta.exited);
         assert_same_list(&incremental, &full);
     }
+
+    // Data that does not extend the list's lineage (a file entry changed, entries gone, rows
+    // gone) is read by a full pass, exits named from the newest file on.
+    let list = load_latest(&locations.reports).await.unwrap().unwrap();
+    let (record, _, bytes) = compiled_data_with_record(&pipeline, &locations.compiled_data)
+        .await
+        .unwrap();
+    let compiled = CompiledRows::open("compiled", bytes).unwrap();
+    let total = compiled.row_count();
+    let lineage = list.meta.lineage.clone().unwrap();
+    assert!(lineage.is_extended_by(&record, total));
+    let mut changed = record.clone();
+    changed.files.last_mut().unwrap().etag.push('x');
+    let mut shortened = record.clone();
+    shortened.files.pop();
+    for (other, rows) in [(&changed, total), (&shortened, total), (&record, total - 1)] {
+        assert!(!lineage.is_extended_by(other, rows));
+    }
+    let (_, model) = deployed_model(&pipeline).await.unwrap();
+    let rows = rows_for_new_list(&compiled, &changed, Some(&list), &model).unwrap();
+    assert!(!rows.incremental);
+    let newest = changed.files.last().unwrap();
+    assert_eq!(
+        rows.recent_from,
+        total - (newest.rows_accepted - newest.rows_duplicate)
+    );
 }
