@@ -112,9 +112,10 @@ const KEY_SEEDS: [u64; 2] = [0x5EED_C0DE_0000_0001, 0x5EED_C0DE_0000_0002];
 
 /// A corporation code as 128 bits (two differently seeded foldhash values), what the full
 /// build remembers of every code it has seen instead of the code itself (three million codes
-/// at XL). Two codes collide with a probability of about n²/2¹²⁹ — 10⁻²⁶ for ten million — and
-/// the codes are the company's own client data, not chosen by an adversary, so a collision
-/// (which would hide a client's older rows behind another's) is not a practical concern.
+/// at XL). Two codes collide with a probability of about n²/2¹²⁹ (10⁻²⁶ for those three
+/// million), and the codes are the company's own client data, not chosen by an adversary, so a
+/// collision (which would hide a client's older rows behind another's) is not a practical
+/// concern.
 fn code_key(code: &str) -> u128 {
     let [low, high] =
         KEY_SEEDS.map(|seed| foldhash::quality::FixedState::with_seed(seed).hash_one(code));
