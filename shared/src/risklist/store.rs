@@ -9,6 +9,7 @@
 //! sees a list whose run copy is missing.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray,
@@ -77,6 +78,9 @@ pub async fn write_risk_list(
     run_id: &str,
     bands: &RiskBands,
 ) -> Result<(RiskListRecord, RiskList), StepError> {
+    // Where the time goes (logged): reading, the rows, scoring, encoding, writing.
+    let ms = |since: Instant| since.elapsed().as_secs_f64() * 1e3;
+    let started = Instant::now();
     let (deployment, model) = deployed_model(pipeline).await?;
     let (ingestion, data, bytes) =
         compiled_data_with_record(pipeline, &pipeline.locations.compiled_data).await?;
@@ -90,17 +94,24 @@ pub async fn write_risk_list(
         lineage: None,
     };
     let bands = *bands;
-    let (list, parquet, csv) = spawn_blocking_in_span(move || {
+    let read_ms = ms(started);
+    let (list, parquet, csv, [rows_ms, score_ms, encode_ms]) = spawn_blocking_in_span(move || {
+        let step = Instant::now();
         let compiled = CompiledRows::open(names::COMPILED_DATA, bytes)?;
         let rows = rows_for_new_list(&compiled, &ingestion, previous.as_ref(), &model)?;
         provenance.lineage = DataLineage::of(&ingestion, compiled.row_count(), rows.recent_from);
         drop(compiled);
+        let rows_ms = ms(step);
+        let step = Instant::now();
         let list = build_risk_list(&model, &rows, previous.as_ref(), &bands, provenance)?;
+        let score_ms = ms(step);
+        let step = Instant::now();
         let parquet = to_parquet(&list)?;
         let csv = to_csv(&list)?;
-        Ok::<_, RiskListError>((list, parquet, csv))
+        Ok::<_, RiskListError>((list, parquet, csv, [rows_ms, score_ms, ms(step)]))
     })
     .await??;
+    let writing = Instant::now();
     let (parquet, csv) = (Bytes::from(parquet), Bytes::from(csv));
     let put = |name: String, body: Bytes, mode: PutMode| async move {
         let meta = reports.put(&name, body, mode).await?;
@@ -130,6 +141,11 @@ pub async fn write_risk_list(
         exited_earlier = meta.exited_earlier,
         incremental = meta.incremental,
         model_version = %meta.model_version,
+        read_ms,
+        rows_ms,
+        score_ms,
+        encode_ms,
+        write_ms = ms(writing),
         "risk list written"
     );
     let record = RiskListRecord {
