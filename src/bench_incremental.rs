@@ -45,11 +45,13 @@ pub struct IncrementalArgs {
     /// Name of the section in `--out`.
     #[arg(long, default_value = "incremental")]
     section: String,
-    /// A Python with pandas and scikit-learn: also run the pandas pipeline
-    /// (tests/reference/python_pipeline.py) on the history plus the new file.
+    /// A Python with pandas, Polars, scikit-learn and matplotlib: also run the pandas pipeline
+    /// it replaces (tests/reference/python_pipeline.py) and a Polars + scikit-learn script
+    /// (tests/reference/polars_pipeline.py) on the history plus the new month.
     #[arg(long)]
     python: Option<PathBuf>,
-    /// Runs of the pandas pipeline per history size (it takes most of two minutes at XL).
+    /// Runs of each Python pipeline per history size (the pandas one takes about two minutes at
+    /// XL).
     #[arg(long, default_value_t = 1)]
     python_runs: usize,
     /// Benchmark another build of `risk` instead of this one.
@@ -92,10 +94,23 @@ struct SizeResult {
     compiled_rows: u64,
     bootstrap: Measured,
     cases: Vec<CaseResult>,
-    python: Option<PythonResult>,
+    python: Vec<PythonResult>,
 }
 
+/// The Python peers, as the table names them, and their scripts.
+const PYTHON_PEERS: [(&str, &str); 2] = [
+    (
+        "pandas pipeline (the one replaced)",
+        "tests/reference/python_pipeline.py",
+    ),
+    (
+        "Polars + scikit-learn",
+        "tests/reference/polars_pipeline.py",
+    ),
+];
+
 struct PythonResult {
+    name: &'static str,
     runs: usize,
     seconds: Vec<f64>,
     peak_mib: f64,
@@ -272,12 +287,22 @@ async fn bench_size(size: Size, args: &IncrementalArgs, risk: &Path) -> Result<S
         cases.push(result);
     }
 
-    let python = match &args.python {
-        Some(python) => Some(tokio::task::block_in_place(|| {
-            run_python(python, &source, &new_month, &data, args.python_runs)
-        })?),
-        None => None,
-    };
+    let mut python = Vec::new();
+    if let Some(interpreter) = &args.python {
+        for (name, script) in PYTHON_PEERS {
+            python.push(tokio::task::block_in_place(|| {
+                run_python(
+                    interpreter,
+                    (name, script),
+                    &source,
+                    &new_month,
+                    &data,
+                    args.python_runs,
+                )
+            })?);
+            eprintln!("bench-incremental: {} {name} done", size.name());
+        }
+    }
     fs::remove_dir_all(&work)?;
     Ok(SizeResult {
         data,
@@ -288,9 +313,10 @@ async fn bench_size(size: Size, args: &IncrementalArgs, risk: &Path) -> Result<S
     })
 }
 
-/// The pandas pipeline on the history plus the new month (it re-reads every file each run).
+/// A Python peer on the history plus the new month (each re-reads every file on every run).
 fn run_python(
     python: &Path,
+    (name, script): (&'static str, &str),
     source: &Path,
     new_month: &Path,
     data: &DataSet,
@@ -299,7 +325,7 @@ fn run_python(
     let linked = source.join(new_month.file_name().unwrap_or_default());
     fs::hard_link(new_month, &linked)?;
     let output = Process::new(python)
-        .arg("tests/reference/python_pipeline.py")
+        .arg(script)
         .arg("bench")
         .arg("--source")
         .arg(source)
@@ -313,14 +339,15 @@ fn run_python(
     let output = output?;
     if !output.status.success() {
         bail!(
-            "the pandas pipeline failed: {}",
+            "{name} ({script}) failed: {}",
             String::from_utf8_lossy(&output.stderr)
         );
     }
     let result: serde_json::Value = serde_json::from_slice(&output.stdout)
-        .context("the pandas pipeline did not print its JSON result")?;
+        .with_context(|| format!("{name} ({script}) did not print its JSON result"))?;
     let number = |key: &str| result[key].as_f64().unwrap_or(f64::NAN);
     Ok(PythonResult {
+        name,
         runs,
         seconds: vec![
             number("full_process_seconds_min"),
@@ -403,10 +430,11 @@ fn render(args: &IncrementalArgs, sizes: &[SizeResult]) -> String {
                 step_cell(case, &["risk_list"]),
             );
         }
-        if let Some(python) = &size.python {
+        for python in &size.python {
             let _ = writeln!(
                 out,
-                "| {history} | pandas pipeline, history + the new month ({} run{}) | {} | every step | {:.2} s ({:.2}–{:.2}) | {:.0} MiB | | | | |",
+                "| {history} | {}: history + the new month, every step ({} run{}) | {} | | {:.2} s ({:.2}–{:.2}) | {:.0} MiB | | | | |",
+                python.name,
                 python.runs,
                 if python.runs == 1 { "" } else { "s" },
                 size.cases
