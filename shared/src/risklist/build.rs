@@ -21,6 +21,7 @@ use crate::data::DataError;
 use crate::data::parquet::{parquet_row_group_count, read_parquet, read_parquet_row_groups};
 use crate::data::schema::{COLUMNS, FEATURES, client_schema};
 use crate::model::TrainedModel;
+use crate::steps::compiled::FetchedPart;
 
 /// Each client's newest row, in order of first appearance.
 #[derive(Debug, Default)]
@@ -160,6 +161,16 @@ pub fn latest_rows_of_parquet(name: &str, data: Bytes) -> Result<LatestRows, Ris
         })??;
         Ok(older.overlaid_with(newer?))
     })
+}
+
+/// [`latest_rows`] of the compiled data's parts, in compiled order (a newer part's row for a
+/// client replaces an older one).
+pub fn latest_rows_of_parts(parts: &[FetchedPart]) -> Result<LatestRows, RiskListError> {
+    let mut latest = LatestRows::default();
+    for part in parts {
+        latest = latest.overlaid_with(latest_rows_of_parquet(&part.part.key, part.bytes.clone())?);
+    }
+    Ok(latest)
 }
 
 /// What a list is built from besides the rows: the model's provenance and the data's version.

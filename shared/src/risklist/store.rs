@@ -24,13 +24,13 @@ use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
 use serde::{Deserialize, Serialize};
 
-use super::build::{Provenance, build_risk_list, latest_rows_of_parquet, sort_drivers};
+use super::build::{Provenance, build_risk_list, latest_rows_of_parts, sort_drivers};
 use super::drivers::driver_phrase;
 use super::{
     Band, ClientStatus, Driver, RiskBands, RiskEntry, RiskList, RiskListError, RiskListMeta,
 };
 use crate::location::Location;
-use crate::records::{ObjectRef, RunRecord, names};
+use crate::records::{ObjectRef, RunRecord};
 use crate::steps::deployment::deployed_model;
 use crate::steps::training::compiled_data_with_record;
 use crate::steps::{Pipeline, StepError, spawn_blocking_in_span};
@@ -73,7 +73,7 @@ pub async fn write_risk_list(
     bands: &RiskBands,
 ) -> Result<(RiskListRecord, RiskList), StepError> {
     let (deployment, model) = deployed_model(pipeline).await?;
-    let (_, data, bytes) =
+    let (_, data, parts) =
         compiled_data_with_record(pipeline, &pipeline.locations.compiled_data).await?;
     let reports = &pipeline.locations.reports;
     let previous = load_latest(reports).await?;
@@ -85,7 +85,7 @@ pub async fn write_risk_list(
     };
     let bands = *bands;
     let (list, parquet, csv) = spawn_blocking_in_span(move || {
-        let rows = latest_rows_of_parquet(names::COMPILED_DATA, bytes)?;
+        let rows = latest_rows_of_parts(&parts)?;
         let list = build_risk_list(&model, &rows, previous.as_ref(), &bands, provenance)?;
         let parquet = to_parquet(&list)?;
         let csv = to_csv(&list)?;

@@ -1,9 +1,10 @@
 //! Ingestion: finds the source CSV objects not ingested yet (by key, version id and ETag, so a
-//! file uploaded again with new content is new data), validates them with the data layer, adds
-//! their good rows to everything ingested before with exact duplicate rows dropped, writes the
-//! compiled data set (Parquet), quarantines rejected rows with their reasons, and commits the
-//! ingestion record last with a conditional put, so two concurrent ingestions can never both
-//! win. Source objects are only read, never moved, rewritten or deleted.
+//! file uploaded again with new content is new data), validates them with the data layer, drops
+//! exact duplicates of any row compiled before, writes the new rows as one new Parquet part of
+//! the compiled data (create-only, Hive-style by ingestion month), quarantines rejected rows
+//! with their reasons, and commits the ingestion record, whose manifest lists the parts, last
+//! with a conditional put, so two concurrent ingestions can never both win (the loser's part is
+//! an orphan no record names). Source objects are only read, never moved, rewritten or deleted.
 
 use std::collections::HashSet;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -17,14 +18,17 @@ use bytes::Bytes;
 use chrono::Utc;
 use tokio_util::io::SyncIoBridge;
 
+use super::compiled::{fetch_parts, for_each_batch, part_key};
 use super::{Pipeline, StepError};
 use crate::data::csv::CsvBatchReader;
 use crate::data::error::DataError;
-use crate::data::parquet::{ParquetBatchWriter, read_parquet};
+use crate::data::parquet::ParquetBatchWriter;
 use crate::data::rejected::{RejectedRow, write_rejected_csv};
 use crate::data::schema::COLUMNS;
 use crate::location::Location;
-use crate::records::{CompiledData, FileOutcome, IngestedFile, IngestionRecord, ObjectRef, names};
+use crate::records::{
+    CompiledData, CompiledPart, FileOutcome, IngestedFile, IngestionRecord, ObjectRef, names,
+};
 use crate::store::{ByteReader, ObjectMeta, PutMode, StoreError};
 
 /// What one ingestion did.
@@ -116,7 +120,6 @@ pub async fn ingest_into(
     tracing::info!(count = new_objects.len(), source = %source.url(), "new source files to ingest");
 
     let compiler = compiler_with_previous_rows(compiled, record.compiled.as_ref()).await?;
-    let rows_before = compiler.rows;
     let duplicates_before = record.compiled.as_ref().map_or(0, |c| c.duplicates_dropped);
     let (parsed, compiler) = parse_and_compile(source, &new_objects, compiler).await?;
     let new_files = record_new_files(compiled, &new_objects, parsed, run_id).await?;
@@ -125,16 +128,16 @@ pub async fn ingest_into(
         .iter()
         .filter_map(|f| f.quarantine.clone())
         .collect();
-    let rows_added = compiler.rows - rows_before;
+    let rows_added = compiler.rows;
     let duplicates_dropped =
         duplicates_before + new_files.iter().map(|f| f.rows_duplicate).sum::<u64>();
     written.extend(
-        write_compiled_data(
+        write_compiled_part(
             compiled,
             compiler,
-            rows_added,
             duplicates_dropped,
             &mut record,
+            run_id,
         )
         .await?,
     );
@@ -216,8 +219,8 @@ fn select_new_objects(
     (new_objects, skipped_non_csv)
 }
 
-/// A compiler that starts from the previous compiled data set, so it writes those rows again
-/// and knows every row seen before.
+/// A compiler that knows every row compiled before (the fingerprints of every part's rows),
+/// so it drops their duplicates; it writes only the new rows, the new part.
 async fn compiler_with_previous_rows(
     compiled: &Location,
     previous: Option<&CompiledData>,
@@ -226,14 +229,13 @@ async fn compiler_with_previous_rows(
     let Some(previous) = previous else {
         return Ok(compiler);
     };
-    let (_, bytes) = compiled
-        .get(names::COMPILED_DATA, Some(&previous.object.version_id))
-        .await?;
+    let parts = fetch_parts(compiled, previous, 0).await?;
     compiler.reserve(usize::try_from(previous.rows).unwrap_or(0));
     run_blocking(move || {
-        for batch in read_parquet(names::COMPILED_DATA, bytes)? {
-            compiler.add(&batch?)?;
-        }
+        for_each_batch::<StepError>(&parts, None, 0, |batch| {
+            compiler.remember(&batch);
+            Ok(())
+        })?;
         Ok(compiler)
     })
     .await
@@ -412,33 +414,45 @@ async fn quarantine_rejected_rows(
     Ok(ObjectRef::new(compiled, &written))
 }
 
-/// Writes the new compiled data set when this run added rows (or it is the first one) and
-/// points the record at it; otherwise only updates the duplicate count. Returns what it wrote.
-async fn write_compiled_data(
+/// Writes this run's new rows as one new part (create-only: a part is never rewritten) and
+/// appends it to the record's manifest; with no new rows, only updates the duplicate count.
+/// Returns what it wrote.
+async fn write_compiled_part(
     compiled: &Location,
     compiler: Compiler,
-    rows_added: u64,
     duplicates_dropped: u64,
     record: &mut IngestionRecord,
+    run_id: &str,
 ) -> Result<Option<ObjectRef>, StepError> {
-    if rows_added > 0 || record.compiled.is_none() && compiler.rows > 0 {
-        let (bytes, rows) = run_blocking(move || compiler.finish()).await?;
-        let written = compiled
-            .put(names::COMPILED_DATA, Bytes::from(bytes), PutMode::Overwrite)
-            .await?;
-        let object = ObjectRef::new(compiled, &written);
-        record.compiled = Some(CompiledData {
-            object: object.clone(),
-            rows,
-            duplicates_dropped,
-        });
-        Ok(Some(object))
-    } else {
+    if compiler.rows == 0 {
         if let Some(existing) = &mut record.compiled {
             existing.duplicates_dropped = duplicates_dropped;
         }
-        Ok(None)
+        return Ok(None);
     }
+    let (bytes, rows) = run_blocking(move || compiler.finish()).await?;
+    let key = part_key(&Utc::now().format("%Y-%m").to_string(), run_id);
+    let written = compiled
+        .put(&key, Bytes::from(bytes), PutMode::CreateOnly)
+        .await?;
+    let object = ObjectRef::new(compiled, &written);
+    let (mut parts, first_row) = match &record.compiled {
+        Some(previous) => (previous.parts(), previous.rows),
+        None => (Vec::new(), 0),
+    };
+    parts.push(CompiledPart {
+        key,
+        object: object.clone(),
+        rows,
+        first_row,
+    });
+    record.compiled = Some(CompiledData {
+        object: object.clone(),
+        rows: first_row + rows,
+        duplicates_dropped,
+        parts,
+    });
+    Ok(Some(object))
 }
 
 /// Commits the ingestion record, conditional on the version this run started from (so two
@@ -571,8 +585,9 @@ fn parse_csv(
     })
 }
 
-/// Builds the compiled data set: writes each row once, in first-seen order, and drops exact
-/// duplicates of any row seen before (in earlier ingestions or earlier in this one).
+/// Builds a new part of the compiled data set: writes each new row once, in first-seen order,
+/// and drops exact duplicates of any row seen before (in earlier ingestions or earlier in this
+/// one).
 struct Compiler {
     writer: ParquetBatchWriter<Vec<u8>>,
     // 128-bit row fingerprints (two independent 64-bit hashes of every field). Holding
@@ -713,9 +728,9 @@ impl Compiler {
         self.seen.reserve(more);
     }
 
-    /// Adds the rows of `batch` not seen before; returns how many were duplicates.
-    fn add(&mut self, batch: &RecordBatch) -> Result<u64, StepError> {
-        self.add_fingerprinted(batch, &row_fingerprints(batch))
+    /// Remembers the rows of `batch`, compiled before, so their duplicates are dropped.
+    fn remember(&mut self, batch: &RecordBatch) {
+        self.seen.extend(row_fingerprints(batch));
     }
 
     fn add_fingerprinted(
