@@ -1,6 +1,8 @@
 //! The list at rest, in the reports location: `risk/latest.parquet` and `risk/latest.csv` (new
 //! versions each time; every earlier version is kept by the store), and a copy per run,
-//! `risk/runs/<run>.parquet` and `.csv`, written create-only so no run's list is ever replaced.
+//! `risk/lists/<run>.parquet` and `risk/runs/<run>.csv`, written create-only so no run's list is
+//! ever replaced (versions before `risk/lists/` kept the Parquet copy beside the CSV; both are
+//! read).
 //! The Parquet file is self-describing: [`RiskListMeta`] (model version, threshold, data version,
 //! bands, counts) is in its key-value metadata under `risk_list`, and each row holds a client
 //! with its raw values, standardised values and contributions per feature, so DuckDB, Athena or
@@ -39,8 +41,12 @@ use crate::store::{PutMode, StoreError};
 /// Object names in the reports location.
 pub const LATEST_PARQUET: &str = "risk/latest.parquet";
 pub const LATEST_CSV: &str = "risk/latest.csv";
-/// Per-run copies: `risk/runs/<run>.parquet` and `.csv`.
+/// Per-run CSV copies: `risk/runs/<run>.csv` (and, from before [`RUN_LISTS_PREFIX`], the
+/// Parquet copies too).
 pub const RUNS_PREFIX: &str = "risk/runs";
+/// Per-run Parquet copies, `risk/lists/<run>.parquet`: a prefix holding only Parquet files, so
+/// Athena (the Glue table `risk_lists`), DuckDB or pyarrow read it as one table.
+pub const RUN_LISTS_PREFIX: &str = "risk/lists";
 /// The Parquet key-value metadata key holding [`RiskListMeta`] as JSON.
 pub const META_KEY: &str = "risk_list";
 
@@ -98,7 +104,7 @@ pub async fn write_risk_list(
         Ok::<_, StoreError>(ObjectRef::new(reports, &meta))
     };
     let run_parquet = put(
-        format!("{RUNS_PREFIX}/{run_id}.parquet"),
+        format!("{RUN_LISTS_PREFIX}/{run_id}.parquet"),
         parquet.clone(),
         PutMode::CreateOnly,
     )
@@ -192,16 +198,18 @@ pub async fn client_history(
     corporation: &str,
     except_run: Option<&str>,
 ) -> Result<Vec<HistoryPoint>, RiskListError> {
-    let mut keys: Vec<String> = reports
-        .list(&format!("{RUNS_PREFIX}/"))
-        .await?
+    let mut listed = reports.list(&format!("{RUN_LISTS_PREFIX}/")).await?;
+    listed.extend(reports.list(&format!("{RUNS_PREFIX}/")).await?);
+    let mut keys: Vec<String> = listed
         .into_iter()
         .map(|meta| meta.key)
         .filter(|key| key.ends_with(".parquet"))
         .filter(|key| except_run.is_none_or(|run| !key.ends_with(&format!("/{run}.parquet"))))
         .collect();
-    // Run ids start with their time, so the newest sort last.
-    keys.sort_unstable_by(|a, b| b.cmp(a));
+    // Run ids start with their time, so the newest sort last (by file name: older lists are in
+    // the other folder).
+    let file_name = |key: &String| key.rsplit('/').next().unwrap_or_default().to_string();
+    keys.sort_unstable_by_key(|key| std::cmp::Reverse(file_name(key)));
     keys.truncate(HISTORY_LISTS);
     let mut history = Vec::new();
     for key in keys {

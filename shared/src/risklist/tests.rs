@@ -193,7 +193,7 @@ async fn every_run_that_adds_rows_writes_the_list_of_the_latest_rows_explained()
     let csv = String::from_utf8(csv.to_vec()).unwrap();
     assert_eq!(csv.lines().count(), list.entries.len() + 1);
     assert!(csv.starts_with("rank,corporation,status,probability,band,"));
-    let run_copy = format!("{}/{}.parquet", store::RUNS_PREFIX, first.run_id);
+    let run_copy = format!("{}/{}.parquet", store::RUN_LISTS_PREFIX, first.run_id);
     assert!(reports.head(&run_copy, None).await.is_ok());
 
     // A run that adds rows (the practice files) writes a new list compared with the first.

@@ -132,14 +132,7 @@ pub async fn ingest_into(
     let duplicates_dropped =
         duplicates_before + new_files.iter().map(|f| f.rows_duplicate).sum::<u64>();
     written.extend(
-        write_compiled_part(
-            compiled,
-            compiler,
-            duplicates_dropped,
-            &mut record,
-            run_id,
-        )
-        .await?,
+        write_compiled_part(compiled, compiler, duplicates_dropped, &mut record, run_id).await?,
     );
 
     record.files.extend(new_files.iter().cloned());
@@ -423,23 +416,31 @@ async fn write_compiled_part(
     duplicates_dropped: u64,
     record: &mut IngestionRecord,
     run_id: &str,
-) -> Result<Option<ObjectRef>, StepError> {
+) -> Result<Vec<ObjectRef>, StepError> {
     if compiler.rows == 0 {
         if let Some(existing) = &mut record.compiled {
             existing.duplicates_dropped = duplicates_dropped;
         }
-        return Ok(None);
+        return Ok(Vec::new());
     }
-    let (bytes, rows) = run_blocking(move || compiler.finish()).await?;
-    let key = part_key(&Utc::now().format("%Y-%m").to_string(), run_id);
-    let written = compiled
-        .put(&key, Bytes::from(bytes), PutMode::CreateOnly)
-        .await?;
-    let object = ObjectRef::new(compiled, &written);
+    let mut written = Vec::new();
     let (mut parts, first_row) = match &record.compiled {
-        Some(previous) => (previous.parts(), previous.rows),
+        // Written before parts: its single file becomes part 0, copied under `parts/`.
+        Some(previous) if previous.parts.is_empty() => {
+            let adopted = adopt_single_file(compiled, previous, record.updated_at).await?;
+            written.push(adopted.object.clone());
+            (vec![adopted], previous.rows)
+        }
+        Some(previous) => (previous.parts.clone(), previous.rows),
         None => (Vec::new(), 0),
     };
+    let (bytes, rows) = run_blocking(move || compiler.finish()).await?;
+    let key = part_key(&Utc::now().format("%Y-%m").to_string(), run_id);
+    let put = compiled
+        .put(&key, Bytes::from(bytes), PutMode::CreateOnly)
+        .await?;
+    let object = ObjectRef::new(compiled, &put);
+    written.push(object.clone());
     parts.push(CompiledPart {
         key,
         object: object.clone(),
@@ -447,12 +448,39 @@ async fn write_compiled_part(
         first_row,
     });
     record.compiled = Some(CompiledData {
-        object: object.clone(),
+        object,
         rows: first_row + rows,
         duplicates_dropped,
         parts,
     });
-    Ok(Some(object))
+    Ok(written)
+}
+
+/// The single compiled file of a record written before parts, copied (server-side on S3) to
+/// part 0 under `parts/`, so engines that read the parts see its rows too. The copy's name is
+/// fixed and its content is that one version, so a run that dies after it and the run after
+/// write the same part.
+async fn adopt_single_file(
+    compiled: &Location,
+    previous: &CompiledData,
+    ingested_at: Option<chrono::DateTime<Utc>>,
+) -> Result<CompiledPart, StepError> {
+    let month = ingested_at.unwrap_or_else(Utc::now).format("%Y-%m").to_string();
+    let key = part_key(&month, "0-finaldata");
+    let copied = compiled
+        .copy_to(
+            names::COMPILED_DATA,
+            Some(&previous.object.version_id),
+            compiled,
+            &key,
+        )
+        .await?;
+    Ok(CompiledPart {
+        key,
+        object: ObjectRef::new(compiled, &copied),
+        rows: previous.rows,
+        first_row: 0,
+    })
 }
 
 /// Commits the ingestion record, conditional on the version this run started from (so two
