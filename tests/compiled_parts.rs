@@ -246,6 +246,9 @@ async fn a_record_from_before_parts_is_read_deduplicated_against_and_adopted_as_
     assert_eq!(upgraded.parts.len(), 2);
     assert_eq!((upgraded.parts[0].first_row, upgraded.parts[0].rows), (0, rows));
     assert!(upgraded.parts[0].key.starts_with("parts/ingested_month="));
+    // The adopted part got its fingerprint index, so it is not decoded again.
+    let index = index_of(root, &upgraded.parts[0]);
+    assert_eq!(index.len() as u64, rows);
     assert_eq!(upgraded.parts[1].first_row, rows);
     assert_eq!(upgraded.rows, rows + added);
     let (_, after) = load_compiled_data(&pipeline, compiled).await.unwrap();
@@ -384,5 +387,108 @@ async fn the_glue_tables_declare_the_columns_and_types_the_pipeline_writes() {
     assert!(
         number.len() == 2 && number.parse::<u8>().is_ok_and(|n| (1..=12).contains(&n)),
         "{month}"
+    );
+}
+
+/// The sorted fingerprints in a part's index, read from the local store.
+fn index_of(root: &Path, part: &shared::records::CompiledPart) -> Vec<u128> {
+    let index = part.fingerprints.as_ref().expect("every part has an index");
+    let bytes = std::fs::read(root.join("store/compiled").join(&index.key)).unwrap();
+    shared::steps::compiled::decode_fingerprints(&bytes, part.rows).expect("16 bytes a row")
+}
+
+#[tokio::test]
+async fn new_files_are_deduplicated_against_the_fingerprint_indexes_without_decoding_parts() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let (_, pipeline) = local_pipeline(root);
+    let compiled = &pipeline.locations.compiled_data;
+    place_seed_source_files(root);
+    ingest(&pipeline, &IngestScope::All, "run-first").await.unwrap();
+    let first = record(&pipeline).await.compiled.unwrap();
+    let index = index_of(root, &first.parts[0]);
+    assert_eq!(index.len() as u64, first.rows);
+    assert!(index.windows(2).all(|w| w[0] < w[1]), "sorted, one per row");
+    assert!(first.parts[0].fingerprints.as_ref().unwrap().key.starts_with("fingerprints/"));
+
+    // The seed's rows again: all duplicates, found through the index.
+    std::fs::copy(
+        repo_path("data/sourcedata/dataset3.csv"),
+        root.join("source/again.csv"),
+    )
+    .unwrap();
+    let again = ingest(&pipeline, &IngestScope::All, "run-again").await.unwrap();
+    assert_eq!(again.rows_added, 0);
+
+    // Point part 0 at an index of the right size that holds none of its rows: the ingestion
+    // trusts the index (it does not decode the part), so the same rows look new.
+    let mut trusting = record(&pipeline).await;
+    let data = trusting.compiled.as_mut().unwrap();
+    let wrong = compiled
+        .put(
+            "fingerprints/wrong.fp128",
+            Bytes::from(vec![0u8; 16 * data.rows as usize]),
+            PutMode::CreateOnly,
+        )
+        .await
+        .unwrap();
+    let good_index = data.parts[0].fingerprints.clone();
+    data.parts[0].fingerprints = Some(shared::records::FingerprintIndex {
+        key: "fingerprints/wrong.fp128".into(),
+        object: ObjectRef::new(compiled, &wrong),
+    });
+    let rewrite = |record: &IngestionRecord| {
+        let record = record.clone();
+        async move {
+            compiled
+                .put_json(
+                    names::INGESTION_RECORD,
+                    "ingestion record",
+                    &record,
+                    PutMode::Overwrite,
+                )
+                .await
+                .unwrap();
+        }
+    };
+    rewrite(&trusting).await;
+    std::fs::copy(
+        repo_path("data/sourcedata/dataset4.csv"),
+        root.join("source/again4.csv"),
+    )
+    .unwrap();
+    let fooled = ingest(&pipeline, &IngestScope::All, "run-fooled").await.unwrap();
+    assert_eq!(fooled.rows_added, 15, "dataset4's rows, not found in the wrong index");
+
+    // An index whose size does not match its part is not trusted: the part is read instead,
+    // and the next part written also writes that part's index again.
+    let mut damaged = record(&pipeline).await;
+    let data = damaged.compiled.as_mut().unwrap();
+    let short = compiled
+        .put(
+            "fingerprints/short.fp128",
+            Bytes::from(vec![0u8; 16]),
+            PutMode::CreateOnly,
+        )
+        .await
+        .unwrap();
+    data.parts[0].fingerprints = Some(shared::records::FingerprintIndex {
+        key: "fingerprints/short.fp128".into(),
+        object: ObjectRef::new(compiled, &short),
+    });
+    rewrite(&damaged).await;
+    std::fs::copy(
+        repo_path("data/sourcedata/dataset3.csv"),
+        root.join("source/again3.csv"),
+    )
+    .unwrap();
+    let careful = ingest(&pipeline, &IngestScope::All, "run-careful").await.unwrap();
+    assert_eq!(careful.rows_added, 0, "dataset3's rows found by reading part 0");
+    assert!(ingest_file(&pipeline, root, "data/practicedata/dataset1.csv").await > 0);
+    let repaired = record(&pipeline).await.compiled.unwrap();
+    assert_eq!(index_of(root, &repaired.parts[0]), index);
+    assert_eq!(
+        repaired.parts[0].fingerprints.as_ref().unwrap().key,
+        good_index.unwrap().key
     );
 }

@@ -24,6 +24,9 @@ pub mod names {
     /// Prefix of the compiled data's Parquet parts in `compiled_data`, Hive-style by ingestion
     /// month (`parts/ingested_month=2026-12/part-<run id>.parquet`).
     pub const COMPILED_PARTS_PREFIX: &str = "parts";
+    /// Prefix of the parts' row-fingerprint indexes in `compiled_data` (outside `parts/`, so
+    /// engines reading the parts never see them).
+    pub const FINGERPRINTS_PREFIX: &str = "fingerprints";
     /// Ingestion record (JSON), in `compiled_data` and, when deployed, in `production`.
     pub const INGESTION_RECORD: &str = "ingestion_record.json";
     /// Seed-compatible list of ingested files, one per line.
@@ -171,6 +174,7 @@ impl CompiledData {
                 object: self.object.clone(),
                 rows: self.rows,
                 first_row: 0,
+                fingerprints: None,
             }];
         }
         self.parts.clone()
@@ -186,6 +190,19 @@ pub struct CompiledPart {
     pub rows: u64,
     /// Position of its first row in the whole compiled data.
     pub first_row: u64,
+    /// Its rows' 128-bit fingerprints, sorted (`fingerprints/…`, 16 bytes a row), so a new file
+    /// is de-duplicated without decoding this part. `None` for a part written before the index
+    /// (decoded instead; the next ingestion that adds rows writes its index).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprints: Option<FingerprintIndex>,
+}
+
+/// The fingerprint index of one part, written once with it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FingerprintIndex {
+    /// Key relative to the compiled-data location.
+    pub key: String,
+    pub object: ObjectRef,
 }
 
 /// A deployment: which versions are live. Written last, so production is never half-updated:

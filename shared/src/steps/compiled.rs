@@ -52,14 +52,29 @@ pub async fn fetch_parts(
         .into_iter()
         .filter(|part| part.first_row + part.rows > from_row)
         .collect();
+    let objects = wanted
+        .iter()
+        .map(|part| (part.key.clone(), part.object.version_id.clone()))
+        .collect();
+    let bytes = fetch_objects(compiled, objects).await?;
+    Ok(wanted
+        .into_iter()
+        .zip(bytes)
+        .map(|(part, bytes)| FetchedPart { part, bytes })
+        .collect())
+}
+
+/// The bytes of each (key, version) of `compiled`, in order, fetched concurrently.
+pub async fn fetch_objects(
+    compiled: &Location,
+    objects: Vec<(String, String)>,
+) -> Result<Vec<Bytes>, StepError> {
     let mut fetches = JoinSet::new();
-    for (position, part) in wanted.into_iter().enumerate() {
+    for (position, (key, version)) in objects.into_iter().enumerate() {
         let location = compiled.clone();
         fetches.spawn(async move {
-            let (_, bytes) = location
-                .get(&part.key, Some(&part.object.version_id))
-                .await?;
-            Ok::<_, StepError>((position, FetchedPart { part, bytes }))
+            let (_, bytes) = location.get(&key, Some(&version)).await?;
+            Ok::<_, StepError>((position, bytes))
         });
     }
     let mut fetched = Vec::with_capacity(fetches.len());
@@ -67,7 +82,41 @@ pub async fn fetch_parts(
         fetched.push(result??);
     }
     fetched.sort_by_key(|(position, _)| *position);
-    Ok(fetched.into_iter().map(|(_, part)| part).collect())
+    Ok(fetched.into_iter().map(|(_, bytes)| bytes).collect())
+}
+
+/// Where the fingerprint index of the part at `part_key` goes: the same path under
+/// `fingerprints/` (`parts/ingested_month=2026-12/part-x.parquet` ->
+/// `fingerprints/ingested_month=2026-12/part-x.fp128`).
+pub fn fingerprint_key(part_key: &str) -> String {
+    let path = part_key
+        .strip_prefix(names::COMPILED_PARTS_PREFIX)
+        .unwrap_or(part_key)
+        .trim_start_matches('/');
+    let stem = path.strip_suffix(".parquet").unwrap_or(path);
+    format!("{}/{stem}.fp128", names::FINGERPRINTS_PREFIX)
+}
+
+/// A fingerprint index: the sorted fingerprints, 16 bytes each, little-endian.
+pub fn encode_fingerprints(sorted: &[u128]) -> Vec<u8> {
+    sorted.iter().flat_map(|f| f.to_le_bytes()).collect()
+}
+
+/// The fingerprints of an index of `rows` rows; `None` when its size says it is not one.
+pub fn decode_fingerprints(bytes: &[u8], rows: u64) -> Option<Vec<u128>> {
+    if bytes.len() as u64 != rows.checked_mul(16)? {
+        return None;
+    }
+    Some(
+        bytes
+            .chunks_exact(16)
+            .map(|chunk| {
+                let mut word = [0u8; 16];
+                word.copy_from_slice(chunk);
+                u128::from_le_bytes(word)
+            })
+            .collect(),
+    )
 }
 
 /// Decodes the rows at positions `from_row..` of `parts` (all columns, or only `columns`), in
@@ -241,6 +290,20 @@ mod tests {
         assert_eq!(parts[0].object.version_id, "v1");
         // Written again, it has no `parts` field, exactly as before.
         assert!(!serde_json::to_string(&data).unwrap().contains("parts"));
+    }
+
+    #[test]
+    fn fingerprint_indexes_round_trip_and_refuse_a_wrong_size() {
+        let fingerprints = [1u128, 2, u128::MAX];
+        let bytes = encode_fingerprints(&fingerprints);
+        assert_eq!(bytes.len(), 48);
+        assert_eq!(decode_fingerprints(&bytes, 3).unwrap(), fingerprints);
+        assert_eq!(decode_fingerprints(&bytes, 2), None);
+        assert_eq!(decode_fingerprints(&bytes[..47], 3), None);
+        assert_eq!(
+            fingerprint_key("parts/ingested_month=2026-12/part-run-1.parquet"),
+            "fingerprints/ingested_month=2026-12/part-run-1.fp128"
+        );
     }
 
     #[test]

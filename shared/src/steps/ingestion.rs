@@ -18,7 +18,10 @@ use bytes::Bytes;
 use chrono::Utc;
 use tokio_util::io::SyncIoBridge;
 
-use super::compiled::{fetch_parts, for_each_batch, part_key};
+use super::compiled::{
+    FetchedPart, decode_fingerprints, encode_fingerprints, fetch_objects, fingerprint_key,
+    for_each_batch, part_key,
+};
 use super::{Pipeline, StepError};
 use crate::data::csv::CsvBatchReader;
 use crate::data::error::DataError;
@@ -27,7 +30,8 @@ use crate::data::rejected::{RejectedRow, write_rejected_csv};
 use crate::data::schema::COLUMNS;
 use crate::location::Location;
 use crate::records::{
-    CompiledData, CompiledPart, FileOutcome, IngestedFile, IngestionRecord, ObjectRef, names,
+    CompiledData, CompiledPart, FileOutcome, FingerprintIndex, IngestedFile, IngestionRecord,
+    ObjectRef, names,
 };
 use crate::store::{ByteReader, ObjectMeta, PutMode, StoreError};
 
@@ -119,7 +123,8 @@ pub async fn ingest_into(
     }
     tracing::info!(count = new_objects.len(), source = %source.url(), "new source files to ingest");
 
-    let compiler = compiler_with_previous_rows(compiled, record.compiled.as_ref()).await?;
+    let (compiler, unindexed) =
+        compiler_with_previous_rows(compiled, record.compiled.as_ref()).await?;
     let duplicates_before = record.compiled.as_ref().map_or(0, |c| c.duplicates_dropped);
     let (parsed, compiler) = parse_and_compile(source, &new_objects, compiler).await?;
     let new_files = record_new_files(compiled, &new_objects, parsed, run_id).await?;
@@ -132,7 +137,15 @@ pub async fn ingest_into(
     let duplicates_dropped =
         duplicates_before + new_files.iter().map(|f| f.rows_duplicate).sum::<u64>();
     written.extend(
-        write_compiled_part(compiled, compiler, duplicates_dropped, &mut record, run_id).await?,
+        write_compiled_part(
+            compiled,
+            compiler,
+            unindexed,
+            duplicates_dropped,
+            &mut record,
+            run_id,
+        )
+        .await?,
     );
 
     record.files.extend(new_files.iter().cloned());
@@ -212,24 +225,70 @@ fn select_new_objects(
     (new_objects, skipped_non_csv)
 }
 
-/// A compiler that knows every row compiled before (the fingerprints of every part's rows),
-/// so it drops their duplicates; it writes only the new rows, the new part.
+/// The sorted fingerprints of the parts that had no usable index, by manifest position: the
+/// next part written also writes their indexes.
+type Unindexed = Vec<(usize, Vec<u128>)>;
+
+/// A compiler that knows every row compiled before, so it drops their duplicates; it writes
+/// only the new rows, the new part. The fingerprints come from each part's index (16 bytes a
+/// row, nothing decoded); a part without one (or with a damaged one) is decoded and hashed.
 async fn compiler_with_previous_rows(
     compiled: &Location,
     previous: Option<&CompiledData>,
-) -> Result<Compiler, StepError> {
+) -> Result<(Compiler, Unindexed), StepError> {
     let mut compiler = Compiler::new()?;
     let Some(previous) = previous else {
-        return Ok(compiler);
+        return Ok((compiler, Vec::new()));
     };
-    let parts = fetch_parts(compiled, previous, 0).await?;
     compiler.reserve(usize::try_from(previous.rows).unwrap_or(0));
+    let parts = previous.parts();
+    let indexed: Vec<(usize, &CompiledPart, &FingerprintIndex)> = parts
+        .iter()
+        .enumerate()
+        .filter_map(|(position, part)| Some((position, part, part.fingerprints.as_ref()?)))
+        .collect();
+    let objects = indexed
+        .iter()
+        .map(|(_, _, index)| (index.key.clone(), index.object.version_id.clone()))
+        .collect();
+    let indexes = fetch_objects(compiled, objects).await?;
+    let mut usable = vec![false; parts.len()];
+    for ((position, part, index), bytes) in indexed.into_iter().zip(indexes) {
+        match decode_fingerprints(&bytes, part.rows) {
+            Some(fingerprints) => {
+                compiler.seen.extend(fingerprints);
+                usable[position] = true;
+            }
+            None => tracing::warn!(
+                index = %index.object.url,
+                rows = part.rows,
+                "fingerprint index does not match its part; reading the part instead"
+            ),
+        }
+    }
+    let missing: Vec<(usize, CompiledPart)> = parts
+        .into_iter()
+        .enumerate()
+        .filter(|(position, _)| !usable[*position])
+        .collect();
+    let objects = missing
+        .iter()
+        .map(|(_, part)| (part.key.clone(), part.object.version_id.clone()))
+        .collect();
+    let bytes = fetch_objects(compiled, objects).await?;
     run_blocking(move || {
-        for_each_batch::<StepError>(&parts, None, 0, |batch| {
-            compiler.remember(&batch);
-            Ok(())
-        })?;
-        Ok(compiler)
+        let mut unindexed = Vec::new();
+        for ((position, part), bytes) in missing.into_iter().zip(bytes) {
+            let fetched = [FetchedPart { part, bytes }];
+            let mut fingerprints = Vec::new();
+            for_each_batch::<StepError>(&fetched, None, 0, |batch| {
+                fingerprints.extend(compiler.remember(&batch));
+                Ok(())
+            })?;
+            fingerprints.sort_unstable();
+            unindexed.push((position, fingerprints));
+        }
+        Ok((compiler, unindexed))
     })
     .await
 }
@@ -407,12 +466,14 @@ async fn quarantine_rejected_rows(
     Ok(ObjectRef::new(compiled, &written))
 }
 
-/// Writes this run's new rows as one new part (create-only: a part is never rewritten) and
-/// appends it to the record's manifest; with no new rows, only updates the duplicate count.
-/// Returns what it wrote.
+/// Writes this run's new rows as one new part (create-only: a part is never rewritten) with its
+/// fingerprint index, and the indexes of earlier parts that had none, and appends the part to
+/// the record's manifest; with no new rows, only updates the duplicate count. Returns what it
+/// wrote.
 async fn write_compiled_part(
     compiled: &Location,
     compiler: Compiler,
+    unindexed: Unindexed,
     duplicates_dropped: u64,
     record: &mut IngestionRecord,
     run_id: &str,
@@ -434,18 +495,28 @@ async fn write_compiled_part(
         Some(previous) => (previous.parts.clone(), previous.rows),
         None => (Vec::new(), 0),
     };
-    let (bytes, rows) = run_blocking(move || compiler.finish()).await?;
+    for (position, fingerprints) in unindexed {
+        if let Some(part) = parts.get_mut(position) {
+            let index = write_fingerprint_index(compiled, &part.key, &fingerprints).await?;
+            written.push(index.object.clone());
+            part.fingerprints = Some(index);
+        }
+    }
+    let (bytes, rows, fingerprints) = run_blocking(move || compiler.finish()).await?;
     let key = part_key(&Utc::now().format("%Y-%m").to_string(), run_id);
     let put = compiled
         .put(&key, Bytes::from(bytes), PutMode::CreateOnly)
         .await?;
     let object = ObjectRef::new(compiled, &put);
     written.push(object.clone());
+    let index = write_fingerprint_index(compiled, &key, &fingerprints).await?;
+    written.push(index.object.clone());
     parts.push(CompiledPart {
         key,
         object: object.clone(),
         rows,
         first_row,
+        fingerprints: Some(index),
     });
     record.compiled = Some(CompiledData {
         object,
@@ -454,6 +525,27 @@ async fn write_compiled_part(
         parts,
     });
     Ok(written)
+}
+
+/// Writes the fingerprint index of the part at `part_key` (its rows' sorted fingerprints). Its
+/// content follows from the part's, so a run that writes it again writes the same bytes.
+async fn write_fingerprint_index(
+    compiled: &Location,
+    part_key: &str,
+    sorted: &[u128],
+) -> Result<FingerprintIndex, StepError> {
+    let key = fingerprint_key(part_key);
+    let put = compiled
+        .put(
+            &key,
+            Bytes::from(encode_fingerprints(sorted)),
+            PutMode::Overwrite,
+        )
+        .await?;
+    Ok(FingerprintIndex {
+        object: ObjectRef::new(compiled, &put),
+        key,
+    })
 }
 
 /// The single compiled file of a record written before parts, copied (server-side on S3) to
@@ -480,6 +572,7 @@ async fn adopt_single_file(
         object: ObjectRef::new(compiled, &copied),
         rows: previous.rows,
         first_row: 0,
+        fingerprints: None,
     })
 }
 
@@ -623,6 +716,8 @@ struct Compiler {
     // spare capacity); a false "duplicate" needs a 128-bit collision, about 1 in 10^23 for ten
     // million rows.
     seen: HashSet<u128, BuildHasherDefault<Prehashed>>,
+    /// The fingerprints of the rows written, in order: the new part's index.
+    written_fingerprints: Vec<u128>,
     rows: u64,
 }
 
@@ -746,6 +841,7 @@ impl Compiler {
         Ok(Compiler {
             writer: ParquetBatchWriter::new(names::COMPILED_DATA, Vec::new())?,
             seen: HashSet::default(),
+            written_fingerprints: Vec::new(),
             rows: 0,
         })
     }
@@ -756,9 +852,12 @@ impl Compiler {
         self.seen.reserve(more);
     }
 
-    /// Remembers the rows of `batch`, compiled before, so their duplicates are dropped.
-    fn remember(&mut self, batch: &RecordBatch) {
-        self.seen.extend(row_fingerprints(batch));
+    /// Remembers the rows of `batch`, compiled before, so their duplicates are dropped;
+    /// returns their fingerprints.
+    fn remember(&mut self, batch: &RecordBatch) -> Vec<u128> {
+        let fingerprints = row_fingerprints(batch);
+        self.seen.extend(fingerprints.iter().copied());
+        fingerprints
     }
 
     fn add_fingerprinted(
@@ -771,6 +870,12 @@ impl Compiler {
             .map(|fingerprint| Some(self.seen.insert(*fingerprint)))
             .collect();
         let kept = keep.true_count();
+        self.written_fingerprints.extend(
+            fingerprints
+                .iter()
+                .zip(keep.values().iter())
+                .filter_map(|(fingerprint, kept)| kept.then_some(*fingerprint)),
+        );
         let duplicates = (batch.num_rows() - kept) as u64;
         if kept == batch.num_rows() {
             self.writer.write(batch)?;
@@ -801,8 +906,12 @@ impl Compiler {
         Ok(self)
     }
 
-    fn finish(self) -> Result<(Vec<u8>, u64), StepError> {
-        Ok(self.writer.finish_into_inner()?)
+    /// The new part's bytes, its rows and their sorted fingerprints (its index).
+    fn finish(self) -> Result<(Vec<u8>, u64, Vec<u128>), StepError> {
+        let (bytes, rows) = self.writer.finish_into_inner()?;
+        let mut fingerprints = self.written_fingerprints;
+        fingerprints.sort_unstable();
+        Ok((bytes, rows, fingerprints))
     }
 }
 
