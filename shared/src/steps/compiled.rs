@@ -238,6 +238,7 @@ mod tests {
                 },
                 rows,
                 first_row,
+                fingerprints: None,
             },
             bytes: bytes.into(),
         }
