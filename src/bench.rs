@@ -200,7 +200,7 @@ pub enum Size {
 }
 
 impl Size {
-    fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Size::S => "S",
             Size::M => "M",
@@ -210,7 +210,7 @@ impl Size {
     }
 
     /// The generator settings; `None` for the seed data.
-    fn spec(self) -> Option<SynthSpec> {
+    pub(crate) fn spec(self) -> Option<SynthSpec> {
         let (clients, months) = match self {
             Size::S => return None,
             Size::M => (10_000, 10),
@@ -288,9 +288,9 @@ pub struct BenchArgs {
 
 /// A child process's wall time and peak memory.
 #[derive(Debug, Clone, Copy)]
-struct Measured {
-    wall: Duration,
-    max_rss_kib: u64,
+pub(crate) struct Measured {
+    pub(crate) wall: Duration,
+    pub(crate) max_rss_kib: u64,
 }
 
 /// Environment variable naming a file in which `risk` writes its own peak resident memory (KiB)
@@ -320,7 +320,7 @@ pub fn report_peak_memory() {
 }
 
 /// Runs `program args…`, stdout and stderr to files in `logs`, and measures it.
-fn run_measured(
+pub(crate) fn run_measured(
     program: &Path,
     args: &[&str],
     envs: &[(&str, &str)],
@@ -393,16 +393,16 @@ fn wait_with_usage(pid: u32) -> Result<(i32, u64)> {
 }
 
 /// A data set ready on disk.
-struct DataSet {
-    size: Size,
-    source: PathBuf,
-    test: PathBuf,
-    rows: u64,
+pub(crate) struct DataSet {
+    pub(crate) size: Size,
+    pub(crate) source: PathBuf,
+    pub(crate) test: PathBuf,
+    pub(crate) rows: u64,
     files: usize,
     bytes: u64,
 }
 
-fn csv_files(dir: &Path) -> Result<Vec<PathBuf>> {
+pub(crate) fn csv_files(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut files: Vec<PathBuf> = fs::read_dir(dir)
         .with_context(|| format!("cannot list {}", dir.display()))?
         .filter_map(|entry| entry.ok().map(|e| e.path()))
@@ -416,16 +416,13 @@ fn csv_files(dir: &Path) -> Result<Vec<PathBuf>> {
 }
 
 /// Generates a data set, or reuses it when the settings it was made with are unchanged.
-async fn prepare(size: Size, args: &BenchArgs) -> Result<DataSet> {
-    let root = args.data_dir.join(size.name());
+pub(crate) async fn prepare(size: Size, data_dir: &Path, seed_data: &Path) -> Result<DataSet> {
+    let root = data_dir.join(size.name());
     let (source, test) = (root.join("source"), root.join("test"));
     let marker = root.join("spec.txt");
     let wanted = match size.spec() {
         Some(spec) => format!("generator {GENERATOR_VERSION}: {spec:?}"),
-        None => format!(
-            "seed data from {}",
-            fs::canonicalize(&args.seed_data)?.display()
-        ),
+        None => format!("seed data from {}", fs::canonicalize(seed_data)?.display()),
     };
     if fs::read_to_string(&marker).ok().as_deref() != Some(wanted.as_str()) {
         if root.exists() {
@@ -439,11 +436,11 @@ async fn prepare(size: Size, args: &BenchArgs) -> Result<DataSet> {
                 write_synthetic(&spec, &Location::local(&source), &Location::local(&test)).await?;
             }
             None => {
-                for file in csv_files(&args.seed_data.join("sourcedata"))? {
+                for file in csv_files(&seed_data.join("sourcedata"))? {
                     fs::copy(&file, source.join(file.file_name().unwrap_or_default()))?;
                 }
                 fs::copy(
-                    args.seed_data.join("testdata").join("testdata.csv"),
+                    seed_data.join("testdata").join("testdata.csv"),
                     test.join(TEST_FILE),
                 )?;
             }
@@ -660,7 +657,7 @@ fn parse_in_process(data: &DataSet, runs: usize, results: &mut Results) -> Resul
     Ok(())
 }
 
-fn median(values: &[f64]) -> f64 {
+pub(crate) fn median(values: &[f64]) -> f64 {
     let mut sorted = values.to_vec();
     sorted.sort_by(f64::total_cmp);
     match sorted.len() {
@@ -677,7 +674,7 @@ fn spread(values: &[f64]) -> (f64, f64) {
 }
 
 /// `123 ms (118–131)` or `4.21 s (4.10–4.40)`.
-fn time_cell(seconds: &[f64]) -> String {
+pub(crate) fn time_cell(seconds: &[f64]) -> String {
     if seconds.is_empty() {
         return "-".into();
     }
@@ -690,7 +687,7 @@ fn time_cell(seconds: &[f64]) -> String {
     }
 }
 
-fn memory_cell(measured: &[Measured]) -> String {
+pub(crate) fn memory_cell(measured: &[Measured]) -> String {
     let kib: Vec<f64> = measured.iter().map(|m| m.max_rss_kib as f64).collect();
     let (_, high) = spread(&kib);
     format!(
@@ -867,7 +864,7 @@ fn render(args: &BenchArgs, sets: &[(DataSet, Results)]) -> String {
 }
 
 /// Replaces the section named `name` in `path` (or appends it), keeping the rest of the file.
-fn write_section(path: &Path, name: &str, body: &str) -> Result<()> {
+pub(crate) fn write_section(path: &Path, name: &str, body: &str) -> Result<()> {
     let begin = format!("<!-- bench:{name}:begin -->");
     let end = format!("<!-- bench:{name}:end -->");
     let existing = fs::read_to_string(path).unwrap_or_else(|_| "# Benchmarks\n".to_string());
@@ -897,7 +894,7 @@ pub async fn run(args: BenchArgs) -> Result<()> {
     fs::create_dir_all(&args.work_dir)?;
     let mut sets = Vec::new();
     for size in &args.sizes {
-        let data = prepare(*size, &args).await?;
+        let data = prepare(*size, &args.data_dir, &args.seed_data).await?;
         let results = tokio::task::block_in_place(|| bench_data_set(&data, &args, &risk))?;
         sets.push((data, results));
     }

@@ -5,6 +5,7 @@
 
 mod atrisk;
 mod bench;
+mod bench_incremental;
 mod quality;
 
 use std::path::PathBuf;
@@ -69,6 +70,11 @@ enum Command {
     /// (fresh local stores, several runs), and write the table to target/bench/BENCHMARKS.md
     /// (--out BENCHMARKS.md publishes it). Use a release build.
     Bench(bench::BenchArgs),
+    /// Benchmark one scheduled run on top of a history: bootstrap a store on a generated
+    /// history once, then time the full process from a copy of it for an idle tick, one new
+    /// month and one drifted month (a retrain); optionally the pandas pipeline beside it. Use a
+    /// release build.
+    BenchIncremental(bench_incremental::IncrementalArgs),
     /// Model-quality benchmark of the drift rules: generated monthly streams (stable, sudden
     /// and gradual concept drift, covariate shift, label-rate shift, small batches), several
     /// seeds each, the full process run month by month on fresh in-memory stores; how often it
@@ -210,6 +216,7 @@ async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         // These make their own locations: they must work without a usable configuration.
         Command::Bench(args) => bench::run(args).await,
+        Command::BenchIncremental(args) => bench_incremental::run(args).await,
         Command::Generate(args) => bench::generate(args, &cli.config).await,
         Command::Quality(args) => quality::run(args).await,
         Command::Init => init_buckets(&load_config(&cli.config)?).await,

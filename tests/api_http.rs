@@ -124,14 +124,21 @@ fn apicalls_against_risk_serve_saves_the_deployed_models_figures() {
 
         let health: HealthAnswer = serde_json::from_value(answer("health")).unwrap();
         assert!(health.model_deployed);
+        let health_model = health.model.unwrap();
+        assert_eq!(health_model.version_id, deployment.model.version_id);
+        // The id `risk models` lists and `risk deploy --model-version` takes.
         assert_eq!(
-            health.model.unwrap().version_id,
-            deployment.model.version_id
+            health_model.model_version,
+            deployment.model_source.version_id
         );
 
         let prediction: PredictionAnswer = serde_json::from_value(answer("prediction")).unwrap();
         let expected = deployed_predictions(&pipeline, None).await.unwrap();
         assert_eq!(prediction.model.version_id, deployment.model.version_id);
+        assert_eq!(
+            prediction.model.model_version,
+            deployment.model_source.version_id
+        );
         assert_eq!(prediction.rows_predicted as usize, expected.rows.len());
         for (got, want) in prediction.predictions.iter().zip(&expected.rows) {
             assert_eq!(got.corporation, want.corporation);

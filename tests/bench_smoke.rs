@@ -173,3 +173,55 @@ fn generated_drift_makes_the_full_process_retrain() {
         "{run}"
     );
 }
+
+#[test]
+fn the_incremental_harness_times_an_idle_tick_a_new_month_and_a_drifted_month() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("BENCHMARKS.md");
+    let path = |p: &Path| p.to_str().unwrap().to_string();
+    let stdout = risk(&[
+        "bench-incremental",
+        "--sizes",
+        "M",
+        "--runs",
+        "1",
+        "--data-dir",
+        &path(&dir.path().join("data")),
+        "--work-dir",
+        &path(&dir.path().join("work")),
+        "--out",
+        &path(&out),
+    ]);
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert!(text.contains("<!-- bench:incremental:begin -->"), "{text}");
+    assert!(
+        stdout.contains("| M (95973) | bootstrap | 100000 | bootstrap |"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("| M (95973) | nothing new (idle tick) | 0 | no_new_data |"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("| M (95973) | one new month, no drift | 10000 | no_drift |"),
+        "{stdout}"
+    );
+    // The drifted month is detected and retrained on (the gate's verdict may go either way).
+    let drifted = stdout
+        .lines()
+        .find(|line| line.contains("one new month after a drift"))
+        .unwrap_or_default();
+    assert!(
+        drifted.contains("| drift |") || drifted.contains("| challenger_rejected |"),
+        "{stdout}"
+    );
+    // The work directory is cleaned up; the generated data is kept for the next run.
+    assert!(!dir.path().join("work").join("M").exists());
+    assert!(
+        dir.path()
+            .join("data")
+            .join("M")
+            .join("next-month")
+            .is_dir()
+    );
+}

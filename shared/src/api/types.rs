@@ -41,6 +41,9 @@ pub struct HealthAnswer {
 pub struct ModelInfo {
     /// Version id of the model artifact in production.
     pub version_id: String,
+    /// Version id of the same model in the models location: what `risk models` lists and
+    /// `risk deploy --model-version` takes.
+    pub model_version: String,
     pub deployed_at: DateTime<Utc>,
     /// F1 on the test data when it was deployed.
     pub f1_at_deployment: f64,
@@ -52,6 +55,7 @@ impl ModelInfo {
     pub fn from_deployment(record: &DeploymentRecord) -> Self {
         ModelInfo {
             version_id: record.model.version_id.clone(),
+            model_version: record.model_source.version_id.clone(),
             deployed_at: record.deployed_at,
             f1_at_deployment: record.f1,
             run_id: record.run_id.clone(),
