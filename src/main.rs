@@ -311,9 +311,15 @@ async fn run_pipeline_command(
         PipelineCommand::AtRisk(args) => atrisk::run(&pipeline, args, &run_id, json).await,
         PipelineCommand::ExportCompiled { out } => {
             let (data, bytes) = shared::steps::compiled::export_compiled(&pipeline).await?;
-            std::fs::write(&out, bytes).with_context(|| format!("cannot write {}", out.display()))?;
+            std::fs::write(&out, bytes)
+                .with_context(|| format!("cannot write {}", out.display()))?;
             emit(json, &data, || {
-                println!("Wrote {} rows ({} parts) to {}", data.rows, data.parts().len(), out.display())
+                println!(
+                    "Wrote {} rows ({} parts) to {}",
+                    data.rows,
+                    data.parts().len(),
+                    out.display()
+                )
             })
         }
         PipelineCommand::Put { files, prefix, to } => {

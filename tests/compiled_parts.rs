@@ -35,9 +35,15 @@ fn rows_of(batches: &[RecordBatch]) -> Vec<String> {
                 corporation.is_valid(row).then(|| corporation.value(row))
             )];
             for column in &numbers {
-                fields.push(format!("{:?}", column.is_valid(row).then(|| column.value(row))));
+                fields.push(format!(
+                    "{:?}",
+                    column.is_valid(row).then(|| column.value(row))
+                ));
             }
-            fields.push(format!("{:?}", exited.is_valid(row).then(|| exited.value(row))));
+            fields.push(format!(
+                "{:?}",
+                exited.is_valid(row).then(|| exited.value(row))
+            ));
             rows.push(fields.join(","));
         }
     }
@@ -131,7 +137,9 @@ async fn an_independent_reader_gets_the_same_rows_from_the_parts() {
     let root = dir.path();
     let (_, pipeline) = local_pipeline(root);
     place_seed_source_files(root);
-    ingest(&pipeline, &IngestScope::All, "run-first").await.unwrap();
+    ingest(&pipeline, &IngestScope::All, "run-first")
+        .await
+        .unwrap();
     assert!(ingest_file(&pipeline, root, "data/practicedata/dataset1.csv").await > 0);
     assert!(ingest_file(&pipeline, root, "data/practicedata/dataset2.csv").await > 0);
     // A file whose rows are all compiled already adds no part.
@@ -140,15 +148,25 @@ async fn an_independent_reader_gets_the_same_rows_from_the_parts() {
         root.join("source/again.csv"),
     )
     .unwrap();
-    let again = ingest(&pipeline, &IngestScope::All, "run-again").await.unwrap();
+    let again = ingest(&pipeline, &IngestScope::All, "run-again")
+        .await
+        .unwrap();
     assert_eq!(again.rows_added, 0);
 
     let record = record(&pipeline).await;
     let compiled = record.compiled.clone().unwrap();
-    assert_eq!(compiled.parts.len(), 3, "one part per ingestion that added rows");
+    assert_eq!(
+        compiled.parts.len(),
+        3,
+        "one part per ingestion that added rows"
+    );
     let mut next_row = 0;
     for part in &compiled.parts {
-        assert!(part.key.starts_with("parts/ingested_month="), "{}", part.key);
+        assert!(
+            part.key.starts_with("parts/ingested_month="),
+            "{}",
+            part.key
+        );
         assert_eq!(part.first_row, next_row);
         next_row += part.rows;
     }
@@ -161,8 +179,8 @@ async fn an_independent_reader_gets_the_same_rows_from_the_parts() {
     let ours = rows_of(&batches);
     assert_eq!(ours.len() as u64, compiled.rows);
     // Compiled order: the first ingestion's rows come first.
-    let first_part = std::fs::read(root.join("store/compiled").join(&compiled.parts[0].key))
-        .unwrap();
+    let first_part =
+        std::fs::read(root.join("store/compiled").join(&compiled.parts[0].key)).unwrap();
     let first: Vec<RecordBatch> = read_parquet("part 0", first_part.into())
         .unwrap()
         .collect::<Result<_, _>>()
@@ -179,7 +197,14 @@ async fn an_independent_reader_gets_the_same_rows_from_the_parts() {
     let mut expected_months: Vec<String> = compiled
         .parts
         .iter()
-        .map(|p| p.key.split('/').nth(1).unwrap().trim_start_matches("ingested_month=").into())
+        .map(|p| {
+            p.key
+                .split('/')
+                .nth(1)
+                .unwrap()
+                .trim_start_matches("ingested_month=")
+                .into()
+        })
         .collect();
     expected_months.dedup();
     assert_eq!(months, expected_months);
@@ -192,7 +217,9 @@ async fn a_record_from_before_parts_is_read_deduplicated_against_and_adopted_as_
     let (_, pipeline) = local_pipeline(root);
     let compiled = &pipeline.locations.compiled_data;
     place_seed_source_files(root);
-    ingest(&pipeline, &IngestScope::All, "run-first").await.unwrap();
+    ingest(&pipeline, &IngestScope::All, "run-first")
+        .await
+        .unwrap();
 
     // Rewrite the store as the version before parts left it: one finaldata.parquet that the
     // record names, no manifest, no parts folder.
@@ -219,8 +246,8 @@ async fn a_record_from_before_parts_is_read_deduplicated_against_and_adopted_as_
         )
         .await
         .unwrap();
-    let json = std::fs::read_to_string(root.join("store/compiled").join(names::INGESTION_RECORD))
-        .unwrap();
+    let json =
+        std::fs::read_to_string(root.join("store/compiled").join(names::INGESTION_RECORD)).unwrap();
     assert!(!json.contains("\"parts\""), "{json}");
 
     // It is read as it was.
@@ -235,7 +262,9 @@ async fn a_record_from_before_parts_is_read_deduplicated_against_and_adopted_as_
         root.join("source/dataset4-again.csv"),
     )
     .unwrap();
-    let again = ingest(&pipeline, &IngestScope::All, "run-again").await.unwrap();
+    let again = ingest(&pipeline, &IngestScope::All, "run-again")
+        .await
+        .unwrap();
     assert_eq!(again.rows_added, 0);
     assert!(record(&pipeline).await.compiled.unwrap().parts.is_empty());
 
@@ -244,7 +273,10 @@ async fn a_record_from_before_parts_is_read_deduplicated_against_and_adopted_as_
     assert!(added > 0);
     let upgraded = record(&pipeline).await.compiled.unwrap();
     assert_eq!(upgraded.parts.len(), 2);
-    assert_eq!((upgraded.parts[0].first_row, upgraded.parts[0].rows), (0, rows));
+    assert_eq!(
+        (upgraded.parts[0].first_row, upgraded.parts[0].rows),
+        (0, rows)
+    );
     assert!(upgraded.parts[0].key.starts_with("parts/ingested_month="));
     // The adopted part got its fingerprint index, so it is not decoded again.
     let index = index_of(root, &upgraded.parts[0]);
@@ -265,11 +297,16 @@ fn risk_export_compiled_writes_the_whole_table_as_one_file() {
     place_seed_source_files(root);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
-        ingest(&pipeline, &IngestScope::All, "run-first").await.unwrap();
+        ingest(&pipeline, &IngestScope::All, "run-first")
+            .await
+            .unwrap();
         ingest_file(&pipeline, root, "data/practicedata/dataset1.csv").await;
     });
     let (_, ours) = runtime
-        .block_on(load_compiled_data(&pipeline, &pipeline.locations.compiled_data))
+        .block_on(load_compiled_data(
+            &pipeline,
+            &pipeline.locations.compiled_data,
+        ))
         .unwrap();
     // The locations of `local_pipeline`, relative to the directory `risk` runs in.
     let config_path = root.join("config.json");
@@ -297,7 +334,10 @@ fn risk_export_compiled_writes_the_whole_table_as_one_file() {
         String::from_utf8_lossy(&output.stderr)
     );
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(stdout.contains(&format!("Wrote {} rows (2 parts)", rows_of(&ours).len())), "{stdout}");
+    assert!(
+        stdout.contains(&format!("Wrote {} rows (2 parts)", rows_of(&ours).len())),
+        "{stdout}"
+    );
     let exported: Vec<RecordBatch> = read_parquet("export", std::fs::read(&out).unwrap().into())
         .unwrap()
         .collect::<Result<_, _>>()
@@ -378,7 +418,10 @@ async fn the_glue_tables_declare_the_columns_and_types_the_pipeline_writes() {
     );
     // The partition column is the folder name of every part.
     let table = &resources["CompiledDataTable"]["Properties"]["TableInput"];
-    assert_eq!(table["PartitionKeys"][0]["Name"].as_str(), Some("ingested_month"));
+    assert_eq!(
+        table["PartitionKeys"][0]["Name"].as_str(),
+        Some("ingested_month")
+    );
     let month = compiled.parts[0].key.split('/').nth(1).unwrap();
     let month = month.strip_prefix("ingested_month=").unwrap();
     // In the projection's `yyyy-MM` format.
@@ -404,12 +447,21 @@ async fn new_files_are_deduplicated_against_the_fingerprint_indexes_without_deco
     let (_, pipeline) = local_pipeline(root);
     let compiled = &pipeline.locations.compiled_data;
     place_seed_source_files(root);
-    ingest(&pipeline, &IngestScope::All, "run-first").await.unwrap();
+    ingest(&pipeline, &IngestScope::All, "run-first")
+        .await
+        .unwrap();
     let first = record(&pipeline).await.compiled.unwrap();
     let index = index_of(root, &first.parts[0]);
     assert_eq!(index.len() as u64, first.rows);
     assert!(index.windows(2).all(|w| w[0] < w[1]), "sorted, one per row");
-    assert!(first.parts[0].fingerprints.as_ref().unwrap().key.starts_with("fingerprints/"));
+    assert!(
+        first.parts[0]
+            .fingerprints
+            .as_ref()
+            .unwrap()
+            .key
+            .starts_with("fingerprints/")
+    );
 
     // The seed's rows again: all duplicates, found through the index.
     std::fs::copy(
@@ -417,7 +469,9 @@ async fn new_files_are_deduplicated_against_the_fingerprint_indexes_without_deco
         root.join("source/again.csv"),
     )
     .unwrap();
-    let again = ingest(&pipeline, &IngestScope::All, "run-again").await.unwrap();
+    let again = ingest(&pipeline, &IngestScope::All, "run-again")
+        .await
+        .unwrap();
     assert_eq!(again.rows_added, 0);
 
     // Point part 0 at an index of the right size that holds none of its rows: the ingestion
@@ -457,8 +511,13 @@ async fn new_files_are_deduplicated_against_the_fingerprint_indexes_without_deco
         root.join("source/again4.csv"),
     )
     .unwrap();
-    let fooled = ingest(&pipeline, &IngestScope::All, "run-fooled").await.unwrap();
-    assert_eq!(fooled.rows_added, 15, "dataset4's rows, not found in the wrong index");
+    let fooled = ingest(&pipeline, &IngestScope::All, "run-fooled")
+        .await
+        .unwrap();
+    assert_eq!(
+        fooled.rows_added, 15,
+        "dataset4's rows, not found in the wrong index"
+    );
 
     // An index whose size does not match its part is not trusted: the part is read instead,
     // and the next part written also writes that part's index again.
@@ -482,8 +541,13 @@ async fn new_files_are_deduplicated_against_the_fingerprint_indexes_without_deco
         root.join("source/again3.csv"),
     )
     .unwrap();
-    let careful = ingest(&pipeline, &IngestScope::All, "run-careful").await.unwrap();
-    assert_eq!(careful.rows_added, 0, "dataset3's rows found by reading part 0");
+    let careful = ingest(&pipeline, &IngestScope::All, "run-careful")
+        .await
+        .unwrap();
+    assert_eq!(
+        careful.rows_added, 0,
+        "dataset3's rows found by reading part 0"
+    );
     assert!(ingest_file(&pipeline, root, "data/practicedata/dataset1.csv").await > 0);
     let repaired = record(&pipeline).await.compiled.unwrap();
     assert_eq!(index_of(root, &repaired.parts[0]), index);

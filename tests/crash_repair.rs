@@ -456,8 +456,7 @@ async fn a_crash_at_any_write_is_repaired_by_the_next_run_on_s3() {
     // compiled part (1), its fingerprint index (2) and the ingestion record (3): a crash between
     // the part and the record leaves an orphan part. Every point of both scenarios runs on
     // local stores above.
-    let bootstrap =
-        crash_at_every_write(&fresh, false, Some(&[2, 3, 4, 7, 12, 13, 17, 18])).await;
+    let bootstrap = crash_at_every_write(&fresh, false, Some(&[2, 3, 4, 7, 12, 13, 17, 18])).await;
     let drift = crash_at_every_write(&fresh, true, Some(&[3, 4, 6, 9, 14, 15, 19])).await;
     eprintln!(
         "write points on S3: bootstrap {bootstrap}, drift run {drift}; 15 tried, all repaired"

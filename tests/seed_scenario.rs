@@ -408,8 +408,11 @@ async fn seed_scenario_bootstrap_then_drift_check_then_nothing_new() {
     }
     // The run's new rows: one new part of the compiled data.
     assert!(
-        third.wrote.iter().any(|o| o.url.contains("/compiled/parts/ingested_month=")
-            && o.url.ends_with(".parquet")),
+        third
+            .wrote
+            .iter()
+            .any(|o| o.url.contains("/compiled/parts/ingested_month=")
+                && o.url.ends_with(".parquet")),
         "no compiled part in {:?}",
         third.wrote
     );

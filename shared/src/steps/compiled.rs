@@ -184,8 +184,7 @@ pub async fn export_compiled(pipeline: &Pipeline) -> Result<(CompiledData, Vec<u
     let compiled = &pipeline.locations.compiled_data;
     let (_, data) = committed_data(pipeline, compiled).await?;
     let parts = fetch_parts(compiled, &data, 0).await?;
-    let (bytes, _) =
-        super::spawn_blocking_in_span(move || export_as_one_file(&parts)).await??;
+    let (bytes, _) = super::spawn_blocking_in_span(move || export_as_one_file(&parts)).await??;
     Ok((data, bytes))
 }
 

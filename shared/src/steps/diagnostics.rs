@@ -11,10 +11,10 @@ use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::Int8Type;
 use chrono::Utc;
 
+use super::compiled::for_each_batch;
 use super::deployment::deployed_model;
 use super::ingestion::{IngestScope, ingest_into};
 use super::scoring::read_csv_location;
-use super::compiled::for_each_batch;
 use super::training::{compiled_data_parts, train_into};
 use super::{Pipeline, StepError};
 use crate::dependencies::dependency_status;

@@ -12,13 +12,13 @@ use std::time::Instant;
 
 use chrono::Utc;
 
+use super::compiled::committed_data;
 use super::deadline::Deadline;
 use super::deployment::{current_deployment, deploy};
 use super::diagnostics::{TimingSource, run_diagnostics_with};
 use super::ingestion::{IngestScope, ingest};
 use super::reporting::write_reports;
 use super::scoring::score_model;
-use super::compiled::committed_data;
 use super::training::{
     TrainingOutcome, load_model, load_model_columns, model_columns_from, train_on, training_window,
 };
@@ -70,7 +70,6 @@ struct Checked {
     /// The ingestion record the check read, which a retrain in the same run trains on.
     compiled: (IngestionRecord, CompiledData),
 }
-
 
 async fn check_deployed(
     pipeline: &Pipeline,

@@ -557,7 +557,10 @@ async fn adopt_single_file(
     previous: &CompiledData,
     ingested_at: Option<chrono::DateTime<Utc>>,
 ) -> Result<CompiledPart, StepError> {
-    let month = ingested_at.unwrap_or_else(Utc::now).format("%Y-%m").to_string();
+    let month = ingested_at
+        .unwrap_or_else(Utc::now)
+        .format("%Y-%m")
+        .to_string();
     let key = part_key(&month, "0-finaldata");
     let copied = compiled
         .copy_to(

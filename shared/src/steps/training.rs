@@ -8,8 +8,8 @@ use std::time::Instant;
 use arrow::array::RecordBatch;
 use bytes::Bytes;
 
-use super::{Pipeline, StepError};
 use super::compiled::{FetchedPart, committed_data, decode_rows, fetch_parts};
+use super::{Pipeline, StepError};
 use crate::data::schema::{EXITED, FEATURES};
 use crate::lifecycle::gate::{Challenger, train_challenger};
 use crate::lifecycle::window::{TrainingWindow, file_rows};
@@ -55,8 +55,7 @@ pub async fn load_compiled_data(
     compiled: &Location,
 ) -> Result<(ObjectRef, Vec<RecordBatch>), StepError> {
     let (object, parts) = compiled_data_parts(pipeline, compiled).await?;
-    let batches =
-        super::spawn_blocking_in_span(move || decode_rows(&parts, None, 0)).await??;
+    let batches = super::spawn_blocking_in_span(move || decode_rows(&parts, None, 0)).await??;
     Ok((object, batches))
 }
 
