@@ -108,7 +108,7 @@ fn table(list: &RiskList, shown: &[&RiskEntry]) -> String {
     );
     let _ = writeln!(
         out,
-        "{} clients: {} ranked ({} high at p >= {:.3}, {} watch to rank {}, {} low; {} newly high), {} already left\n",
+        "{} clients: {} ranked ({} high at p >= {:.3}, {} watch to rank {}, {} low; {} newly high), {} left recently (listed), {} left earlier (counted)\n",
         meta.clients,
         meta.ranked,
         meta.high,
@@ -117,7 +117,8 @@ fn table(list: &RiskList, shown: &[&RiskEntry]) -> String {
         meta.watch_last_rank,
         meta.low,
         meta.newly_high,
-        meta.exited
+        meta.exited,
+        meta.exited_earlier
     );
     let width = shown
         .iter()

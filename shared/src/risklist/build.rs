@@ -1,29 +1,31 @@
-//! Building a list: one pass over the compiled data keeps each client's newest row (ingestion
-//! appends a run's rows after every older row, so the last occurrence is the newest), then the
-//! deployed model predicts those rows — through [`TrainedModel::predict`], so the list's
+//! Building a list: each client's newest row (ingestion appends a run's rows after every older
+//! row, so the last occurrence is the newest), taken either incrementally — the previous list's
+//! rows overlaid with the rows added since it — or by a full pass over the compiled data newest
+//! first ([`rows_for_new_list`] picks); then the deployed model predicts those rows — through [`TrainedModel::predict`], so the list's
 //! probabilities are the model's predictions — and each feature's contribution is computed
 //! beside it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::hash::BuildHasher;
 use std::sync::Arc;
 
 use arrow::array::{Array, AsArray, Int8Array, Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{Int8Type, Int64Type};
-use bytes::Bytes;
 use chrono::Utc;
 
+use super::compiled_rows::CompiledRows;
 use super::drivers::driver_phrase;
 use super::{
-    Band, ClientStatus, Driver, FeatureScale, RiskBands, RiskEntry, RiskList, RiskListError,
-    RiskListMeta,
+    Band, ClientStatus, DataLineage, Driver, FeatureScale, RiskBands, RiskEntry, RiskList,
+    RiskListError, RiskListMeta,
 };
 use crate::data::DataError;
-use crate::data::parquet::{parquet_row_group_count, read_parquet, read_parquet_row_groups};
 use crate::data::schema::{COLUMNS, FEATURES, client_schema};
 use crate::model::TrainedModel;
-use crate::steps::compiled::FetchedPart;
+use crate::records::{FileOutcome, IngestionRecord};
 
-/// Each client's newest row, in order of first appearance.
+/// The newest row of each client a list names (in no particular order), and the counts of the
+/// rows and clients it does not name.
 #[derive(Debug, Default)]
 pub struct LatestRows {
     pub corporations: Vec<Box<str>>,
@@ -32,6 +34,12 @@ pub struct LatestRows {
     pub exited: Vec<Option<i8>>,
     pub rows_read: u64,
     pub rows_without_corporation: u64,
+    /// Clients whose newest row is an exit older than the list's recent rows: counted only.
+    pub exited_earlier: u64,
+    /// Built from the previous list and the rows added since (not by a full pass).
+    pub incremental: bool,
+    /// The first row position of the data the rows are new for: exits from it on are kept.
+    pub recent_from: u64,
 }
 
 impl LatestRows {
@@ -99,78 +107,223 @@ pub fn latest_rows(
     Ok(latest)
 }
 
+/// The seeds of the two 64-bit halves of a code's [`code_key`].
+const KEY_SEEDS: [u64; 2] = [0x5EED_C0DE_0000_0001, 0x5EED_C0DE_0000_0002];
+
+/// A corporation code as 128 bits (two differently seeded foldhash values), what the full
+/// build remembers of every code it has seen instead of the code itself (three million codes
+/// at XL). Two codes collide with a probability of about n²/2¹²⁹ (10⁻²⁶ for those three
+/// million), and the codes are the company's own client data, not chosen by an adversary, so a
+/// collision (which would hide a client's older rows behind another's) is not a practical
+/// concern.
+fn code_key(code: &str) -> u128 {
+    let [low, high] =
+        KEY_SEEDS.map(|seed| foldhash::quality::FixedState::with_seed(seed).hash_one(code));
+    (u128::from(high) << 64) | u128::from(low)
+}
+
+/// Every client's newest row in `compiled`, for a full build: the row groups newest first and
+/// their rows newest first, so the first time a code is seen is its newest row. Only clients
+/// that are still clients and clients that left at a position `recent_from` or later are kept;
+/// the others (clients that left earlier) are counted in `exited_earlier`.
+pub fn latest_rows_newest_first(
+    compiled: &CompiledRows,
+    recent_from: u64,
+) -> Result<LatestRows, RiskListError> {
+    let mut latest = LatestRows {
+        recent_from,
+        ..LatestRows::default()
+    };
+    let mut seen: HashSet<u128, foldhash::fast::RandomState> = HashSet::default();
+    let position_of = |name: &str| COLUMNS.iter().position(|c| *c == name).unwrap_or_default();
+    let feature_columns = FEATURES.map(position_of);
+    compiled.visit_groups_newest_first(|start, batches| {
+        let mut position = start + batches.iter().map(|b| b.num_rows() as u64).sum::<u64>();
+        for batch in batches.iter().rev() {
+            latest.rows_read += batch.num_rows() as u64;
+            // read_parquet conforms every batch to the client schema, so these casts hold.
+            let corporation = batch.column(0).as_string::<i32>();
+            let features = feature_columns.map(|i| batch.column(i).as_primitive::<Int64Type>());
+            let exited = batch.column(COLUMNS.len() - 1).as_primitive::<Int8Type>();
+            for row in (0..batch.num_rows()).rev() {
+                position -= 1;
+                if corporation.is_null(row) {
+                    latest.rows_without_corporation += 1;
+                    continue;
+                }
+                let name = corporation.value(row);
+                if !seen.insert(code_key(name)) {
+                    continue;
+                }
+                let exit = exited.is_valid(row).then(|| exited.value(row));
+                if exit == Some(1) && position < recent_from {
+                    latest.exited_earlier += 1;
+                    continue;
+                }
+                latest.corporations.push(name.into());
+                latest
+                    .features
+                    .push(features.map(|column| column.is_valid(row).then(|| column.value(row))));
+                latest.exited.push(exit);
+            }
+        }
+        Ok(())
+    })?;
+    Ok(latest)
+}
+
 impl LatestRows {
-    /// `newer` over `self` (rows of older data): a client in both keeps `newer`'s row.
-    fn overlaid_with(mut self, newer: LatestRows) -> LatestRows {
+    /// The rows `list` was built from, as far as it names them (its active clients' values and
+    /// its exits), with its counts: the base of an incremental build. `None` when the list does
+    /// not hold the values of every feature `model` uses (a model on other features).
+    pub fn from_list(list: &RiskList, model: &TrainedModel) -> Option<LatestRows> {
+        let lineage = list.meta.lineage.as_ref()?;
+        let stored = |name: &str| list.meta.features.iter().any(|f| f.name == name);
+        if !model.features.iter().all(|f| stored(&f.name)) {
+            return None;
+        }
+        let mut rows = LatestRows {
+            rows_read: list.meta.rows_read,
+            rows_without_corporation: list.meta.rows_without_corporation,
+            exited_earlier: list.meta.exited_earlier,
+            recent_from: lineage.recent_from,
+            incremental: true,
+            ..LatestRows::default()
+        };
+        for entry in &list.entries {
+            rows.corporations.push(entry.corporation.as_str().into());
+            match entry.status {
+                ClientStatus::Active => {
+                    rows.features.push(FEATURES.map(|feature| {
+                        entry
+                            .drivers
+                            .iter()
+                            .find(|d| d.feature == feature)
+                            .and_then(|d| d.value)
+                    }));
+                    rows.exited.push(None);
+                }
+                ClientStatus::Exited => {
+                    rows.features.push([None; 3]);
+                    rows.exited.push(Some(1));
+                }
+            }
+        }
+        Some(rows)
+    }
+
+    /// `newer` (the latest rows among the rows added since `self` was built) over `self`: a
+    /// client in both takes `newer`'s row; a client that had left before and is not in `newer`
+    /// is dropped and counted in `exited_earlier`.
+    pub fn overlaid_with_recent(self, newer: LatestRows) -> LatestRows {
         let slots: HashMap<&str, usize, foldhash::fast::RandomState> = self
             .corporations
             .iter()
             .enumerate()
             .map(|(slot, name)| (&**name, slot))
             .collect();
-        let mut updates = Vec::new();
-        let mut added = LatestRows::default();
-        for (index, name) in newer.corporations.into_iter().enumerate() {
-            match slots.get(&*name) {
-                Some(&slot) => updates.push((slot, index)),
-                None => {
-                    added.corporations.push(name);
-                    added.features.push(newer.features[index]);
-                    added.exited.push(newer.exited[index]);
-                }
+        let mut replaced: Vec<Option<usize>> = vec![None; self.corporations.len()];
+        let mut added = Vec::new();
+        for (index, name) in newer.corporations.iter().enumerate() {
+            match slots.get(&**name) {
+                Some(&slot) => replaced[slot] = Some(index),
+                None => added.push(index),
             }
         }
-        for (slot, index) in updates {
-            self.features[slot] = newer.features[index];
-            self.exited[slot] = newer.exited[index];
+        drop(slots);
+        let mut rows = LatestRows {
+            recent_from: newer.recent_from,
+            rows_read: self.rows_read + newer.rows_read,
+            rows_without_corporation: self.rows_without_corporation
+                + newer.rows_without_corporation,
+            exited_earlier: self.exited_earlier,
+            incremental: true,
+            ..LatestRows::default()
+        };
+        let old = self
+            .corporations
+            .into_iter()
+            .zip(self.features)
+            .zip(self.exited)
+            .zip(replaced);
+        for (((name, features), exited), replacement) in old {
+            match replacement {
+                Some(index) => rows.push(name, newer.features[index], newer.exited[index]),
+                None if exited == Some(1) => rows.exited_earlier += 1,
+                None => rows.push(name, features, exited),
+            }
         }
-        self.corporations.extend(added.corporations);
-        self.features.extend(added.features);
-        self.exited.extend(added.exited);
-        self.rows_read += newer.rows_read;
-        self.rows_without_corporation += newer.rows_without_corporation;
-        self
+        for index in added {
+            rows.push(
+                newer.corporations[index].clone(),
+                newer.features[index],
+                newer.exited[index],
+            );
+        }
+        rows
+    }
+
+    fn push(&mut self, name: Box<str>, features: [Option<i64>; 3], exited: Option<i8>) {
+        self.corporations.push(name);
+        self.features.push(features);
+        self.exited.push(exited);
     }
 }
 
-/// [`latest_rows`] of a whole compiled Parquet file, its older and newer halves of row groups
-/// read on two threads (the pass is as long as the history: ten million rows at XL).
-pub fn latest_rows_of_parquet(name: &str, data: Bytes) -> Result<LatestRows, RiskListError> {
-    let groups = parquet_row_group_count(name, data.clone())?;
-    if groups < 2 {
-        return latest_rows(read_parquet(name, data)?);
+/// The first row position whose exits a new list names (a client whose newest row is an exit
+/// before it is counted, not listed): when `record` extends the data the previous list was
+/// built from, the first row added since — or, when no row was added, the previous list's own
+/// start, so a list written after a deployment alone names the same exits; otherwise the first
+/// row of the newest ingested file (whose rows, less the duplicates dropped, are the last rows
+/// of the compiled data).
+pub fn recent_exits_from(
+    previous: Option<&RiskList>,
+    record: &IngestionRecord,
+    compiled_rows: u64,
+) -> u64 {
+    if let Some(lineage) = previous.and_then(|p| p.meta.lineage.as_ref())
+        && lineage.is_extended_by(record, compiled_rows)
+    {
+        return if compiled_rows > lineage.compiled_rows {
+            lineage.compiled_rows
+        } else {
+            lineage.recent_from
+        };
     }
-    let middle = groups / 2;
-    let older_data = data.clone();
-    std::thread::scope(|scope| {
-        let older = scope.spawn(move || {
-            latest_rows(read_parquet_row_groups(
-                name,
-                older_data,
-                Some((0..middle).collect()),
-            )?)
-        });
-        let newer = latest_rows(read_parquet_row_groups(
-            name,
-            data,
-            Some((middle..groups).collect()),
-        )?);
-        let older = older.join().map_err(|_| RiskListError::Encode {
-            format: "a worker thread",
-            detail: "it panicked".to_string(),
-        })??;
-        Ok(older.overlaid_with(newer?))
-    })
+    let newest = record
+        .files
+        .iter()
+        .rev()
+        .find(|f| f.outcome == FileOutcome::Ingested)
+        .map_or(0, |f| f.rows_accepted.saturating_sub(f.rows_duplicate));
+    compiled_rows.saturating_sub(newest)
 }
 
-/// [`latest_rows`] of the compiled data's parts, in compiled order (a newer part's row for a
-/// client replaces an older one).
-pub fn latest_rows_of_parts(parts: &[FetchedPart]) -> Result<LatestRows, RiskListError> {
-    let mut latest = LatestRows::default();
-    for part in parts {
-        latest = latest.overlaid_with(latest_rows_of_parquet(&part.part.key, part.bytes.clone())?);
+/// The rows of a new list on `compiled`: built incrementally from `previous` (its rows overlaid
+/// with the rows added since) when `record` extends the data it was built from and it holds the
+/// values `model` needs (when no row was added, its rows as they are); otherwise by a full pass
+/// ([`latest_rows_newest_first`]). Both give the same rows.
+pub fn rows_for_new_list(
+    compiled: &CompiledRows,
+    record: &IngestionRecord,
+    previous: Option<&RiskList>,
+    model: &TrainedModel,
+) -> Result<LatestRows, RiskListError> {
+    let total = compiled.row_count();
+    if let Some(previous) = previous
+        && let Some(lineage) = &previous.meta.lineage
+        && lineage.is_extended_by(record, total)
+        && let Some(base) = LatestRows::from_list(previous, model)
+    {
+        if total == lineage.compiled_rows {
+            return Ok(base);
+        }
+        let added = compiled.rows_from(lineage.compiled_rows)?;
+        let mut newer = latest_rows(added.into_iter().map(Ok))?;
+        newer.recent_from = lineage.compiled_rows;
+        return Ok(base.overlaid_with_recent(newer));
     }
-    Ok(latest)
+    latest_rows_newest_first(compiled, recent_exits_from(previous, record, total))
 }
 
 /// What a list is built from besides the rows: the model's provenance and the data's version.
@@ -180,6 +333,8 @@ pub struct Provenance {
     pub model_version: String,
     pub model_deployed_by: String,
     pub data_version: String,
+    /// The compiled data the rows were taken from, for the next list's incremental build.
+    pub lineage: Option<DataLineage>,
 }
 
 /// The drivers of one row: every model feature's contribution, the largest first.
@@ -312,14 +467,17 @@ pub fn build_risk_list(
         watch_last_rank: u32::try_from(watch_ranks).unwrap_or(u32::MAX),
         rows_read: rows.rows_read,
         rows_without_corporation: rows.rows_without_corporation,
-        clients: rows.corporations.len() as u64,
+        clients: rows.corporations.len() as u64 + rows.exited_earlier,
         ranked: active.len() as u64,
         exited: exited.len() as u64,
+        exited_earlier: rows.exited_earlier,
         high: counts[Band::High as usize],
         watch: counts[Band::Watch as usize],
         low: counts[Band::Low as usize],
         newly_high,
         previous_run_id: previous.map(|p| p.meta.run_id.clone()),
+        lineage: provenance.lineage,
+        incremental: rows.incremental,
         features: model
             .features
             .iter()

@@ -3,10 +3,19 @@
 //! ranked by the probability of leaving, put in a band, explained by its drivers (each feature's
 //! contribution to the log-odds, standardised coefficient × standardised value, in words), and
 //! compared with the previous list. Clients whose latest row says they already left are marked
-//! `exited`, not ranked. The list is kept in the reports location as Parquet (self-describing:
-//! its provenance is in the file's key-value metadata) and CSV, as `risk/latest.*` and per-run
-//! copies `risk/lists/<run>.parquet` and `risk/runs/<run>.csv` ([`store`]); [`load_latest`]
-//! reads it back.
+//! `exited`, not ranked — but only those who left within the new data: in the rows added since
+//! the previous list (the same rows as it when none were added) or, for a first list, in the
+//! newest ingested file. Clients who left earlier
+//! are counted (`exited_earlier`), not listed, so a list stays the size of the client base
+//! however long the history is. A list is built incrementally from the previous one (its rows
+//! overlaid with the rows added since, all re-scored by the deployed model) when the ingestion
+//! record extends the data it was built from, and by a full pass over the compiled data
+//! otherwise; both give the same list, except that a client who comes back after its exit was
+//! dropped from the lists stays counted in `exited_earlier` by an incremental build (telling it
+//! from a new client would take reading the whole history again). The list is kept in the
+//! reports location as Parquet (self-describing: its provenance is in the file's key-value
+//! metadata) and CSV, as `risk/latest.*` and per-run copies `risk/lists/<run>.parquet` and
+//! `risk/runs/<run>.csv` ([`store`]); [`load_latest`] reads it back.
 //!
 //! Bands ([`RiskBands`]): `high` is a probability at or above the model's decision threshold
 //! (the model predicts the client leaves), or a fixed cut-off when one is configured; `watch` is
@@ -15,13 +24,17 @@
 //! `low` is everyone else. A client in the top decile and above the threshold is `high`.
 
 mod build;
+pub mod compiled_rows;
 mod drivers;
 pub mod store;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-pub use build::{LatestRows, Provenance, build_risk_list, latest_rows, latest_rows_of_parquet};
+pub use build::{
+    LatestRows, Provenance, build_risk_list, latest_rows, latest_rows_newest_first,
+    recent_exits_from, rows_for_new_list,
+};
 pub use drivers::driver_phrase;
 pub use store::{
     HistoryPoint, RiskListRecord, client_history, load_latest, write_after_run, write_risk_list,
@@ -30,6 +43,7 @@ pub use store::{
 use crate::data::DataError;
 use crate::location::RecordError;
 use crate::model::ModelError;
+use crate::records::IngestionRecord;
 use crate::store::StoreError;
 
 /// Environment variables overriding the default [`RiskBands`].
@@ -285,10 +299,15 @@ pub struct RiskListMeta {
     /// counted, not listed.
     pub rows_read: u64,
     pub rows_without_corporation: u64,
-    /// Distinct clients; of them ranked (active) and exited.
+    /// Distinct clients: ranked (active), listed as `exited` (they left within the new data) and
+    /// `exited_earlier` (they left before; counted, not listed). An incremental build cannot tell
+    /// a client who comes back after being counted from a new one, so it counts such a client
+    /// twice (listed, and still in `exited_earlier`); a full build counts each once.
     pub clients: u64,
     pub ranked: u64,
     pub exited: u64,
+    #[serde(default)]
+    pub exited_earlier: u64,
     pub high: u64,
     pub watch: u64,
     pub low: u64,
@@ -297,6 +316,65 @@ pub struct RiskListMeta {
     pub previous_run_id: Option<String>,
     /// The model's features, scaling and coefficients the drivers were computed with.
     pub features: Vec<FeatureScale>,
+    /// The compiled data the list covers (`None` in lists written before it was recorded: the
+    /// next list is then built by a full pass).
+    #[serde(default)]
+    pub lineage: Option<DataLineage>,
+    /// Built from the previous list and the rows added since, not by a full pass.
+    #[serde(default)]
+    pub incremental: bool,
+}
+
+/// The compiled data a list covers: how many of its rows, the first row of the data it is new
+/// for (whose exits it names), and the ingestion record's `files` as they were (how many
+/// entries, and the last one). A later ingestion record extends it when its `files` still has
+/// that entry at that place (the list is append-only) and the compiled data has at least as many
+/// rows; then the rows after `compiled_rows` are exactly the new ones.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DataLineage {
+    pub compiled_rows: u64,
+    pub recent_from: u64,
+    pub files: u64,
+    pub last_key: String,
+    pub last_version_id: String,
+    pub last_etag: String,
+}
+
+impl DataLineage {
+    /// The lineage of compiled data of `compiled_rows` rows described by `record`, for a list
+    /// naming the exits from row `recent_from` on; `None` when the record names no file.
+    pub fn of(
+        record: &IngestionRecord,
+        compiled_rows: u64,
+        recent_from: u64,
+    ) -> Option<DataLineage> {
+        let last = record.files.last()?;
+        Some(DataLineage {
+            compiled_rows,
+            recent_from,
+            files: record.files.len() as u64,
+            last_key: last.key.clone(),
+            last_version_id: last.version_id.clone(),
+            last_etag: last.etag.clone(),
+        })
+    }
+
+    /// Whether compiled data of `compiled_rows` rows described by `record` is this data with
+    /// rows appended (or none).
+    pub fn is_extended_by(&self, record: &IngestionRecord, compiled_rows: u64) -> bool {
+        let Some(index) = usize::try_from(self.files)
+            .ok()
+            .and_then(|n| n.checked_sub(1))
+        else {
+            return false;
+        };
+        compiled_rows >= self.compiled_rows
+            && record.files.get(index).is_some_and(|f| {
+                f.key == self.last_key
+                    && f.version_id == self.last_version_id
+                    && f.etag == self.last_etag
+            })
+    }
 }
 
 /// A whole list: ranked clients by rank, then clients that already left by name.

@@ -26,10 +26,12 @@ use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
 use serde::{Deserialize, Serialize};
 
-use super::build::{Provenance, build_risk_list, latest_rows_of_parts, sort_drivers};
+use super::build::{Provenance, build_risk_list, rows_for_new_list, sort_drivers};
+use super::compiled_rows::CompiledRows;
 use super::drivers::driver_phrase;
 use super::{
-    Band, ClientStatus, Driver, RiskBands, RiskEntry, RiskList, RiskListError, RiskListMeta,
+    Band, ClientStatus, DataLineage, Driver, RiskBands, RiskEntry, RiskList, RiskListError,
+    RiskListMeta,
 };
 use crate::location::Location;
 use crate::records::{ObjectRef, RunRecord};
@@ -66,6 +68,9 @@ pub struct RiskListRecord {
     pub clients: u64,
     pub ranked: u64,
     pub exited: u64,
+    /// Clients who left before the data the list is new for: counted, not listed.
+    #[serde(default)]
+    pub exited_earlier: u64,
     pub high: u64,
     pub watch: u64,
     pub newly_high: u64,
@@ -79,19 +84,23 @@ pub async fn write_risk_list(
     bands: &RiskBands,
 ) -> Result<(RiskListRecord, RiskList), StepError> {
     let (deployment, model) = deployed_model(pipeline).await?;
-    let (_, data, parts) =
+    let (ingestion, data, parts) =
         compiled_data_with_record(pipeline, &pipeline.locations.compiled_data).await?;
     let reports = &pipeline.locations.reports;
     let previous = load_latest(reports).await?;
-    let provenance = Provenance {
+    let mut provenance = Provenance {
         run_id: run_id.to_string(),
         model_version: deployment.model.version_id.clone(),
         model_deployed_by: deployment.run_id.clone(),
         data_version: data.version_id.clone(),
+        lineage: None,
     };
     let bands = *bands;
     let (list, parquet, csv) = spawn_blocking_in_span(move || {
-        let rows = latest_rows_of_parts(&parts)?;
+        let compiled = CompiledRows::of_parts(&parts)?;
+        let rows = rows_for_new_list(&compiled, &ingestion, previous.as_ref(), &model)?;
+        provenance.lineage = DataLineage::of(&ingestion, compiled.row_count(), rows.recent_from);
+        drop(compiled);
         let list = build_risk_list(&model, &rows, previous.as_ref(), &bands, provenance)?;
         let parquet = to_parquet(&list)?;
         let csv = to_csv(&list)?;
@@ -124,6 +133,8 @@ pub async fn write_risk_list(
         watch = meta.watch,
         newly_high = meta.newly_high,
         exited = meta.exited,
+        exited_earlier = meta.exited_earlier,
+        incremental = meta.incremental,
         model_version = %meta.model_version,
         "risk list written"
     );
@@ -138,6 +149,7 @@ pub async fn write_risk_list(
         clients: meta.clients,
         ranked: meta.ranked,
         exited: meta.exited,
+        exited_earlier: meta.exited_earlier,
         high: meta.high,
         watch: meta.watch,
         newly_high: meta.newly_high,

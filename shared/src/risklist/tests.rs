@@ -1,6 +1,7 @@
 //! The list on the bundled seed data, checked against what is computed here independently: the
 //! latest row of every corporation read from the seed CSV files (exact duplicates dropped, as
-//! ingestion does), the deployed model's own predictions for those rows, and its coefficients.
+//! ingestion does), the deployed model's own predictions for those rows, and its coefficients;
+//! and on generated data, the incremental build against the full build of the same data.
 
 use std::collections::{HashMap, HashSet};
 
@@ -15,27 +16,49 @@ use crate::store::PutMode;
 use crate::testing::{local_pipeline, place_seed_source_files, repo_path};
 
 /// The newest row of every corporation in `files` (in ingestion order), exact duplicates of an
-/// earlier row skipped: the rows as CSV text, keyed by corporation.
-fn expected_latest(files: &[&str]) -> HashMap<String, String> {
+/// earlier row skipped: the rows as CSV text with the index of the file they are in, keyed by
+/// corporation.
+fn expected_latest(files: &[&str]) -> HashMap<String, (String, usize)> {
     let mut seen = HashSet::new();
     let mut latest = HashMap::new();
-    for file in files {
+    for (index, file) in files.iter().enumerate() {
         let text = std::fs::read_to_string(repo_path(file)).unwrap();
         for line in text.lines().skip(1).filter(|l| !l.trim().is_empty()) {
             if !seen.insert(line.to_string()) {
                 continue;
             }
             let corporation = line.split(',').next().unwrap().to_string();
-            latest.insert(corporation, line.to_string());
+            latest.insert(corporation, (line.to_string(), index));
         }
     }
     latest
 }
 
-/// Checks `list` against the seed files it was built from and the deployed model.
-fn check_against_seed(list: &RiskList, model: &crate::model::TrainedModel, files: &[&str]) {
-    let expected = expected_latest(files);
-    // One entry per distinct corporation.
+fn is_exit(row: &str) -> bool {
+    row.rsplit(',').next() == Some("1")
+}
+
+/// Checks `list` against the seed files it was built from and the deployed model: it names
+/// every client still a client and every client that left in `files[new_from..]` (the files
+/// the list is new for), once each, and counts the clients that left before — plus, in an
+/// incremental list, the clients `counted_before` (by the previous list) that came back in the
+/// new files, which it cannot tell from new clients. Returns how many clients are listed as
+/// exited and which are counted as exited earlier.
+fn check_against_seed(
+    list: &RiskList,
+    model: &crate::model::TrainedModel,
+    files: &[&str],
+    new_from: usize,
+    counted_before: &HashSet<String>,
+) -> (usize, HashSet<String>) {
+    let all = expected_latest(files);
+    let (expected, earlier): (HashMap<_, _>, HashMap<_, _>) = all
+        .iter()
+        .partition(|(_, (row, file))| !is_exit(row) || *file >= new_from);
+    let expected: HashMap<String, String> = expected
+        .into_iter()
+        .map(|(name, (row, _))| (name.clone(), row.clone()))
+        .collect();
     let listed: HashSet<&str> = list
         .entries
         .iter()
@@ -48,7 +71,14 @@ fn check_against_seed(list: &RiskList, model: &crate::model::TrainedModel, files
     );
     let wanted: HashSet<&str> = expected.keys().map(String::as_str).collect();
     assert_eq!(listed, wanted);
-    assert_eq!(list.meta.clients as usize, expected.len());
+    let returned = counted_before
+        .iter()
+        .filter(|name| all[*name].1 >= new_from)
+        .count();
+    assert_eq!(list.meta.exited_earlier as usize, earlier.len() + returned);
+    // Listed and counted: every distinct corporation (the returned ones twice).
+    assert_eq!(list.meta.clients as usize, all.len() + returned);
+    assert_eq!(list.entries.len() + earlier.len(), all.len());
 
     // The deployed model's predictions for exactly those rows.
     let mut csv = COLUMNS.join(",");
@@ -137,17 +167,16 @@ fn check_against_seed(list: &RiskList, model: &crate::model::TrainedModel, files
         assert!((sigmoid(log_odds) - probability).abs() < 1e-12);
     }
     assert_eq!(list.meta.ranked as usize, ranked);
-    assert_eq!(
-        list.meta.exited as usize,
-        exited.iter().filter(|e| **e).count()
-    );
+    let listed_exits = exited.iter().filter(|e| **e).count();
+    assert_eq!(list.meta.exited as usize, listed_exits);
+    (
+        listed_exits,
+        earlier.keys().map(|name| name.to_string()).collect(),
+    )
 }
 
 fn expected_rows_exited(order: &[String], expected: &HashMap<String, String>) -> Vec<bool> {
-    order
-        .iter()
-        .map(|c| expected[c].rsplit(',').next() == Some("1"))
-        .collect()
+    order.iter().map(|c| is_exit(&expected[c])).collect()
 }
 
 use crate::model::sigmoid;
@@ -186,7 +215,11 @@ async fn every_run_that_adds_rows_writes_the_list_of_the_latest_rows_explained()
         "data/sourcedata/dataset3.csv",
         "data/sourcedata/dataset4.csv",
     ];
-    check_against_seed(&list, &model, &seed);
+    // The first list: exits named from the newest ingested file on.
+    // (The seed has clients that left in each file: 7 are named, 6 counted.)
+    let (named, counted) = check_against_seed(&list, &model, &seed, 1, &HashSet::new());
+    assert_eq!((named, counted.len()), (7, 6));
+    assert!(!list.meta.incremental);
 
     // The CSV holds the same rows; the run's own copy is kept.
     let (_, csv) = reports.get(store::LATEST_CSV, None).await.unwrap();
@@ -223,7 +256,15 @@ async fn every_run_that_adds_rows_writes_the_list_of_the_latest_rows_explained()
         "data/practicedata/dataset1.csv",
         "data/practicedata/dataset2.csv",
     ];
-    check_against_seed(&newer, &model, &all);
+    // Built from the first list and the rows added since; exits named from those rows.
+    assert!(newer.meta.incremental);
+    // Every client that left has a newer row in the practice files: 15 named, none left
+    // earlier, but the 6 the first list counted came back, and stay counted.
+    let (named, earlier) = check_against_seed(&newer, &model, &all, 2, &counted);
+    assert_eq!(
+        (named, earlier.len(), newer.meta.exited_earlier),
+        (15, 0, 6)
+    );
     for entry in &newer.entries {
         let before = list.client(&entry.corporation);
         let before_probability = before.and_then(|e| e.probability);
@@ -313,7 +354,7 @@ fn bands_are_validated_and_read_from_the_environment() {
 }
 
 #[test]
-fn the_two_halves_of_a_file_give_the_same_latest_rows_as_one_pass() {
+fn the_newest_first_pass_keeps_each_clients_newest_row_and_counts_old_exits() {
     use std::sync::Arc;
 
     use arrow::array::{Int8Array, Int64Array, RecordBatch, StringArray};
@@ -322,15 +363,18 @@ fn the_two_halves_of_a_file_give_the_same_latest_rows_as_one_pass() {
 
     use crate::data::parquet::read_parquet;
     use crate::data::schema::client_schema;
+    use compiled_rows::CompiledRows;
 
-    // Five clients over seven "months", some missing in later months, one leaving, one row
-    // without a corporation code; row groups of four rows, so the split falls mid-history.
+    // Six clients over seven "months" (five rows a month but for c4 and c5), some missing in
+    // later months, c2 leaving in the last month, c4 leaving in month 2, c5 appearing from
+    // month 5 on, one row without a corporation code; row groups of four rows, so groups end
+    // mid-month.
     let mut names = Vec::new();
     let mut values = Vec::new();
     let mut exited = Vec::new();
     for month in 0..7i64 {
-        for client in 0..5i64 {
-            if client == 4 && month > 2 {
+        for client in 0..6i64 {
+            if (client == 4 && month > 2) || (client == 5 && month < 5) {
                 continue;
             }
             names.push(if client == 3 && month == 5 {
@@ -339,9 +383,12 @@ fn the_two_halves_of_a_file_give_the_same_latest_rows_as_one_pass() {
                 Some(format!("c{client}"))
             });
             values.push(Some(month * 10 + client));
-            exited.push(Some(i8::from(client == 2 && month == 6)));
+            exited.push(Some(i8::from(
+                (client == 2 && month == 6) || (client == 4 && month == 2),
+            )));
         }
     }
+    let total = names.len() as u64;
     let batch = RecordBatch::try_new(
         client_schema(),
         vec![
@@ -357,13 +404,14 @@ fn the_two_halves_of_a_file_give_the_same_latest_rows_as_one_pass() {
         .set_max_row_group_row_count(Some(4))
         .build();
     let mut file = Vec::new();
-    let mut writer = ArrowWriter::try_new(&mut file, client_schema(), Some(properties)).unwrap();
+    let mut writer =
+        ArrowWriter::try_new(&mut file, client_schema(), Some(properties.clone())).unwrap();
     writer.write(&batch).unwrap();
     writer.close().unwrap();
     let file = Bytes::from(file);
+    let compiled = CompiledRows::open("t", file.clone()).unwrap();
+    assert_eq!(compiled.row_count(), total);
 
-    let one_pass = latest_rows(read_parquet("t", file.clone()).unwrap()).unwrap();
-    let halves = latest_rows_of_parquet("t", file).unwrap();
     let by_name = |rows: &LatestRows| -> HashMap<String, ([Option<i64>; 3], Option<i8>)> {
         (0..rows.corporations.len())
             .map(|i| {
@@ -374,11 +422,261 @@ fn the_two_halves_of_a_file_give_the_same_latest_rows_as_one_pass() {
             })
             .collect()
     };
-    assert_eq!(by_name(&halves), by_name(&one_pass));
-    assert_eq!(by_name(&halves).len(), 5);
-    assert_eq!(by_name(&halves)["c4"].0[0], Some(24));
-    assert_eq!(by_name(&halves)["c3"].0[0], Some(63));
-    assert_eq!(by_name(&halves)["c2"].1, Some(1));
-    assert_eq!(halves.rows_read, one_pass.rows_read);
-    assert_eq!(halves.rows_without_corporation, 1);
+    // With every row recent, the same rows as the one forward pass of the whole file.
+    let forward = latest_rows(read_parquet("t", file.clone()).unwrap()).unwrap();
+    let all = latest_rows_newest_first(&compiled, 0).unwrap();
+    assert_eq!(by_name(&all), by_name(&forward));
+    assert_eq!(by_name(&all).len(), 6);
+    assert_eq!(by_name(&all)["c4"], ([Some(24); 3], Some(1)));
+    assert_eq!(by_name(&all)["c3"].0[0], Some(63));
+    assert_eq!(by_name(&all)["c2"].1, Some(1));
+    assert_eq!((all.rows_read, all.exited_earlier), (total, 0));
+    assert_eq!(all.rows_without_corporation, 1);
+
+    // Exits before the last two months (c4's) are counted, not kept; c2's is kept.
+    let recent_from = total - 12;
+    let recent = latest_rows_newest_first(&compiled, recent_from).unwrap();
+    let mut expected = by_name(&forward);
+    expected.remove("c4");
+    assert_eq!(by_name(&recent), expected);
+    assert_eq!(recent.exited_earlier, 1);
+
+    // The rows from a position on: only those, in compiled order, whichever group they start in.
+    for first in [0, 1, 4, 5, total - 1, total] {
+        let rows: Vec<RecordBatch> = compiled.rows_from(first).unwrap();
+        let sliced = arrow::compute::concat_batches(&client_schema(), &rows).unwrap();
+        let offset = usize::try_from(first).unwrap();
+        assert_eq!(
+            sliced,
+            batch.slice(offset, batch.num_rows() - offset),
+            "{first}"
+        );
+    }
+
+    // The same rows in three parts (as three ingestions write them, groups ending mid-part):
+    // the same reads.
+    let mut parts = Vec::new();
+    let mut first_row = 0;
+    for rows in [7, 13, batch.num_rows() - 20] {
+        let mut part = Vec::new();
+        let mut writer =
+            ArrowWriter::try_new(&mut part, client_schema(), Some(properties.clone())).unwrap();
+        writer.write(&batch.slice(first_row, rows)).unwrap();
+        writer.close().unwrap();
+        let key = format!("parts/ingested_month=2026-12/part-{first_row}.parquet");
+        parts.push(crate::steps::compiled::FetchedPart {
+            part: crate::records::CompiledPart {
+                object: crate::records::ObjectRef {
+                    url: key.clone(),
+                    version_id: "v".into(),
+                    etag: "e".into(),
+                    size: part.len() as u64,
+                },
+                key,
+                rows: rows as u64,
+                first_row: first_row as u64,
+                fingerprints: None,
+            },
+            bytes: Bytes::from(part),
+        });
+        first_row += rows;
+    }
+    let in_parts = CompiledRows::of_parts(&parts).unwrap();
+    assert_eq!(in_parts.row_count(), total);
+    let all_parts = latest_rows_newest_first(&in_parts, 0).unwrap();
+    assert_eq!(by_name(&all_parts), by_name(&all));
+    let recent_parts = latest_rows_newest_first(&in_parts, recent_from).unwrap();
+    assert_eq!(by_name(&recent_parts), by_name(&recent));
+    assert_eq!(recent_parts.exited_earlier, 1);
+    for first in 0..=total {
+        let rows: Vec<RecordBatch> = in_parts.rows_from(first).unwrap();
+        let sliced = arrow::compute::concat_batches(&client_schema(), &rows).unwrap();
+        let offset = usize::try_from(first).unwrap();
+        assert_eq!(
+            sliced,
+            batch.slice(offset, batch.num_rows() - offset),
+            "{first}"
+        );
+    }
+}
+
+/// The generated monthly files (a few hundred clients, exits every month) and the test file.
+fn generated_months(spec: &crate::synth::SynthSpec) -> (Vec<(String, String)>, String) {
+    let mut files = Vec::new();
+    let mut test = String::new();
+    crate::synth::generate(spec, |name, body| {
+        if name == crate::synth::TEST_FILE {
+            test = body;
+        } else {
+            files.push((name, body));
+        }
+        Ok(())
+    })
+    .unwrap();
+    (files, test)
+}
+
+/// `built` and `full` are the same list: same entries (ranks, probabilities, bands, drivers,
+/// changes) and the same counts.
+fn assert_same_list(built: &RiskList, full: &RiskList) {
+    assert_eq!(built.entries.len(), full.entries.len());
+    for (a, b) in built.entries.iter().zip(&full.entries) {
+        assert_eq!(a, b);
+    }
+    let mut meta = built.meta.clone();
+    meta.generated_at = full.meta.generated_at;
+    meta.incremental = full.meta.incremental;
+    assert_eq!(meta, full.meta);
+}
+
+#[tokio::test]
+async fn an_incremental_list_is_the_full_build_of_the_same_data() {
+    use crate::steps::training::compiled_data_with_record;
+    use crate::synth::{SynthSpec, TEST_FILE};
+    use compiled_rows::CompiledRows;
+
+    let dir = tempfile::tempdir().unwrap();
+    let (_, pipeline) = local_pipeline(dir.path());
+    let spec = SynthSpec {
+        clients: 300,
+        months: 6,
+        seed: 13,
+        test_rows: 300,
+        ..SynthSpec::default()
+    };
+    let (months, test) = generated_months(&spec);
+    let locations = &pipeline.locations;
+    locations
+        .test_data
+        .put(TEST_FILE, Bytes::from(test), PutMode::Overwrite)
+        .await
+        .unwrap();
+    let add_month = |index: usize| {
+        let (name, body) = months[index].clone();
+        async move {
+            locations
+                .source_data
+                .put(&name, Bytes::from(body), PutMode::Overwrite)
+                .await
+                .unwrap();
+        }
+    };
+    for month in 0..3 {
+        add_month(month).await;
+    }
+    run_full_process(&pipeline, "run-20260101T000000000Z-0001")
+        .await
+        .unwrap();
+    for month in 3..6 {
+        let previous = load_latest(&locations.reports).await.unwrap().unwrap();
+        add_month(month).await;
+        run_full_process(&pipeline, &format!("run-20260101T000000000Z-000{month}"))
+            .await
+            .unwrap();
+        let list = load_latest(&locations.reports).await.unwrap().unwrap();
+        assert!(list.meta.incremental, "month {month}");
+        assert!(list.meta.exited > 0 && list.meta.exited_earlier > 0);
+
+        // The full build of the same data, exits named from the rows the previous list covered.
+        let (record, _, parts) = compiled_data_with_record(&pipeline, &locations.compiled_data)
+            .await
+            .unwrap();
+        let compiled = CompiledRows::of_parts(&parts).unwrap();
+        let covered = previous.meta.lineage.as_ref().unwrap().compiled_rows;
+        assert_eq!(
+            recent_exits_from(Some(&previous), &record, compiled.row_count()),
+            covered
+        );
+        let full_rows = latest_rows_newest_first(&compiled, covered).unwrap();
+        let (_, model) = deployed_model(&pipeline).await.unwrap();
+        let provenance = |list: &RiskList| Provenance {
+            run_id: list.meta.run_id.clone(),
+            model_version: list.meta.model_version.clone(),
+            model_deployed_by: list.meta.model_deployed_by.clone(),
+            data_version: list.meta.data_version.clone(),
+            lineage: list.meta.lineage.clone(),
+        };
+        let bands = pipeline.risk_bands;
+        let full = build_risk_list(
+            &model,
+            &full_rows,
+            Some(&previous),
+            &bands,
+            provenance(&list),
+        )
+        .unwrap();
+        assert!(!full.meta.incremental);
+        assert_same_list(&list, &full);
+
+        // Under another model than the previous list was written with: the same again.
+        let mut other = model.clone();
+        for (index, feature) in other.features.iter_mut().enumerate() {
+            feature.coefficient_standardized *= if index == 0 { -0.5 } else { 1.5 };
+        }
+        other.intercept_standardized += 0.25;
+        let rows = rows_for_new_list(&compiled, &record, Some(&previous), &other).unwrap();
+        assert!(rows.incremental);
+        let incremental =
+            build_risk_list(&other, &rows, Some(&previous), &bands, provenance(&list)).unwrap();
+        let full = build_risk_list(
+            &other,
+            &full_rows,
+            Some(&previous),
+            &bands,
+            provenance(&list),
+        )
+        .unwrap();
+        assert_ne!(
+            incremental.entries, list.entries,
+            "the other model scores differently"
+        );
+        assert_same_list(&incremental, &full);
+
+        // A previous list without a feature the model uses cannot be a base: a full pass.
+        let mut partial = previous.clone();
+        partial.meta.features.pop();
+        let rows = rows_for_new_list(&compiled, &record, Some(&partial), &model).unwrap();
+        assert!(!rows.incremental);
+        assert_eq!(rows.corporations.len(), full_rows.corporations.len());
+
+        // A list written with no row added (after a deployment alone) is new for the same rows:
+        // it names the same exits, incrementally and by a full pass.
+        let from = recent_exits_from(Some(&list), &record, compiled.row_count());
+        assert_eq!(from, covered);
+        let again = rows_for_new_list(&compiled, &record, Some(&list), &other).unwrap();
+        assert!(again.incremental);
+        let full_again = latest_rows_newest_first(&compiled, from).unwrap();
+        let incremental =
+            build_risk_list(&other, &again, Some(&list), &bands, provenance(&list)).unwrap();
+        let full =
+            build_risk_list(&other, &full_again, Some(&list), &bands, provenance(&list)).unwrap();
+        assert_eq!(incremental.meta.exited, list.meta.exited);
+        assert_same_list(&incremental, &full);
+    }
+
+    // Data that does not extend the list's lineage (a file entry changed, entries gone, rows
+    // gone) is read by a full pass, exits named from the newest file on.
+    let list = load_latest(&locations.reports).await.unwrap().unwrap();
+    let (record, _, parts) = compiled_data_with_record(&pipeline, &locations.compiled_data)
+        .await
+        .unwrap();
+    let compiled = CompiledRows::of_parts(&parts).unwrap();
+    let total = compiled.row_count();
+    let lineage = list.meta.lineage.clone().unwrap();
+    assert!(lineage.is_extended_by(&record, total));
+    let mut changed = record.clone();
+    changed.files.last_mut().unwrap().etag.push('x');
+    let mut shortened = record.clone();
+    shortened.files.pop();
+    for (other, rows) in [(&changed, total), (&shortened, total), (&record, total - 1)] {
+        assert!(!lineage.is_extended_by(other, rows));
+    }
+    let (_, model) = deployed_model(&pipeline).await.unwrap();
+    let rows = rows_for_new_list(&compiled, &changed, Some(&list), &model).unwrap();
+    assert!(!rows.incremental);
+    let newest = changed.files.last().unwrap();
+    assert_eq!(
+        rows.recent_from,
+        total - (newest.rows_accepted - newest.rows_duplicate)
+    );
 }
