@@ -21,9 +21,12 @@ struct Part {
     group_rows: Vec<u64>,
 }
 
-/// The compiled rows: every part, in compiled order (`name`s are used in messages).
+/// The compiled rows: every part from the one at row position `start` on, in compiled order
+/// (`name`s are used in messages).
 pub struct CompiledRows {
     parts: Vec<Part>,
+    /// Position of the first part's first row: 0 unless only the newest parts were fetched.
+    start: u64,
 }
 
 impl CompiledRows {
@@ -31,27 +34,31 @@ impl CompiledRows {
     pub fn open(name: &str, data: Bytes) -> Result<Self, DataError> {
         Ok(CompiledRows {
             parts: vec![open_part(name, data)?],
+            start: 0,
         })
     }
 
-    /// The compiled data's parts, as fetched from the ingestion record's manifest, in order.
+    /// The compiled data's parts as fetched from the ingestion record's manifest, in order:
+    /// every part, or the newest ones from some row position on (enough for
+    /// [`CompiledRows::rows_from`] that position, not for a full pass).
     pub fn of_parts(parts: &[FetchedPart]) -> Result<Self, DataError> {
+        let start = parts.first().map_or(0, |p| p.part.first_row);
         let parts = parts
             .iter()
             .map(|p| open_part(&p.part.key, p.bytes.clone()))
             .collect::<Result<_, _>>()?;
-        Ok(CompiledRows { parts })
+        Ok(CompiledRows { parts, start })
     }
 
     /// Rows in the whole data set.
     pub fn row_count(&self) -> u64 {
-        self.parts.iter().flat_map(|p| &p.group_rows).sum()
+        self.start + self.parts.iter().flat_map(|p| &p.group_rows).sum::<u64>()
     }
 
     /// Every row group as (part, group within it, position of its first row), in order.
     fn groups(&self) -> Vec<(usize, usize, u64)> {
         let mut groups = Vec::new();
-        let mut start = 0;
+        let mut start = self.start;
         for (part, p) in self.parts.iter().enumerate() {
             for (group, &rows) in p.group_rows.iter().enumerate() {
                 groups.push((part, group, start));
@@ -68,7 +75,16 @@ impl CompiledRows {
 
     /// The rows at positions `first..`, in compiled order: only the row groups that hold them
     /// are decoded (only the parts that hold them are touched), and the first of them is sliced.
-    pub fn rows_from(&self, first: u64) -> Result<Vec<RecordBatch>, DataError> {
+    pub fn rows_from(&self, first: u64) -> Result<Vec<RecordBatch>, RiskListError> {
+        if first < self.start {
+            return Err(RiskListError::Encode {
+                format: "the compiled rows",
+                detail: format!(
+                    "rows from {first} were asked for, but only the parts from row {} were read",
+                    self.start
+                ),
+            });
+        }
         let mut wanted: Vec<(usize, Vec<usize>)> = Vec::new();
         let mut skip = None;
         for (part, group, start) in self.groups() {
@@ -105,6 +121,15 @@ impl CompiledRows {
         &self,
         mut visit: impl FnMut(u64, Vec<RecordBatch>) -> Result<(), RiskListError>,
     ) -> Result<(), RiskListError> {
+        if self.start > 0 {
+            return Err(RiskListError::Encode {
+                format: "the compiled rows",
+                detail: format!(
+                    "a full pass needs every part, but only those from row {} were read",
+                    self.start
+                ),
+            });
+        }
         let groups = self.groups();
         std::thread::scope(|scope| {
             // A rendezvous channel: the decoder waits until the group before is taken.

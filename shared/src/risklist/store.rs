@@ -26,7 +26,9 @@ use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
 use serde::{Deserialize, Serialize};
 
-use super::build::{Provenance, build_risk_list, rows_for_new_list, sort_drivers};
+use super::build::{
+    Provenance, build_risk_list, first_row_needed, rows_for_new_list, sort_drivers,
+};
 use super::compiled_rows::CompiledRows;
 use super::drivers::driver_phrase;
 use super::{
@@ -35,8 +37,8 @@ use super::{
 };
 use crate::location::Location;
 use crate::records::{ObjectRef, RunRecord};
+use crate::steps::compiled::{committed_data, fetch_parts};
 use crate::steps::deployment::deployed_model;
-use crate::steps::training::compiled_data_with_record;
 use crate::steps::{Pipeline, StepError, spawn_blocking_in_span};
 use crate::store::{PutMode, StoreError};
 
@@ -84,10 +86,14 @@ pub async fn write_risk_list(
     bands: &RiskBands,
 ) -> Result<(RiskListRecord, RiskList), StepError> {
     let (deployment, model) = deployed_model(pipeline).await?;
-    let (ingestion, data, parts) =
-        compiled_data_with_record(pipeline, &pipeline.locations.compiled_data).await?;
+    let compiled_data = &pipeline.locations.compiled_data;
+    let (ingestion, compiled) = committed_data(pipeline, compiled_data).await?;
+    let data = compiled.object.clone();
     let reports = &pipeline.locations.reports;
     let previous = load_latest(reports).await?;
+    // An incremental build reads only the parts holding the rows added since the previous list.
+    let first_row = first_row_needed(previous.as_ref(), &ingestion, compiled.rows, &model);
+    let parts = fetch_parts(compiled_data, &compiled, first_row).await?;
     let mut provenance = Provenance {
         run_id: run_id.to_string(),
         model_version: deployment.model.version_id.clone(),

@@ -488,6 +488,14 @@ fn the_newest_first_pass_keeps_each_clients_newest_row_and_counts_old_exits() {
     let recent_parts = latest_rows_newest_first(&in_parts, recent_from).unwrap();
     assert_eq!(by_name(&recent_parts), by_name(&recent));
     assert_eq!(recent_parts.exited_earlier, 1);
+    // Only the newest parts (what an incremental build fetches): the rows from their start on,
+    // and no full pass.
+    let newest = CompiledRows::of_parts(&parts[1..]).unwrap();
+    assert_eq!(newest.row_count(), total);
+    let tail = arrow::compute::concat_batches(&client_schema(), &newest.rows_from(9).unwrap());
+    assert_eq!(tail.unwrap(), batch.slice(9, batch.num_rows() - 9));
+    assert!(newest.rows_from(6).is_err());
+    assert!(latest_rows_newest_first(&newest, 0).is_err());
     for first in 0..=total {
         let rows: Vec<RecordBatch> = in_parts.rows_from(first).unwrap();
         let sliced = arrow::compute::concat_batches(&client_schema(), &rows).unwrap();
