@@ -38,11 +38,13 @@ impl CompiledRows {
         })
     }
 
-    /// The compiled data's parts as fetched from the ingestion record's manifest, in order:
-    /// every part, or the newest ones from some row position on (enough for
-    /// [`CompiledRows::rows_from`] that position, not for a full pass).
-    pub fn of_parts(parts: &[FetchedPart]) -> Result<Self, DataError> {
-        let start = parts.first().map_or(0, |p| p.part.first_row);
+    /// The compiled data's parts fetched for the rows at positions `from_row..` (the parts of
+    /// the ingestion record's manifest that hold them, in order; every part when `from_row` is
+    /// 0): enough for [`CompiledRows::rows_from`] that position, a full pass only when 0.
+    pub fn of_parts(parts: &[FetchedPart], from_row: u64) -> Result<Self, DataError> {
+        let start = parts
+            .first()
+            .map_or(from_row, |p| p.part.first_row.min(from_row));
         let parts = parts
             .iter()
             .map(|p| open_part(&p.part.key, p.bytes.clone()))

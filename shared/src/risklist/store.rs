@@ -103,7 +103,7 @@ pub async fn write_risk_list(
     };
     let bands = *bands;
     let (list, parquet, csv) = spawn_blocking_in_span(move || {
-        let compiled = CompiledRows::of_parts(&parts)?;
+        let compiled = CompiledRows::of_parts(&parts, first_row)?;
         let rows = rows_for_new_list(&compiled, &ingestion, previous.as_ref(), &model)?;
         provenance.lineage = DataLineage::of(&ingestion, compiled.row_count(), rows.recent_from);
         drop(compiled);

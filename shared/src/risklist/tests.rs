@@ -481,7 +481,7 @@ fn the_newest_first_pass_keeps_each_clients_newest_row_and_counts_old_exits() {
         });
         first_row += rows;
     }
-    let in_parts = CompiledRows::of_parts(&parts).unwrap();
+    let in_parts = CompiledRows::of_parts(&parts, 0).unwrap();
     assert_eq!(in_parts.row_count(), total);
     let all_parts = latest_rows_newest_first(&in_parts, 0).unwrap();
     assert_eq!(by_name(&all_parts), by_name(&all));
@@ -490,12 +490,16 @@ fn the_newest_first_pass_keeps_each_clients_newest_row_and_counts_old_exits() {
     assert_eq!(recent_parts.exited_earlier, 1);
     // Only the newest parts (what an incremental build fetches): the rows from their start on,
     // and no full pass.
-    let newest = CompiledRows::of_parts(&parts[1..]).unwrap();
+    let newest = CompiledRows::of_parts(&parts[1..], 9).unwrap();
     assert_eq!(newest.row_count(), total);
     let tail = arrow::compute::concat_batches(&client_schema(), &newest.rows_from(9).unwrap());
     assert_eq!(tail.unwrap(), batch.slice(9, batch.num_rows() - 9));
     assert!(newest.rows_from(6).is_err());
     assert!(latest_rows_newest_first(&newest, 0).is_err());
+    // No part holds rows from the end on, and none is needed: the count is still the total.
+    let none = CompiledRows::of_parts(&[], total).unwrap();
+    assert_eq!(none.row_count(), total);
+    assert!(none.rows_from(total).unwrap().is_empty());
     for first in 0..=total {
         let rows: Vec<RecordBatch> = in_parts.rows_from(first).unwrap();
         let sliced = arrow::compute::concat_batches(&client_schema(), &rows).unwrap();
@@ -589,7 +593,7 @@ async fn an_incremental_list_is_the_full_build_of_the_same_data() {
         let (record, _, parts) = compiled_data_with_record(&pipeline, &locations.compiled_data)
             .await
             .unwrap();
-        let compiled = CompiledRows::of_parts(&parts).unwrap();
+        let compiled = CompiledRows::of_parts(&parts, 0).unwrap();
         let covered = previous.meta.lineage.as_ref().unwrap().compiled_rows;
         assert_eq!(
             recent_exits_from(Some(&previous), &record, compiled.row_count()),
@@ -668,7 +672,7 @@ async fn an_incremental_list_is_the_full_build_of_the_same_data() {
     let (record, _, parts) = compiled_data_with_record(&pipeline, &locations.compiled_data)
         .await
         .unwrap();
-    let compiled = CompiledRows::of_parts(&parts).unwrap();
+    let compiled = CompiledRows::of_parts(&parts, 0).unwrap();
     let total = compiled.row_count();
     let lineage = list.meta.lineage.clone().unwrap();
     assert!(lineage.is_extended_by(&record, total));
