@@ -152,6 +152,8 @@ async fn an_independent_reader_gets_the_same_rows_from_the_parts() {
         .await
         .unwrap();
     assert_eq!(again.rows_added, 0);
+    let file = &again.new_files[0];
+    assert_eq!((file.rows_accepted, file.rows_duplicate), (11, 11));
 
     let record = record(&pipeline).await;
     let compiled = record.compiled.clone().unwrap();

@@ -123,10 +123,13 @@ pub async fn ingest_into(
     }
     tracing::info!(count = new_objects.len(), source = %source.url(), "new source files to ingest");
 
-    let (compiler, unindexed) =
-        compiler_with_previous_rows(compiled, record.compiled.as_ref()).await?;
+    // With history, the new rows wait in memory until they are checked against it (the new
+    // data's size, not the history's); a first ingestion writes them as they come.
+    let compiler = Compiler::new(record.compiled.is_some())?;
     let duplicates_before = record.compiled.as_ref().map_or(0, |c| c.duplicates_dropped);
     let (parsed, compiler) = parse_and_compile(source, &new_objects, compiler).await?;
+    let (compiler, unindexed) =
+        check_against_history(compiled, record.compiled.as_ref(), compiler).await?;
     let new_files = record_new_files(compiled, &new_objects, parsed, run_id).await?;
 
     let mut written: Vec<ObjectRef> = new_files
@@ -229,68 +232,93 @@ fn select_new_objects(
 /// next part written also writes their indexes.
 type Unindexed = Vec<(usize, Vec<u128>)>;
 
-/// A compiler that knows every row compiled before, so it drops their duplicates; it writes
-/// only the new rows, the new part. The fingerprints come from each part's index (16 bytes a
-/// row, nothing decoded); a part without one (or with a damaged one) is decoded and hashed.
-async fn compiler_with_previous_rows(
+/// Parts whose indexes are fetched at a time while checking the new rows against the history
+/// (16 bytes a row each: a 100,000-row part's index is 1.6 MB).
+const INDEXES_AT_ONCE: usize = 8;
+
+/// Drops the new rows that were compiled before and writes the others (see [`Compiler::settle`]).
+/// The history is read from each part's fingerprint index (16 bytes a row, nothing decoded), a
+/// few parts at a time, looking each fingerprint up among the new rows', so memory follows the
+/// new data, not the history; a part without a usable index is decoded and hashed instead.
+async fn check_against_history(
     compiled: &Location,
     previous: Option<&CompiledData>,
+    mut compiler: Compiler,
 ) -> Result<(Compiler, Unindexed), StepError> {
-    let mut compiler = Compiler::new()?;
     let Some(previous) = previous else {
         return Ok((compiler, Vec::new()));
     };
-    compiler.reserve(usize::try_from(previous.rows).unwrap_or(0));
+    if compiler.seen.is_empty() {
+        // No new row to check (every file rejected or empty): nothing is written.
+        return Ok((compiler, Vec::new()));
+    }
     let parts = previous.parts();
-    let indexed: Vec<(usize, &CompiledPart, &FingerprintIndex)> = parts
+    let mut in_history: HashSet<u128, BuildHasherDefault<Prehashed>> = HashSet::default();
+    let mut missing: Vec<(usize, CompiledPart)> = Vec::new();
+    let indexed: Vec<(usize, &CompiledPart)> = parts
         .iter()
         .enumerate()
-        .filter_map(|(position, part)| Some((position, part, part.fingerprints.as_ref()?)))
-        .collect();
-    let objects = indexed
-        .iter()
-        .map(|(_, _, index)| (index.key.clone(), index.object.version_id.clone()))
-        .collect();
-    let indexes = fetch_objects(compiled, objects).await?;
-    let mut usable = vec![false; parts.len()];
-    for ((position, part, index), bytes) in indexed.into_iter().zip(indexes) {
-        match decode_fingerprints(&bytes, part.rows) {
-            Some(fingerprints) => {
-                compiler.seen.extend(fingerprints);
-                usable[position] = true;
+        .filter(|(position, part)| match part.fingerprints {
+            Some(_) => true,
+            None => {
+                missing.push((*position, (*part).clone()));
+                false
             }
-            None => tracing::warn!(
-                index = %index.object.url,
-                rows = part.rows,
-                "fingerprint index does not match its part; reading the part instead"
-            ),
+        })
+        .collect();
+    for chunk in indexed.chunks(INDEXES_AT_ONCE) {
+        let objects = chunk
+            .iter()
+            .filter_map(|(_, part)| part.fingerprints.as_ref())
+            .map(|index| (index.key.clone(), index.object.version_id.clone()))
+            .collect();
+        let indexes = fetch_objects(compiled, objects).await?;
+        for (&(position, part), bytes) in chunk.iter().zip(indexes) {
+            match decode_fingerprints(&bytes, part.rows) {
+                Some(fingerprints) => compiler.find_in_history(&fingerprints, &mut in_history),
+                None => {
+                    tracing::warn!(
+                        part = %part.object.url,
+                        rows = part.rows,
+                        "fingerprint index does not match its part; reading the part instead"
+                    );
+                    missing.push((position, part.clone()));
+                }
+            }
         }
     }
-    let missing: Vec<(usize, CompiledPart)> = parts
-        .into_iter()
-        .enumerate()
-        .filter(|(position, _)| !usable[*position])
-        .collect();
-    let objects = missing
-        .iter()
-        .map(|(_, part)| (part.key.clone(), part.object.version_id.clone()))
-        .collect();
-    let bytes = fetch_objects(compiled, objects).await?;
-    run_blocking(move || {
-        let mut unindexed = Vec::new();
-        for ((position, part), bytes) in missing.into_iter().zip(bytes) {
-            let fetched = [FetchedPart { part, bytes }];
+    let mut unindexed = Vec::new();
+    for (position, part) in missing {
+        let bytes = fetch_objects(
+            compiled,
+            vec![(part.key.clone(), part.object.version_id.clone())],
+        )
+        .await?;
+        let fetched: Vec<FetchedPart> = bytes
+            .into_iter()
+            .map(|bytes| FetchedPart {
+                part: part.clone(),
+                bytes,
+            })
+            .collect();
+        let (back, found, fingerprints) = run_blocking(move || {
+            let mut found = HashSet::default();
             let mut fingerprints = Vec::new();
             for_each_batch::<StepError>(&fetched, None, 0, |batch| {
-                fingerprints.extend(compiler.remember(&batch));
+                fingerprints.extend(row_fingerprints(&batch));
                 Ok(())
             })?;
+            compiler.find_in_history(&fingerprints, &mut found);
             fingerprints.sort_unstable();
-            unindexed.push((position, fingerprints));
-        }
-        Ok((compiler, unindexed))
-    })
-    .await
+            Ok((compiler, found, fingerprints))
+        })
+        .await?;
+        compiler = back;
+        in_history.extend(found);
+        unindexed.push((position, fingerprints));
+    }
+    let compiler = run_blocking(move || compiler.settle(&in_history)).await?;
+    Ok((compiler, unindexed))
 }
 
 /// One file's parse result, and where the compiler answers how many of its rows were
@@ -710,8 +738,8 @@ fn parse_csv(
 }
 
 /// Builds a new part of the compiled data set: writes each new row once, in first-seen order,
-/// and drops exact duplicates of any row seen before (in earlier ingestions or earlier in this
-/// one).
+/// and drops exact duplicates of any row seen before (earlier in this run, as rows come; in
+/// earlier ingestions, by [`check_against_history`] before anything is written).
 struct Compiler {
     writer: ParquetBatchWriter<Vec<u8>>,
     // 128-bit row fingerprints (two independent 64-bit hashes of every field). Holding
@@ -722,6 +750,17 @@ struct Compiler {
     /// The fingerprints of the rows written, in order: the new part's index.
     written_fingerprints: Vec<u128>,
     rows: u64,
+    /// The rows held until they are checked against the history (`None`: written as they come).
+    pending: Option<Pending>,
+}
+
+/// New rows (without this run's own duplicates) held for the check against the history.
+#[derive(Default)]
+struct Pending {
+    /// Each batch, its rows' fingerprints and the file it came from (its position).
+    batches: Vec<(RecordBatch, Vec<u128>, usize)>,
+    /// Each finished file's answer channel and its duplicates within this run.
+    replies: Vec<(Sender<u64>, u64)>,
 }
 
 /// The hasher of a set whose keys are already hashes: the table uses the key's low 64 bits as
@@ -840,12 +879,15 @@ fn row_fingerprints(batch: &RecordBatch) -> Vec<u128> {
 }
 
 impl Compiler {
-    fn new() -> Result<Self, StepError> {
+    /// A compiler that writes rows as they come, or (`defer`) holds them until
+    /// [`Compiler::settle`] knows which were compiled before.
+    fn new(defer: bool) -> Result<Self, StepError> {
         Ok(Compiler {
             writer: ParquetBatchWriter::new(names::COMPILED_DATA, Vec::new())?,
             seen: HashSet::default(),
             written_fingerprints: Vec::new(),
             rows: 0,
+            pending: defer.then(Pending::default),
         })
     }
 
@@ -855,12 +897,64 @@ impl Compiler {
         self.seen.reserve(more);
     }
 
-    /// Remembers the rows of `batch`, compiled before, so their duplicates are dropped;
-    /// returns their fingerprints.
-    fn remember(&mut self, batch: &RecordBatch) -> Vec<u128> {
-        let fingerprints = row_fingerprints(batch);
-        self.seen.extend(fingerprints.iter().copied());
-        fingerprints
+    /// Adds to `found` the fingerprints of `history` that are among this run's rows.
+    fn find_in_history(
+        &self,
+        history: &[u128],
+        found: &mut HashSet<u128, BuildHasherDefault<Prehashed>>,
+    ) {
+        found.extend(history.iter().filter(|f| self.seen.contains(f)));
+    }
+
+    /// Writes the held rows but those `in_history` (compiled before), in order, and answers
+    /// each file with its duplicates (within this run and of the history).
+    fn settle(
+        mut self,
+        in_history: &HashSet<u128, BuildHasherDefault<Prehashed>>,
+    ) -> Result<Compiler, StepError> {
+        let Some(pending) = self.pending.take() else {
+            return Ok(self);
+        };
+        let mut duplicates: Vec<u64> = pending.replies.iter().map(|(_, d)| *d).collect();
+        for (batch, fingerprints, file) in pending.batches {
+            let keep: BooleanArray = fingerprints
+                .iter()
+                .map(|f| Some(!in_history.contains(f)))
+                .collect();
+            let kept = keep.true_count();
+            if let Some(count) = duplicates.get_mut(file) {
+                *count += (batch.num_rows() - kept) as u64;
+            }
+            self.write_kept(&batch, &fingerprints, &keep)?;
+        }
+        for ((reply, _), count) in pending.replies.into_iter().zip(duplicates) {
+            let _ = reply.send(count);
+        }
+        Ok(self)
+    }
+
+    /// Writes the rows of `batch` that `keep` marks, with their fingerprints.
+    fn write_kept(
+        &mut self,
+        batch: &RecordBatch,
+        fingerprints: &[u128],
+        keep: &BooleanArray,
+    ) -> Result<(), StepError> {
+        let kept = keep.true_count();
+        self.written_fingerprints.extend(
+            fingerprints
+                .iter()
+                .zip(keep.values().iter())
+                .filter_map(|(fingerprint, kept)| kept.then_some(*fingerprint)),
+        );
+        if kept == batch.num_rows() {
+            self.writer.write(batch)?;
+        } else if kept > 0 {
+            let filtered = filter_record_batch(batch, keep).map_err(StepError::DropDuplicates)?;
+            self.writer.write(&filtered)?;
+        }
+        self.rows += kept as u64;
+        Ok(())
     }
 
     fn add_fingerprinted(
@@ -873,20 +967,28 @@ impl Compiler {
             .map(|fingerprint| Some(self.seen.insert(*fingerprint)))
             .collect();
         let kept = keep.true_count();
-        self.written_fingerprints.extend(
-            fingerprints
-                .iter()
-                .zip(keep.values().iter())
-                .filter_map(|(fingerprint, kept)| kept.then_some(*fingerprint)),
-        );
         let duplicates = (batch.num_rows() - kept) as u64;
-        if kept == batch.num_rows() {
-            self.writer.write(batch)?;
-        } else if kept > 0 {
-            let filtered = filter_record_batch(batch, &keep).map_err(StepError::DropDuplicates)?;
-            self.writer.write(&filtered)?;
+        match &mut self.pending {
+            Some(pending) if kept > 0 => {
+                let (batch, fingerprints) = if kept == batch.num_rows() {
+                    (batch.clone(), fingerprints.to_vec())
+                } else {
+                    let filtered =
+                        filter_record_batch(batch, &keep).map_err(StepError::DropDuplicates)?;
+                    let kept_fingerprints = fingerprints
+                        .iter()
+                        .zip(keep.values().iter())
+                        .filter_map(|(fingerprint, kept)| kept.then_some(*fingerprint))
+                        .collect();
+                    (filtered, kept_fingerprints)
+                };
+                pending
+                    .batches
+                    .push((batch, fingerprints, pending.replies.len()));
+            }
+            Some(_) => {}
+            None => self.write_kept(batch, fingerprints, &keep)?,
         }
-        self.rows += kept as u64;
         Ok(duplicates)
     }
 
@@ -901,7 +1003,13 @@ impl Compiler {
                 }
                 ToCompiler::Reserve(rows) => self.reserve(rows),
                 ToCompiler::EndOfFile(reply) => {
-                    let _ = reply.send(file_duplicates);
+                    match &mut self.pending {
+                        // Answered once the history is checked.
+                        Some(pending) => pending.replies.push((reply, file_duplicates)),
+                        None => {
+                            let _ = reply.send(file_duplicates);
+                        }
+                    }
                     file_duplicates = 0;
                 }
             }
