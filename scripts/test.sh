@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
 # Runs every test of the project on a fresh machine: installs the S3-compatible test server
-# (moto, pinned, into .venv) and cargo-lambda (same venv, put on PATH), starts the server on a
-# free loopback port, points the tests at it, builds the Lambda binaries and runs the whole
-# cargo test suite. Extra arguments go to `cargo test`.
+# (moto, pinned, into .venv), pyarrow (pinned; the compiled data's independent reader) and
+# cargo-lambda (same venv, put on PATH), starts the server on a free loopback port, points the
+# tests at it, builds the Lambda binaries and runs the whole cargo test suite. Extra arguments
+# go to `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 venv="${RISK_TEST_VENV:-.venv}"
-if ! "$venv/bin/python" -c 'import moto, flask, flask_cors' >/dev/null 2>&1; then
-  echo "test setup: installing moto[s3]==5.2.5 into $venv" >&2
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet 'moto[s3]==5.2.5' flask flask-cors
+# pyarrow: the independent reader of the compiled data's parts (tests/compiled_parts.rs).
+if ! "$venv/bin/python" -c 'import moto, flask, flask_cors, pyarrow' >/dev/null 2>&1; then
+  echo "test setup: installing moto[s3]==5.2.5 and pyarrow==26.0.1 into $venv" >&2
+  [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet 'moto[s3]==5.2.5' flask flask-cors 'pyarrow==26.0.1'
 fi
 # cargo-lambda (PyPI ships the binary) for the Lambda end-to-end test (tests/lambda_local.rs).
 if ! [ -x "$venv/bin/cargo-lambda" ]; then

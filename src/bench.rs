@@ -24,7 +24,7 @@ use shared::data::parquet::read_parquet;
 use shared::location::{Location, Locations};
 use shared::model::{TrainingParams, train};
 use shared::records::names;
-use shared::records::{Decision, RunRecord};
+use shared::records::{Decision, IngestionRecord, RunRecord};
 use shared::synth::{Drift, DriftKind, GENERATOR_VERSION, SynthSpec, TEST_FILE, write_synthetic};
 
 /// `risk generate`: synthetic monthly client files and a matching test file.
@@ -612,17 +612,20 @@ fn measure_in_process(store: &Path, runs: usize, results: &mut Results) -> Resul
         serde_json::from_slice(&fs::read(store.join("reports").join(names::REPORT_JSON))?)?;
     results.f1 = report["metrics"]["f1"].as_f64();
     results.roc_auc = report["metrics"]["roc_auc"].as_f64();
-    let record: serde_json::Value = serde_json::from_slice(&fs::read(
+    let record: IngestionRecord = serde_json::from_slice(&fs::read(
         store.join("compiled").join(names::INGESTION_RECORD),
     )?)?;
-    results.compiled_rows = record["compiled"]["rows"].as_u64().unwrap_or(0);
-    results.duplicates_dropped = record["compiled"]["duplicates_dropped"]
-        .as_u64()
-        .unwrap_or(0);
-    let bytes = fs::read(store.join("compiled").join(names::COMPILED_DATA))?;
-    let batches = read_parquet(names::COMPILED_DATA, bytes.into())?
-        .collect::<Result<Vec<_>, _>>()
-        .context("cannot read the compiled data")?;
+    let compiled = record.compiled.context("nothing was compiled")?;
+    results.compiled_rows = compiled.rows;
+    results.duplicates_dropped = compiled.duplicates_dropped;
+    // A local store keeps each part's only version at its key.
+    let mut batches = Vec::new();
+    for part in compiled.parts() {
+        let bytes = fs::read(store.join("compiled").join(&part.key))?;
+        for batch in read_parquet(part.key.as_str(), bytes.into())? {
+            batches.push(batch.context("cannot read the compiled data")?);
+        }
+    }
     let params = TrainingParams::default().check()?;
     for _ in 0..runs {
         let started = Instant::now();

@@ -121,6 +121,13 @@ enum PipelineCommand {
     /// change since the previous list and the main drivers, as a table (or --json).
     /// `--refresh` writes a new list first.
     AtRisk(atrisk::AtRiskArgs),
+    /// Write the whole compiled data set (every part, in compiled order) as one Parquet file,
+    /// the seed's `finaldata.parquet`.
+    ExportCompiled {
+        /// File to write.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Copy local files into the source location (or, with --to test-data, the test-data
     /// location), as an upload to the bucket would; earlier versions are kept.
     Put {
@@ -302,6 +309,19 @@ async fn run_pipeline_command(
             })
         }
         PipelineCommand::AtRisk(args) => atrisk::run(&pipeline, args, &run_id, json).await,
+        PipelineCommand::ExportCompiled { out } => {
+            let (data, bytes) = shared::steps::compiled::export_compiled(&pipeline).await?;
+            std::fs::write(&out, bytes)
+                .with_context(|| format!("cannot write {}", out.display()))?;
+            emit(json, &data, || {
+                println!(
+                    "Wrote {} rows ({} parts) to {}",
+                    data.rows,
+                    data.parts().len(),
+                    out.display()
+                )
+            })
+        }
         PipelineCommand::Put { files, prefix, to } => {
             let location = match to {
                 Target::SourceData => &pipeline.locations.source_data,

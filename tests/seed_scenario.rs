@@ -397,7 +397,6 @@ async fn seed_scenario_bootstrap_then_drift_check_then_nothing_new() {
         names::DEPLOYMENT,
         names::LATEST_SCORE_TXT,
         names::INGESTED_FILES_TXT,
-        names::COMPILED_DATA,
         names::DIAGNOSTICS,
         shared::report::INDEX_HTML,
     ] {
@@ -407,6 +406,16 @@ async fn seed_scenario_bootstrap_then_drift_check_then_nothing_new() {
             third.wrote
         );
     }
+    // The run's new rows: one new part of the compiled data.
+    assert!(
+        third
+            .wrote
+            .iter()
+            .any(|o| o.url.contains("/compiled/parts/ingested_month=")
+                && o.url.ends_with(".parquet")),
+        "no compiled part in {:?}",
+        third.wrote
+    );
     let deployment_written = third
         .wrote
         .iter()

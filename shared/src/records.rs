@@ -18,8 +18,15 @@ use crate::store::ObjectMeta;
 
 /// Object names inside the configured locations.
 pub mod names {
-    /// Compiled training data set (Parquet), in `compiled_data`.
+    /// The compiled data set as one Parquet file: how versions before parts stored it (still
+    /// read as their part 0), and the seed-compatible name `risk export-compiled` suggests.
     pub const COMPILED_DATA: &str = "finaldata.parquet";
+    /// Prefix of the compiled data's Parquet parts in `compiled_data`, Hive-style by ingestion
+    /// month (`parts/ingested_month=2026-12/part-<run id>.parquet`).
+    pub const COMPILED_PARTS_PREFIX: &str = "parts";
+    /// Prefix of the parts' row-fingerprint indexes in `compiled_data` (outside `parts/`, so
+    /// engines reading the parts never see them).
+    pub const FINGERPRINTS_PREFIX: &str = "fingerprints";
     /// Ingestion record (JSON), in `compiled_data` and, when deployed, in `production`.
     pub const INGESTION_RECORD: &str = "ingestion_record.json";
     /// Seed-compatible list of ingested files, one per line.
@@ -142,13 +149,60 @@ impl IngestionRecord {
     }
 }
 
-/// The compiled training data set, as of one ingestion.
+/// The compiled training data set, as of one ingestion: one logical table whose rows are the
+/// parts' rows in manifest order (each ingestion that adds rows appends one part).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CompiledData {
+    /// The newest part: which version of the compiled data this is (every ingestion that adds
+    /// rows writes a new part). In a record written before parts, the single compiled file.
     pub object: ObjectRef,
     pub rows: u64,
     /// Exact duplicate rows dropped over all ingestions.
     pub duplicates_dropped: u64,
+    /// The manifest: every part, in compiled order. Empty in a record written before parts,
+    /// whose single file `object` is then the only part (see [`CompiledData::parts`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parts: Vec<CompiledPart>,
+}
+
+impl CompiledData {
+    /// The parts in compiled order; a record from before parts has its one file as part 0.
+    pub fn parts(&self) -> Vec<CompiledPart> {
+        if self.parts.is_empty() {
+            return vec![CompiledPart {
+                key: names::COMPILED_DATA.to_string(),
+                object: self.object.clone(),
+                rows: self.rows,
+                first_row: 0,
+                fingerprints: None,
+            }];
+        }
+        self.parts.clone()
+    }
+}
+
+/// One Parquet part of the compiled data, written once and never rewritten.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CompiledPart {
+    /// Key relative to the compiled-data location (`parts/ingested_month=…/part-….parquet`).
+    pub key: String,
+    pub object: ObjectRef,
+    pub rows: u64,
+    /// Position of its first row in the whole compiled data.
+    pub first_row: u64,
+    /// Its rows' 128-bit fingerprints, sorted (`fingerprints/…`, 16 bytes a row), so a new file
+    /// is de-duplicated without decoding this part. `None` for a part written before the index
+    /// (decoded instead; the next ingestion that adds rows writes its index).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprints: Option<FingerprintIndex>,
+}
+
+/// The fingerprint index of one part, written once with it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FingerprintIndex {
+    /// Key relative to the compiled-data location.
+    pub key: String,
+    pub object: ObjectRef,
 }
 
 /// A deployment: which versions are live. Written last, so production is never half-updated:

@@ -299,6 +299,30 @@ pub fn recent_exits_from(
     compiled_rows.saturating_sub(newest)
 }
 
+/// The first row position a new list on the compiled data of `record` (`compiled_rows` rows)
+/// reads: where the rows added since `previous` start when [`rows_for_new_list`] builds it
+/// incrementally (the same conditions), else 0 (a full pass reads every row).
+pub fn first_row_needed(
+    previous: Option<&RiskList>,
+    record: &IngestionRecord,
+    compiled_rows: u64,
+    model: &TrainedModel,
+) -> u64 {
+    let Some(previous) = previous else {
+        return 0;
+    };
+    let stored = |name: &str| previous.meta.features.iter().any(|f| f.name == name);
+    match &previous.meta.lineage {
+        Some(lineage)
+            if lineage.is_extended_by(record, compiled_rows)
+                && model.features.iter().all(|f| stored(&f.name)) =>
+        {
+            lineage.compiled_rows
+        }
+        _ => 0,
+    }
+}
+
 /// The rows of a new list on `compiled`: built incrementally from `previous` (its rows overlaid
 /// with the rows added since) when `record` extends the data it was built from and it holds the
 /// values `model` needs (when no row was added, its rows as they are); otherwise by a full pass

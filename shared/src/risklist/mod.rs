@@ -14,8 +14,8 @@
 //! dropped from the lists stays counted in `exited_earlier` by an incremental build (telling it
 //! from a new client would take reading the whole history again). The list is kept in the
 //! reports location as Parquet (self-describing: its provenance is in the file's key-value
-//! metadata) and CSV, as `risk/latest.*` and a per-run copy `risk/runs/<run>.*` ([`store`]);
-//! [`load_latest`] reads it back.
+//! metadata) and CSV, as `risk/latest.*` and per-run copies `risk/lists/<run>.parquet` and
+//! `risk/runs/<run>.csv` ([`store`]); [`load_latest`] reads it back.
 //!
 //! Bands ([`RiskBands`]): `high` is a probability at or above the model's decision threshold
 //! (the model predicts the client leaves), or a fixed cut-off when one is configured; `watch` is

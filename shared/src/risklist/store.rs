@@ -1,6 +1,8 @@
 //! The list at rest, in the reports location: `risk/latest.parquet` and `risk/latest.csv` (new
 //! versions each time; every earlier version is kept by the store), and a copy per run,
-//! `risk/runs/<run>.parquet` and `.csv`, written create-only so no run's list is ever replaced.
+//! `risk/lists/<run>.parquet` and `risk/runs/<run>.csv`, written create-only so no run's list is
+//! ever replaced (versions before `risk/lists/` kept the Parquet copy beside the CSV; both are
+//! read).
 //! The Parquet file is self-describing: [`RiskListMeta`] (model version, threshold, data version,
 //! bands, counts) is in its key-value metadata under `risk_list`, and each row holds a client
 //! with its raw values, standardised values and contributions per feature, so DuckDB, Athena or
@@ -25,7 +27,9 @@ use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
 use serde::{Deserialize, Serialize};
 
-use super::build::{Provenance, build_risk_list, rows_for_new_list, sort_drivers};
+use super::build::{
+    Provenance, build_risk_list, first_row_needed, rows_for_new_list, sort_drivers,
+};
 use super::compiled_rows::CompiledRows;
 use super::drivers::driver_phrase;
 use super::{
@@ -33,17 +37,21 @@ use super::{
     RiskListMeta,
 };
 use crate::location::Location;
-use crate::records::{ObjectRef, RunRecord, names};
+use crate::records::{ObjectRef, RunRecord};
+use crate::steps::compiled::{committed_data, fetch_parts};
 use crate::steps::deployment::deployed_model;
-use crate::steps::training::compiled_data_with_record;
 use crate::steps::{Pipeline, StepError, spawn_blocking_in_span};
 use crate::store::{PutMode, StoreError};
 
 /// Object names in the reports location.
 pub const LATEST_PARQUET: &str = "risk/latest.parquet";
 pub const LATEST_CSV: &str = "risk/latest.csv";
-/// Per-run copies: `risk/runs/<run>.parquet` and `.csv`.
+/// Per-run CSV copies: `risk/runs/<run>.csv` (and, from before [`RUN_LISTS_PREFIX`], the
+/// Parquet copies too).
 pub const RUNS_PREFIX: &str = "risk/runs";
+/// Per-run Parquet copies, `risk/lists/<run>.parquet`: a prefix holding only Parquet files, so
+/// Athena (the Glue table `risk_lists`), DuckDB or pyarrow read it as one table.
+pub const RUN_LISTS_PREFIX: &str = "risk/lists";
 /// The Parquet key-value metadata key holding [`RiskListMeta`] as JSON.
 pub const META_KEY: &str = "risk_list";
 
@@ -82,10 +90,14 @@ pub async fn write_risk_list(
     let ms = |since: Instant| since.elapsed().as_secs_f64() * 1e3;
     let started = Instant::now();
     let (deployment, model) = deployed_model(pipeline).await?;
-    let (ingestion, data, bytes) =
-        compiled_data_with_record(pipeline, &pipeline.locations.compiled_data).await?;
+    let compiled_data = &pipeline.locations.compiled_data;
+    let (ingestion, compiled) = committed_data(pipeline, compiled_data).await?;
+    let data = compiled.object.clone();
     let reports = &pipeline.locations.reports;
     let previous = load_latest(reports).await?;
+    // An incremental build reads only the parts holding the rows added since the previous list.
+    let first_row = first_row_needed(previous.as_ref(), &ingestion, compiled.rows, &model);
+    let parts = fetch_parts(compiled_data, &compiled, first_row).await?;
     let mut provenance = Provenance {
         run_id: run_id.to_string(),
         model_version: deployment.model.version_id.clone(),
@@ -97,7 +109,7 @@ pub async fn write_risk_list(
     let read_ms = ms(started);
     let (list, parquet, csv, [rows_ms, score_ms, encode_ms]) = spawn_blocking_in_span(move || {
         let step = Instant::now();
-        let compiled = CompiledRows::open(names::COMPILED_DATA, bytes)?;
+        let compiled = CompiledRows::of_parts(&parts, first_row)?;
         let rows = rows_for_new_list(&compiled, &ingestion, previous.as_ref(), &model)?;
         provenance.lineage = DataLineage::of(&ingestion, compiled.row_count(), rows.recent_from);
         drop(compiled);
@@ -129,7 +141,7 @@ pub async fn write_risk_list(
     // The two run copies at once; then `latest`, its Parquet file last.
     let (run_parquet, run_csv) = tokio::try_join!(
         put(
-            format!("{RUNS_PREFIX}/{run_id}.parquet"),
+            format!("{RUN_LISTS_PREFIX}/{run_id}.parquet"),
             parquet.clone(),
             PutMode::CreateOnly,
         ),
@@ -230,16 +242,18 @@ pub async fn client_history(
     corporation: &str,
     except_run: Option<&str>,
 ) -> Result<Vec<HistoryPoint>, RiskListError> {
-    let mut keys: Vec<String> = reports
-        .list(&format!("{RUNS_PREFIX}/"))
-        .await?
+    let mut listed = reports.list(&format!("{RUN_LISTS_PREFIX}/")).await?;
+    listed.extend(reports.list(&format!("{RUNS_PREFIX}/")).await?);
+    let mut keys: Vec<String> = listed
         .into_iter()
         .map(|meta| meta.key)
         .filter(|key| key.ends_with(".parquet"))
         .filter(|key| except_run.is_none_or(|run| !key.ends_with(&format!("/{run}.parquet"))))
         .collect();
-    // Run ids start with their time, so the newest sort last.
-    keys.sort_unstable_by(|a, b| b.cmp(a));
+    // Run ids start with their time, so the newest sort last (by file name: older lists are in
+    // the other folder).
+    let file_name = |key: &String| key.rsplit('/').next().unwrap_or_default().to_string();
+    keys.sort_unstable_by_key(|key| std::cmp::Reverse(file_name(key)));
     keys.truncate(HISTORY_LISTS);
     let mut history = Vec::new();
     for key in keys {

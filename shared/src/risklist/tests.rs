@@ -206,7 +206,7 @@ async fn every_run_that_adds_rows_writes_the_list_of_the_latest_rows_explained()
         first
             .wrote
             .iter()
-            .find(|o| o.url.ends_with("finaldata.parquet"))
+            .find(|o| o.url.contains("/parts/ingested_month="))
             .map(|o| &o.version_id)
     );
     assert_eq!(list.meta.previous_run_id, None);
@@ -226,7 +226,7 @@ async fn every_run_that_adds_rows_writes_the_list_of_the_latest_rows_explained()
     let csv = String::from_utf8(csv.to_vec()).unwrap();
     assert_eq!(csv.lines().count(), list.entries.len() + 1);
     assert!(csv.starts_with("rank,corporation,status,probability,band,"));
-    let run_copy = format!("{}/{}.parquet", store::RUNS_PREFIX, first.run_id);
+    let run_copy = format!("{}/{}.parquet", store::RUN_LISTS_PREFIX, first.run_id);
     assert!(reports.head(&run_copy, None).await.is_ok());
 
     // A run that adds rows (the practice files) writes a new list compared with the first.
@@ -404,7 +404,8 @@ fn the_newest_first_pass_keeps_each_clients_newest_row_and_counts_old_exits() {
         .set_max_row_group_row_count(Some(4))
         .build();
     let mut file = Vec::new();
-    let mut writer = ArrowWriter::try_new(&mut file, client_schema(), Some(properties)).unwrap();
+    let mut writer =
+        ArrowWriter::try_new(&mut file, client_schema(), Some(properties.clone())).unwrap();
     writer.write(&batch).unwrap();
     writer.close().unwrap();
     let file = Bytes::from(file);
@@ -443,6 +444,64 @@ fn the_newest_first_pass_keeps_each_clients_newest_row_and_counts_old_exits() {
     // The rows from a position on: only those, in compiled order, whichever group they start in.
     for first in [0, 1, 4, 5, total - 1, total] {
         let rows: Vec<RecordBatch> = compiled.rows_from(first).unwrap();
+        let sliced = arrow::compute::concat_batches(&client_schema(), &rows).unwrap();
+        let offset = usize::try_from(first).unwrap();
+        assert_eq!(
+            sliced,
+            batch.slice(offset, batch.num_rows() - offset),
+            "{first}"
+        );
+    }
+
+    // The same rows in three parts (as three ingestions write them, groups ending mid-part):
+    // the same reads.
+    let mut parts = Vec::new();
+    let mut first_row = 0;
+    for rows in [7, 13, batch.num_rows() - 20] {
+        let mut part = Vec::new();
+        let mut writer =
+            ArrowWriter::try_new(&mut part, client_schema(), Some(properties.clone())).unwrap();
+        writer.write(&batch.slice(first_row, rows)).unwrap();
+        writer.close().unwrap();
+        let key = format!("parts/ingested_month=2026-12/part-{first_row}.parquet");
+        parts.push(crate::steps::compiled::FetchedPart {
+            part: crate::records::CompiledPart {
+                object: crate::records::ObjectRef {
+                    url: key.clone(),
+                    version_id: "v".into(),
+                    etag: "e".into(),
+                    size: part.len() as u64,
+                },
+                key,
+                rows: rows as u64,
+                first_row: first_row as u64,
+                fingerprints: None,
+            },
+            bytes: Bytes::from(part),
+        });
+        first_row += rows;
+    }
+    let in_parts = CompiledRows::of_parts(&parts, 0).unwrap();
+    assert_eq!(in_parts.row_count(), total);
+    let all_parts = latest_rows_newest_first(&in_parts, 0).unwrap();
+    assert_eq!(by_name(&all_parts), by_name(&all));
+    let recent_parts = latest_rows_newest_first(&in_parts, recent_from).unwrap();
+    assert_eq!(by_name(&recent_parts), by_name(&recent));
+    assert_eq!(recent_parts.exited_earlier, 1);
+    // Only the newest parts (what an incremental build fetches): the rows from their start on,
+    // and no full pass.
+    let newest = CompiledRows::of_parts(&parts[1..], 9).unwrap();
+    assert_eq!(newest.row_count(), total);
+    let tail = arrow::compute::concat_batches(&client_schema(), &newest.rows_from(9).unwrap());
+    assert_eq!(tail.unwrap(), batch.slice(9, batch.num_rows() - 9));
+    assert!(newest.rows_from(6).is_err());
+    assert!(latest_rows_newest_first(&newest, 0).is_err());
+    // No part holds rows from the end on, and none is needed: the count is still the total.
+    let none = CompiledRows::of_parts(&[], total).unwrap();
+    assert_eq!(none.row_count(), total);
+    assert!(none.rows_from(total).unwrap().is_empty());
+    for first in 0..=total {
+        let rows: Vec<RecordBatch> = in_parts.rows_from(first).unwrap();
         let sliced = arrow::compute::concat_batches(&client_schema(), &rows).unwrap();
         let offset = usize::try_from(first).unwrap();
         assert_eq!(
@@ -531,10 +590,10 @@ async fn an_incremental_list_is_the_full_build_of_the_same_data() {
         assert!(list.meta.exited > 0 && list.meta.exited_earlier > 0);
 
         // The full build of the same data, exits named from the rows the previous list covered.
-        let (record, _, bytes) = compiled_data_with_record(&pipeline, &locations.compiled_data)
+        let (record, _, parts) = compiled_data_with_record(&pipeline, &locations.compiled_data)
             .await
             .unwrap();
-        let compiled = CompiledRows::open("compiled", bytes).unwrap();
+        let compiled = CompiledRows::of_parts(&parts, 0).unwrap();
         let covered = previous.meta.lineage.as_ref().unwrap().compiled_rows;
         assert_eq!(
             recent_exits_from(Some(&previous), &record, compiled.row_count()),
@@ -610,10 +669,10 @@ async fn an_incremental_list_is_the_full_build_of_the_same_data() {
     // Data that does not extend the list's lineage (a file entry changed, entries gone, rows
     // gone) is read by a full pass, exits named from the newest file on.
     let list = load_latest(&locations.reports).await.unwrap().unwrap();
-    let (record, _, bytes) = compiled_data_with_record(&pipeline, &locations.compiled_data)
+    let (record, _, parts) = compiled_data_with_record(&pipeline, &locations.compiled_data)
         .await
         .unwrap();
-    let compiled = CompiledRows::open("compiled", bytes).unwrap();
+    let compiled = CompiledRows::of_parts(&parts, 0).unwrap();
     let total = compiled.row_count();
     let lineage = list.meta.lineage.clone().unwrap();
     assert!(lineage.is_extended_by(&record, total));

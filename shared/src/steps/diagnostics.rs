@@ -11,12 +11,12 @@ use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::Int8Type;
 use chrono::Utc;
 
+use super::compiled::for_each_batch;
 use super::deployment::deployed_model;
 use super::ingestion::{IngestScope, ingest_into};
 use super::scoring::read_csv_location;
-use super::training::{compiled_data_bytes, train_into};
+use super::training::{compiled_data_parts, train_into};
 use super::{Pipeline, StepError};
-use crate::data::parquet::read_parquet;
 use crate::dependencies::dependency_status;
 use crate::location::Location;
 use crate::model::TrainedModel;
@@ -68,17 +68,17 @@ pub fn predict_rows(
 pub async fn summarize_compiled_data(
     pipeline: &Pipeline,
 ) -> Result<(ObjectRef, DataSummary), StepError> {
-    let (data, bytes) = compiled_data_bytes(pipeline, &pipeline.locations.compiled_data).await?;
+    let (data, parts) = compiled_data_parts(pipeline, &pipeline.locations.compiled_data).await?;
     let url = data.url.clone();
     // Batch by batch: only the values the exact medians need are held, never the decoded set.
     let summary = super::spawn_blocking_in_span(move || {
         let mut builder = SummaryBuilder::new();
-        for batch in read_parquet(names::COMPILED_DATA, bytes)? {
-            builder.add(&batch?).map_err(|source| StepError::Summary {
+        for_each_batch::<StepError>(&parts, None, 0, |batch| {
+            builder.add(&batch).map_err(|source| StepError::Summary {
                 url: url.clone(),
                 source,
-            })?;
-        }
+            })
+        })?;
         Ok::<_, StepError>(builder.finish())
     })
     .await??;

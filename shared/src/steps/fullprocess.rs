@@ -10,16 +10,18 @@
 
 use std::time::Instant;
 
-use arrow::array::RecordBatch;
 use chrono::Utc;
 
+use super::compiled::committed_data;
 use super::deadline::Deadline;
 use super::deployment::{current_deployment, deploy};
 use super::diagnostics::{TimingSource, run_diagnostics_with};
 use super::ingestion::{IngestScope, ingest};
 use super::reporting::write_reports;
 use super::scoring::score_model;
-use super::training::{TrainingOutcome, load_model, load_model_columns, train_on, training_window};
+use super::training::{
+    TrainingOutcome, load_model, load_model_columns, model_columns_from, train_on, training_window,
+};
 use super::{Pipeline, StepError, repair};
 use crate::drift::report::{DriftReport, Verdict, check_drift};
 use crate::lifecycle::gate::{Challenger, challenge};
@@ -56,23 +58,6 @@ impl Stopwatch {
     }
 }
 
-/// The last `count` rows of `batches`: ingestion appends a run's new rows after every row
-/// compiled before, so these are exactly the rows this run added.
-fn rows_added_last(batches: &[RecordBatch], count: u64) -> Vec<RecordBatch> {
-    let mut remaining = usize::try_from(count).unwrap_or(usize::MAX);
-    let mut tail = Vec::new();
-    for batch in batches.iter().rev() {
-        if remaining == 0 {
-            break;
-        }
-        let take = remaining.min(batch.num_rows());
-        tail.push(batch.slice(batch.num_rows() - take, take));
-        remaining -= take;
-    }
-    tail.reverse();
-    tail
-}
-
 /// The deployed model checked on the new rows: the rows it has not been checked on (see
 /// [`repair::rows_to_check`]), extended back to the drift rule's minimum with older rows the
 /// model was not trained or validated on.
@@ -82,12 +67,9 @@ struct Checked {
     champion: TrainedModel,
     /// The first row not checked yet (where a retrain after a drift starts its window).
     first_new_row: u64,
-    /// The compiled data as read for the check, which a retrain in the same run reuses.
-    compiled: CompiledColumns,
+    /// The ingestion record the check read, which a retrain in the same run trains on.
+    compiled: (IngestionRecord, CompiledData),
 }
-
-/// The ingestion record, the compiled data set's reference, and its model columns.
-type CompiledColumns = (IngestionRecord, ObjectRef, Vec<RecordBatch>);
 
 async fn check_deployed(
     pipeline: &Pipeline,
@@ -98,9 +80,8 @@ async fn check_deployed(
         Some(&deployed.model.version_id),
     )
     .await?;
-    let compiled = load_model_columns(pipeline, &pipeline.locations.compiled_data).await?;
-    let batches = &compiled.2;
-    let total: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
+    let compiled = committed_data(pipeline, &pipeline.locations.compiled_data).await?;
+    let total = compiled.1.rows;
     let trained_until = champion.window.as_ref().map(|w| w.rows.end);
     let rows_added = repair::rows_to_check(deployed, trained_until, total);
     let first_new_row = total - rows_added;
@@ -120,7 +101,9 @@ async fn check_deployed(
         rows_added.max(pipeline.lifecycle.min_rows.get() as u64)
     };
     let check_from = total.saturating_sub(wanted).max(unseen_from);
-    let new_rows = rows_added_last(batches, total - check_from);
+    // Only the parts holding these rows are read: ingestion appends, so they are the newest.
+    let new_rows =
+        model_columns_from(&pipeline.locations.compiled_data, &compiled.1, check_from).await?;
     let settings = pipeline.lifecycle.clone();
     let deployed_f1 = deployed.f1;
     let (report, champion) = super::spawn_blocking_in_span(move || {
@@ -301,7 +284,7 @@ pub async fn run_full_process_for(
         .map(|d| d.model_source.version_id.clone());
     let mut since_row = None;
     let mut champion: Option<TrainedModel> = None;
-    let mut compiled: Option<CompiledColumns> = None;
+    let mut compiled: Option<(IngestionRecord, CompiledData)> = None;
     // The compiled data this run finishes the deployment's check against.
     let mut checked_data: Option<CompiledData> = None;
     let retrain = match &deployment {
@@ -327,7 +310,7 @@ pub async fn run_full_process_for(
             steps.before("drift_check")?;
             let started = Instant::now();
             let checked = check_deployed(pipeline, deployed).await?;
-            checked_data = checked.compiled.0.compiled.clone();
+            checked_data = Some(checked.compiled.1.clone());
             record.deployed_f1 = Some(deployed.f1);
             let retrain = match &checked.report {
                 None => {
@@ -369,7 +352,11 @@ pub async fn run_full_process_for(
         steps.before("training")?;
         let started = Instant::now();
         let (ingested, data, batches) = match compiled {
-            Some(compiled) => compiled,
+            Some((ingested, data)) => {
+                let batches =
+                    model_columns_from(&pipeline.locations.compiled_data, &data, 0).await?;
+                (ingested, data.object, batches)
+            }
             None => load_model_columns(pipeline, &pipeline.locations.compiled_data).await?,
         };
         checked_data = ingested.compiled.clone();

@@ -1,9 +1,10 @@
 //! Ingestion: finds the source CSV objects not ingested yet (by key, version id and ETag, so a
-//! file uploaded again with new content is new data), validates them with the data layer, adds
-//! their good rows to everything ingested before with exact duplicate rows dropped, writes the
-//! compiled data set (Parquet), quarantines rejected rows with their reasons, and commits the
-//! ingestion record last with a conditional put, so two concurrent ingestions can never both
-//! win. Source objects are only read, never moved, rewritten or deleted.
+//! file uploaded again with new content is new data), validates them with the data layer, drops
+//! exact duplicates of any row compiled before, writes the new rows as one new Parquet part of
+//! the compiled data (create-only, Hive-style by ingestion month), quarantines rejected rows
+//! with their reasons, and commits the ingestion record, whose manifest lists the parts, last
+//! with a conditional put, so two concurrent ingestions can never both win (the loser's part is
+//! an orphan no record names). Source objects are only read, never moved, rewritten or deleted.
 
 use std::collections::HashSet;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -17,14 +18,21 @@ use bytes::Bytes;
 use chrono::Utc;
 use tokio_util::io::SyncIoBridge;
 
+use super::compiled::{
+    FetchedPart, decode_fingerprints, encode_fingerprints, fetch_objects, fingerprint_key,
+    for_each_batch, part_key,
+};
 use super::{Pipeline, StepError};
 use crate::data::csv::CsvBatchReader;
 use crate::data::error::DataError;
-use crate::data::parquet::{ParquetBatchWriter, read_parquet};
+use crate::data::parquet::ParquetBatchWriter;
 use crate::data::rejected::{RejectedRow, write_rejected_csv};
 use crate::data::schema::COLUMNS;
 use crate::location::Location;
-use crate::records::{CompiledData, FileOutcome, IngestedFile, IngestionRecord, ObjectRef, names};
+use crate::records::{
+    CompiledData, CompiledPart, FileOutcome, FingerprintIndex, IngestedFile, IngestionRecord,
+    ObjectRef, names,
+};
 use crate::store::{ByteReader, ObjectMeta, PutMode, StoreError};
 
 /// What one ingestion did.
@@ -115,26 +123,30 @@ pub async fn ingest_into(
     }
     tracing::info!(count = new_objects.len(), source = %source.url(), "new source files to ingest");
 
-    let compiler = compiler_with_previous_rows(compiled, record.compiled.as_ref()).await?;
-    let rows_before = compiler.rows;
+    // With history, the new rows wait in memory until they are checked against it (the new
+    // data's size, not the history's); a first ingestion writes them as they come.
+    let compiler = Compiler::new(record.compiled.is_some())?;
     let duplicates_before = record.compiled.as_ref().map_or(0, |c| c.duplicates_dropped);
     let (parsed, compiler) = parse_and_compile(source, &new_objects, compiler).await?;
+    let (compiler, unindexed) =
+        check_against_history(compiled, record.compiled.as_ref(), compiler).await?;
     let new_files = record_new_files(compiled, &new_objects, parsed, run_id).await?;
 
     let mut written: Vec<ObjectRef> = new_files
         .iter()
         .filter_map(|f| f.quarantine.clone())
         .collect();
-    let rows_added = compiler.rows - rows_before;
+    let rows_added = compiler.rows;
     let duplicates_dropped =
         duplicates_before + new_files.iter().map(|f| f.rows_duplicate).sum::<u64>();
     written.extend(
-        write_compiled_data(
+        write_compiled_part(
             compiled,
             compiler,
-            rows_added,
+            unindexed,
             duplicates_dropped,
             &mut record,
+            run_id,
         )
         .await?,
     );
@@ -216,27 +228,97 @@ fn select_new_objects(
     (new_objects, skipped_non_csv)
 }
 
-/// A compiler that starts from the previous compiled data set, so it writes those rows again
-/// and knows every row seen before.
-async fn compiler_with_previous_rows(
+/// The sorted fingerprints of the parts that had no usable index, by manifest position: the
+/// next part written also writes their indexes.
+type Unindexed = Vec<(usize, Vec<u128>)>;
+
+/// Parts whose indexes are fetched at a time while checking the new rows against the history
+/// (16 bytes a row each: a 100,000-row part's index is 1.6 MB).
+const INDEXES_AT_ONCE: usize = 8;
+
+/// Drops the new rows that were compiled before and writes the others (see [`Compiler::settle`]).
+/// The history is read from each part's fingerprint index (16 bytes a row, nothing decoded), a
+/// few parts at a time, looking each fingerprint up among the new rows', so memory follows the
+/// new data, not the history; a part without a usable index is decoded and hashed instead.
+async fn check_against_history(
     compiled: &Location,
     previous: Option<&CompiledData>,
-) -> Result<Compiler, StepError> {
-    let mut compiler = Compiler::new()?;
+    mut compiler: Compiler,
+) -> Result<(Compiler, Unindexed), StepError> {
     let Some(previous) = previous else {
-        return Ok(compiler);
+        return Ok((compiler, Vec::new()));
     };
-    let (_, bytes) = compiled
-        .get(names::COMPILED_DATA, Some(&previous.object.version_id))
-        .await?;
-    compiler.reserve(usize::try_from(previous.rows).unwrap_or(0));
-    run_blocking(move || {
-        for batch in read_parquet(names::COMPILED_DATA, bytes)? {
-            compiler.add(&batch?)?;
+    if compiler.seen.is_empty() {
+        // No new row to check (every file rejected or empty): nothing is written.
+        return Ok((compiler, Vec::new()));
+    }
+    let parts = previous.parts();
+    let mut in_history: HashSet<u128, BuildHasherDefault<Prehashed>> = HashSet::default();
+    let mut missing: Vec<(usize, CompiledPart)> = Vec::new();
+    let indexed: Vec<(usize, &CompiledPart)> = parts
+        .iter()
+        .enumerate()
+        .filter(|(position, part)| match part.fingerprints {
+            Some(_) => true,
+            None => {
+                missing.push((*position, (*part).clone()));
+                false
+            }
+        })
+        .collect();
+    for chunk in indexed.chunks(INDEXES_AT_ONCE) {
+        let objects = chunk
+            .iter()
+            .filter_map(|(_, part)| part.fingerprints.as_ref())
+            .map(|index| (index.key.clone(), index.object.version_id.clone()))
+            .collect();
+        let indexes = fetch_objects(compiled, objects).await?;
+        for (&(position, part), bytes) in chunk.iter().zip(indexes) {
+            match decode_fingerprints(&bytes, part.rows) {
+                Some(fingerprints) => compiler.find_in_history(&fingerprints, &mut in_history),
+                None => {
+                    tracing::warn!(
+                        part = %part.object.url,
+                        rows = part.rows,
+                        "fingerprint index does not match its part; reading the part instead"
+                    );
+                    missing.push((position, part.clone()));
+                }
+            }
         }
-        Ok(compiler)
-    })
-    .await
+    }
+    let mut unindexed = Vec::new();
+    for (position, part) in missing {
+        let bytes = fetch_objects(
+            compiled,
+            vec![(part.key.clone(), part.object.version_id.clone())],
+        )
+        .await?;
+        let fetched: Vec<FetchedPart> = bytes
+            .into_iter()
+            .map(|bytes| FetchedPart {
+                part: part.clone(),
+                bytes,
+            })
+            .collect();
+        let (back, found, fingerprints) = run_blocking(move || {
+            let mut found = HashSet::default();
+            let mut fingerprints = Vec::new();
+            for_each_batch::<StepError>(&fetched, None, 0, |batch| {
+                fingerprints.extend(row_fingerprints(&batch));
+                Ok(())
+            })?;
+            compiler.find_in_history(&fingerprints, &mut found);
+            fingerprints.sort_unstable();
+            Ok((compiler, found, fingerprints))
+        })
+        .await?;
+        compiler = back;
+        in_history.extend(found);
+        unindexed.push((position, fingerprints));
+    }
+    let compiler = run_blocking(move || compiler.settle(&in_history)).await?;
+    Ok((compiler, unindexed))
 }
 
 /// One file's parse result, and where the compiler answers how many of its rows were
@@ -412,33 +494,117 @@ async fn quarantine_rejected_rows(
     Ok(ObjectRef::new(compiled, &written))
 }
 
-/// Writes the new compiled data set when this run added rows (or it is the first one) and
-/// points the record at it; otherwise only updates the duplicate count. Returns what it wrote.
-async fn write_compiled_data(
+/// Writes this run's new rows as one new part (create-only: a part is never rewritten) with its
+/// fingerprint index, and the indexes of earlier parts that had none, and appends the part to
+/// the record's manifest; with no new rows, only updates the duplicate count. Returns what it
+/// wrote.
+async fn write_compiled_part(
     compiled: &Location,
     compiler: Compiler,
-    rows_added: u64,
+    unindexed: Unindexed,
     duplicates_dropped: u64,
     record: &mut IngestionRecord,
-) -> Result<Option<ObjectRef>, StepError> {
-    if rows_added > 0 || record.compiled.is_none() && compiler.rows > 0 {
-        let (bytes, rows) = run_blocking(move || compiler.finish()).await?;
-        let written = compiled
-            .put(names::COMPILED_DATA, Bytes::from(bytes), PutMode::Overwrite)
-            .await?;
-        let object = ObjectRef::new(compiled, &written);
-        record.compiled = Some(CompiledData {
-            object: object.clone(),
-            rows,
-            duplicates_dropped,
-        });
-        Ok(Some(object))
-    } else {
+    run_id: &str,
+) -> Result<Vec<ObjectRef>, StepError> {
+    if compiler.rows == 0 {
         if let Some(existing) = &mut record.compiled {
             existing.duplicates_dropped = duplicates_dropped;
         }
-        Ok(None)
+        return Ok(Vec::new());
     }
+    let mut written = Vec::new();
+    let (mut parts, first_row) = match &record.compiled {
+        // Written before parts: its single file becomes part 0, copied under `parts/`.
+        Some(previous) if previous.parts.is_empty() => {
+            let adopted = adopt_single_file(compiled, previous, record.updated_at).await?;
+            written.push(adopted.object.clone());
+            (vec![adopted], previous.rows)
+        }
+        Some(previous) => (previous.parts.clone(), previous.rows),
+        None => (Vec::new(), 0),
+    };
+    for (position, fingerprints) in unindexed {
+        if let Some(part) = parts.get_mut(position) {
+            let index = write_fingerprint_index(compiled, &part.key, &fingerprints).await?;
+            written.push(index.object.clone());
+            part.fingerprints = Some(index);
+        }
+    }
+    let (bytes, rows, fingerprints) = run_blocking(move || compiler.finish()).await?;
+    let key = part_key(&Utc::now().format("%Y-%m").to_string(), run_id);
+    let put = compiled
+        .put(&key, Bytes::from(bytes), PutMode::CreateOnly)
+        .await?;
+    let object = ObjectRef::new(compiled, &put);
+    written.push(object.clone());
+    let index = write_fingerprint_index(compiled, &key, &fingerprints).await?;
+    written.push(index.object.clone());
+    parts.push(CompiledPart {
+        key,
+        object: object.clone(),
+        rows,
+        first_row,
+        fingerprints: Some(index),
+    });
+    record.compiled = Some(CompiledData {
+        object,
+        rows: first_row + rows,
+        duplicates_dropped,
+        parts,
+    });
+    Ok(written)
+}
+
+/// Writes the fingerprint index of the part at `part_key` (its rows' sorted fingerprints). Its
+/// content follows from the part's, so a run that writes it again writes the same bytes.
+async fn write_fingerprint_index(
+    compiled: &Location,
+    part_key: &str,
+    sorted: &[u128],
+) -> Result<FingerprintIndex, StepError> {
+    let key = fingerprint_key(part_key);
+    let put = compiled
+        .put(
+            &key,
+            Bytes::from(encode_fingerprints(sorted)),
+            PutMode::Overwrite,
+        )
+        .await?;
+    Ok(FingerprintIndex {
+        object: ObjectRef::new(compiled, &put),
+        key,
+    })
+}
+
+/// The single compiled file of a record written before parts, copied (server-side on S3) to
+/// part 0 under `parts/`, so engines that read the parts see its rows too. The copy's name is
+/// fixed and its content is that one version, so a run that dies after it and the run after
+/// write the same part.
+async fn adopt_single_file(
+    compiled: &Location,
+    previous: &CompiledData,
+    ingested_at: Option<chrono::DateTime<Utc>>,
+) -> Result<CompiledPart, StepError> {
+    let month = ingested_at
+        .unwrap_or_else(Utc::now)
+        .format("%Y-%m")
+        .to_string();
+    let key = part_key(&month, "0-finaldata");
+    let copied = compiled
+        .copy_to(
+            names::COMPILED_DATA,
+            Some(&previous.object.version_id),
+            compiled,
+            &key,
+        )
+        .await?;
+    Ok(CompiledPart {
+        key,
+        object: ObjectRef::new(compiled, &copied),
+        rows: previous.rows,
+        first_row: 0,
+        fingerprints: None,
+    })
 }
 
 /// Commits the ingestion record, conditional on the version this run started from (so two
@@ -571,8 +737,9 @@ fn parse_csv(
     })
 }
 
-/// Builds the compiled data set: writes each row once, in first-seen order, and drops exact
-/// duplicates of any row seen before (in earlier ingestions or earlier in this one).
+/// Builds a new part of the compiled data set: writes each new row once, in first-seen order,
+/// and drops exact duplicates of any row seen before (earlier in this run, as rows come; in
+/// earlier ingestions, by [`check_against_history`] before anything is written).
 struct Compiler {
     writer: ParquetBatchWriter<Vec<u8>>,
     // 128-bit row fingerprints (two independent 64-bit hashes of every field). Holding
@@ -580,7 +747,20 @@ struct Compiler {
     // spare capacity); a false "duplicate" needs a 128-bit collision, about 1 in 10^23 for ten
     // million rows.
     seen: HashSet<u128, BuildHasherDefault<Prehashed>>,
+    /// The fingerprints of the rows written, in order: the new part's index.
+    written_fingerprints: Vec<u128>,
     rows: u64,
+    /// The rows held until they are checked against the history (`None`: written as they come).
+    pending: Option<Pending>,
+}
+
+/// New rows (without this run's own duplicates) held for the check against the history.
+#[derive(Default)]
+struct Pending {
+    /// Each batch, its rows' fingerprints and the file it came from (its position).
+    batches: Vec<(RecordBatch, Vec<u128>, usize)>,
+    /// Each finished file's answer channel and its duplicates within this run.
+    replies: Vec<(Sender<u64>, u64)>,
 }
 
 /// The hasher of a set whose keys are already hashes: the table uses the key's low 64 bits as
@@ -699,11 +879,15 @@ fn row_fingerprints(batch: &RecordBatch) -> Vec<u128> {
 }
 
 impl Compiler {
-    fn new() -> Result<Self, StepError> {
+    /// A compiler that writes rows as they come, or (`defer`) holds them until
+    /// [`Compiler::settle`] knows which were compiled before.
+    fn new(defer: bool) -> Result<Self, StepError> {
         Ok(Compiler {
             writer: ParquetBatchWriter::new(names::COMPILED_DATA, Vec::new())?,
             seen: HashSet::default(),
+            written_fingerprints: Vec::new(),
             rows: 0,
+            pending: defer.then(Pending::default),
         })
     }
 
@@ -713,9 +897,64 @@ impl Compiler {
         self.seen.reserve(more);
     }
 
-    /// Adds the rows of `batch` not seen before; returns how many were duplicates.
-    fn add(&mut self, batch: &RecordBatch) -> Result<u64, StepError> {
-        self.add_fingerprinted(batch, &row_fingerprints(batch))
+    /// Adds to `found` the fingerprints of `history` that are among this run's rows.
+    fn find_in_history(
+        &self,
+        history: &[u128],
+        found: &mut HashSet<u128, BuildHasherDefault<Prehashed>>,
+    ) {
+        found.extend(history.iter().filter(|f| self.seen.contains(f)));
+    }
+
+    /// Writes the held rows but those `in_history` (compiled before), in order, and answers
+    /// each file with its duplicates (within this run and of the history).
+    fn settle(
+        mut self,
+        in_history: &HashSet<u128, BuildHasherDefault<Prehashed>>,
+    ) -> Result<Compiler, StepError> {
+        let Some(pending) = self.pending.take() else {
+            return Ok(self);
+        };
+        let mut duplicates: Vec<u64> = pending.replies.iter().map(|(_, d)| *d).collect();
+        for (batch, fingerprints, file) in pending.batches {
+            let keep: BooleanArray = fingerprints
+                .iter()
+                .map(|f| Some(!in_history.contains(f)))
+                .collect();
+            let kept = keep.true_count();
+            if let Some(count) = duplicates.get_mut(file) {
+                *count += (batch.num_rows() - kept) as u64;
+            }
+            self.write_kept(&batch, &fingerprints, &keep)?;
+        }
+        for ((reply, _), count) in pending.replies.into_iter().zip(duplicates) {
+            let _ = reply.send(count);
+        }
+        Ok(self)
+    }
+
+    /// Writes the rows of `batch` that `keep` marks, with their fingerprints.
+    fn write_kept(
+        &mut self,
+        batch: &RecordBatch,
+        fingerprints: &[u128],
+        keep: &BooleanArray,
+    ) -> Result<(), StepError> {
+        let kept = keep.true_count();
+        self.written_fingerprints.extend(
+            fingerprints
+                .iter()
+                .zip(keep.values().iter())
+                .filter_map(|(fingerprint, kept)| kept.then_some(*fingerprint)),
+        );
+        if kept == batch.num_rows() {
+            self.writer.write(batch)?;
+        } else if kept > 0 {
+            let filtered = filter_record_batch(batch, keep).map_err(StepError::DropDuplicates)?;
+            self.writer.write(&filtered)?;
+        }
+        self.rows += kept as u64;
+        Ok(())
     }
 
     fn add_fingerprinted(
@@ -729,13 +968,27 @@ impl Compiler {
             .collect();
         let kept = keep.true_count();
         let duplicates = (batch.num_rows() - kept) as u64;
-        if kept == batch.num_rows() {
-            self.writer.write(batch)?;
-        } else if kept > 0 {
-            let filtered = filter_record_batch(batch, &keep).map_err(StepError::DropDuplicates)?;
-            self.writer.write(&filtered)?;
+        match &mut self.pending {
+            Some(pending) if kept > 0 => {
+                let (batch, fingerprints) = if kept == batch.num_rows() {
+                    (batch.clone(), fingerprints.to_vec())
+                } else {
+                    let filtered =
+                        filter_record_batch(batch, &keep).map_err(StepError::DropDuplicates)?;
+                    let kept_fingerprints = fingerprints
+                        .iter()
+                        .zip(keep.values().iter())
+                        .filter_map(|(fingerprint, kept)| kept.then_some(*fingerprint))
+                        .collect();
+                    (filtered, kept_fingerprints)
+                };
+                pending
+                    .batches
+                    .push((batch, fingerprints, pending.replies.len()));
+            }
+            Some(_) => {}
+            None => self.write_kept(batch, fingerprints, &keep)?,
         }
-        self.rows += kept as u64;
         Ok(duplicates)
     }
 
@@ -750,7 +1003,13 @@ impl Compiler {
                 }
                 ToCompiler::Reserve(rows) => self.reserve(rows),
                 ToCompiler::EndOfFile(reply) => {
-                    let _ = reply.send(file_duplicates);
+                    match &mut self.pending {
+                        // Answered once the history is checked.
+                        Some(pending) => pending.replies.push((reply, file_duplicates)),
+                        None => {
+                            let _ = reply.send(file_duplicates);
+                        }
+                    }
                     file_duplicates = 0;
                 }
             }
@@ -758,8 +1017,12 @@ impl Compiler {
         Ok(self)
     }
 
-    fn finish(self) -> Result<(Vec<u8>, u64), StepError> {
-        Ok(self.writer.finish_into_inner()?)
+    /// The new part's bytes, its rows and their sorted fingerprints (its index).
+    fn finish(self) -> Result<(Vec<u8>, u64, Vec<u128>), StepError> {
+        let (bytes, rows) = self.writer.finish_into_inner()?;
+        let mut fingerprints = self.written_fingerprints;
+        fingerprints.sort_unstable();
+        Ok((bytes, rows, fingerprints))
     }
 }
 

@@ -3,6 +3,7 @@
 //! process that chains them. No Lambda types appear here; the Lambda handlers and the
 //! command-line tool only parse their input, call one of these, and print or return the result.
 
+pub mod compiled;
 pub mod deadline;
 pub mod deployment;
 pub mod diagnostics;

@@ -168,6 +168,7 @@ mod tests {
                 object: object(v),
                 rows,
                 duplicates_dropped: 0,
+                parts: Vec::new(),
             }),
             ..Default::default()
         }
@@ -242,6 +243,7 @@ mod tests {
             object: object(version),
             rows,
             duplicates_dropped: 0,
+            parts: Vec::new(),
         }
     }
 

@@ -8,14 +8,14 @@ use std::time::Instant;
 use arrow::array::RecordBatch;
 use bytes::Bytes;
 
+use super::compiled::{FetchedPart, committed_data, decode_rows, fetch_parts};
 use super::{Pipeline, StepError};
-use crate::data::parquet::{read_parquet, read_parquet_columns};
 use crate::data::schema::{EXITED, FEATURES};
 use crate::lifecycle::gate::{Challenger, train_challenger};
 use crate::lifecycle::window::{TrainingWindow, file_rows};
 use crate::location::Location;
 use crate::model::TrainedModel;
-use crate::records::{IngestionRecord, ObjectRef, names};
+use crate::records::{CompiledData, IngestionRecord, ObjectRef, names};
 use crate::store::PutMode;
 
 /// What one training run produced.
@@ -29,33 +29,24 @@ pub struct TrainingOutcome {
     pub validation: Vec<RecordBatch>,
 }
 
-/// The ingestion record in `compiled`, and the compiled data set it names (reference and bytes).
+/// The ingestion record in `compiled`, the compiled data's version (its newest part) and every
+/// part, fetched at the versions the record names.
 pub async fn compiled_data_with_record(
     pipeline: &Pipeline,
     compiled: &Location,
-) -> Result<(IngestionRecord, ObjectRef, Bytes), StepError> {
-    let no_data = || StepError::NoCompiledData {
-        location: compiled.url().to_string(),
-        source_location: pipeline.locations.source_data.url().to_string(),
-    };
-    let (_, record) = compiled
-        .get_json_if_exists::<IngestionRecord>(names::INGESTION_RECORD, "ingestion record")
-        .await?
-        .ok_or_else(no_data)?;
-    let data = record.compiled.clone().ok_or_else(no_data)?;
-    let (_, bytes) = compiled
-        .get(names::COMPILED_DATA, Some(&data.object.version_id))
-        .await?;
-    Ok((record, data.object, bytes))
+) -> Result<(IngestionRecord, ObjectRef, Vec<FetchedPart>), StepError> {
+    let (record, data) = committed_data(pipeline, compiled).await?;
+    let parts = fetch_parts(compiled, &data, 0).await?;
+    Ok((record, data.object, parts))
 }
 
-/// The bytes of the compiled data set that the ingestion record in `compiled` names.
-pub async fn compiled_data_bytes(
+/// The parts of the compiled data set that the ingestion record in `compiled` names.
+pub async fn compiled_data_parts(
     pipeline: &Pipeline,
     compiled: &Location,
-) -> Result<(ObjectRef, Bytes), StepError> {
-    let (_, object, bytes) = compiled_data_with_record(pipeline, compiled).await?;
-    Ok((object, bytes))
+) -> Result<(ObjectRef, Vec<FetchedPart>), StepError> {
+    let (_, object, parts) = compiled_data_with_record(pipeline, compiled).await?;
+    Ok((object, parts))
 }
 
 /// Reads the compiled data set that the ingestion record in `compiled` names, as batches.
@@ -63,11 +54,8 @@ pub async fn load_compiled_data(
     pipeline: &Pipeline,
     compiled: &Location,
 ) -> Result<(ObjectRef, Vec<RecordBatch>), StepError> {
-    let (object, bytes) = compiled_data_bytes(pipeline, compiled).await?;
-    let batches = super::spawn_blocking_in_span(move || {
-        read_parquet(names::COMPILED_DATA, bytes)?.collect::<Result<Vec<_>, _>>()
-    })
-    .await??;
+    let (object, parts) = compiled_data_parts(pipeline, compiled).await?;
+    let batches = super::spawn_blocking_in_span(move || decode_rows(&parts, None, 0)).await??;
     Ok((object, batches))
 }
 
@@ -77,14 +65,26 @@ pub async fn load_model_columns(
     pipeline: &Pipeline,
     compiled: &Location,
 ) -> Result<(IngestionRecord, ObjectRef, Vec<RecordBatch>), StepError> {
-    let (record, object, bytes) = compiled_data_with_record(pipeline, compiled).await?;
+    let (record, data) = committed_data(pipeline, compiled).await?;
+    let batches = model_columns_from(compiled, &data, 0).await?;
+    Ok((record, data.object, batches))
+}
+
+/// The model's columns of the compiled rows at positions `from_row..` of `data`: only the
+/// parts holding them are fetched and decoded.
+pub async fn model_columns_from(
+    compiled: &Location,
+    data: &CompiledData,
+    from_row: u64,
+) -> Result<Vec<RecordBatch>, StepError> {
+    let parts = fetch_parts(compiled, data, from_row).await?;
     let batches = super::spawn_blocking_in_span(move || {
         let mut columns: Vec<&str> = FEATURES.to_vec();
         columns.push(EXITED);
-        read_parquet_columns(names::COMPILED_DATA, bytes, &columns)?.collect::<Result<Vec<_>, _>>()
+        decode_rows(&parts, Some(&columns), from_row)
     })
     .await??;
-    Ok((record, object, batches))
+    Ok(batches)
 }
 
 /// The training window the lifecycle settings give for `record`'s compiled data.
