@@ -358,18 +358,27 @@ fn run_python(
     })
 }
 
-/// The first of `steps` the case's runs timed.
+/// The case's runs' timings of `steps`, added up run by run (a dash when no run did them).
 fn step_cell(case: &CaseResult, steps: &[&str]) -> String {
-    steps
+    let timed: Vec<&Vec<f64>> = case
+        .steps
         .iter()
-        .find_map(|step| case.steps.iter().find(|(name, _)| name == step))
-        .map_or_else(
-            || "-".to_string(),
-            |(_, ms)| {
-                let seconds: Vec<f64> = ms.iter().map(|m| m / 1e3).collect();
-                time_cell(&seconds)
-            },
-        )
+        .filter(|(name, _)| steps.contains(&name.as_str()))
+        .map(|(_, ms)| ms)
+        .collect();
+    let runs = timed.iter().map(|ms| ms.len()).max().unwrap_or(0);
+    let summed: Option<Vec<f64>> = (runs > 0).then(|| {
+        (0..runs)
+            .map(|run| timed.iter().filter_map(|ms| ms.get(run)).sum())
+            .collect()
+    });
+    summed.as_ref().map_or_else(
+        || "-".to_string(),
+        |ms| {
+            let seconds: Vec<f64> = ms.iter().map(|m| m / 1e3).collect();
+            time_cell(&seconds)
+        },
+    )
 }
 
 fn render(args: &IncrementalArgs, sizes: &[SizeResult]) -> String {
@@ -426,7 +435,7 @@ fn render(args: &IncrementalArgs, sizes: &[SizeResult]) -> String {
                 memory_cell(&case.measured),
                 step_cell(case, &["ingestion"]),
                 step_cell(case, &["drift_check"]),
-                step_cell(case, &["champion_challenger", "training"]),
+                step_cell(case, &["training", "champion_challenger"]),
                 step_cell(case, &["risk_list"]),
             );
         }
@@ -450,7 +459,7 @@ fn render(args: &IncrementalArgs, sizes: &[SizeResult]) -> String {
     }
     let _ = writeln!(
         out,
-        "\nStep columns are the run record's own step timings (inside the process; training is the challenger's training and the champion/challenger gate when the run retrained); a dash: the run did not do that step. The decision column lists each distinct decision of the runs."
+        "\nStep columns are the run record's own step timings (inside the process; training is the challenger's training plus the champion/challenger gate); a dash: the run did not do that step. The decision column lists each distinct decision of the runs."
     );
     out
 }
