@@ -864,7 +864,7 @@ fn render(args: &BenchArgs, sets: &[(DataSet, Results)]) -> String {
 }
 
 /// Replaces the section named `name` in `path` (or appends it), keeping the rest of the file.
-pub(crate) fn write_section(path: &Path, name: &str, body: &str) -> Result<()> {
+fn write_section(path: &Path, name: &str, body: &str) -> Result<()> {
     let begin = format!("<!-- bench:{name}:begin -->");
     let end = format!("<!-- bench:{name}:end -->");
     let existing = fs::read_to_string(path).unwrap_or_else(|_| "# Benchmarks\n".to_string());
@@ -880,17 +880,33 @@ pub(crate) fn write_section(path: &Path, name: &str, body: &str) -> Result<()> {
     fs::write(path, updated).with_context(|| format!("cannot write {}", path.display()))
 }
 
+/// The `risk` to benchmark: `other` (another build), or this binary.
+pub(crate) fn risk_binary(other: Option<&Path>) -> Result<PathBuf> {
+    match other {
+        Some(other) => {
+            fs::canonicalize(other).with_context(|| format!("cannot find {}", other.display()))
+        }
+        None => std::env::current_exe().context("cannot find this program's own binary"),
+    }
+}
+
+/// Writes `body` as section `section` of `out` (creating its folder) and prints it.
+pub(crate) fn publish(out: &Path, section: &str, body: &str, harness: &str) -> Result<()> {
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        fs::create_dir_all(dir)?;
+    }
+    write_section(out, section, body)?;
+    println!("{body}");
+    eprintln!("{harness}: results written to {}", out.display());
+    Ok(())
+}
+
 /// Runs `risk bench`.
 pub async fn run(args: BenchArgs) -> Result<()> {
     if args.runs == 0 {
         bail!("--runs must be at least 1");
     }
-    let risk = match &args.risk {
-        Some(other) => {
-            fs::canonicalize(other).with_context(|| format!("cannot find {}", other.display()))?
-        }
-        None => std::env::current_exe().context("cannot find this program's own binary")?,
-    };
+    let risk = risk_binary(args.risk.as_deref())?;
     fs::create_dir_all(&args.work_dir)?;
     let mut sets = Vec::new();
     for size in &args.sizes {
@@ -899,11 +915,5 @@ pub async fn run(args: BenchArgs) -> Result<()> {
         sets.push((data, results));
     }
     let body = render(&args, &sets);
-    if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
-        fs::create_dir_all(dir)?;
-    }
-    write_section(&args.out, &args.section, &body)?;
-    println!("{body}");
-    eprintln!("bench: results written to {}", args.out.display());
-    Ok(())
+    publish(&args.out, &args.section, &body, "bench")
 }

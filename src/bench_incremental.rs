@@ -20,8 +20,8 @@ use shared::records::{RunRecord, names};
 use shared::synth::{Drift, DriftKind, write_synthetic};
 
 use crate::bench::{
-    DataSet, Measured, Size, csv_files, machine, memory_cell, prepare, run_measured, time_cell,
-    write_section,
+    DataSet, Measured, Size, csv_files, machine, memory_cell, prepare, publish, risk_binary,
+    run_measured, time_cell,
 };
 
 /// `risk bench-incremental`: the cost of one run on top of a history.
@@ -469,26 +469,12 @@ pub async fn run(args: IncrementalArgs) -> Result<()> {
     if args.runs == 0 {
         bail!("--runs must be at least 1");
     }
-    let risk = match &args.risk {
-        Some(other) => {
-            fs::canonicalize(other).with_context(|| format!("cannot find {}", other.display()))?
-        }
-        None => std::env::current_exe().context("cannot find this program's own binary")?,
-    };
+    let risk = risk_binary(args.risk.as_deref())?;
     fs::create_dir_all(&args.work_dir)?;
     let mut sizes = Vec::new();
     for size in &args.sizes {
         sizes.push(bench_size(*size, &args, &risk).await?);
     }
     let body = render(&args, &sizes);
-    if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
-        fs::create_dir_all(dir)?;
-    }
-    write_section(&args.out, &args.section, &body)?;
-    println!("{body}");
-    eprintln!(
-        "bench-incremental: results written to {}",
-        args.out.display()
-    );
-    Ok(())
+    publish(&args.out, &args.section, &body, "bench-incremental")
 }
