@@ -51,12 +51,22 @@ fn rows_of(batches: &[RecordBatch]) -> Vec<String> {
 }
 
 async fn ingest_file(pipeline: &Pipeline, root: &Path, from: &str) -> u64 {
-    let name = Path::new(from).file_name().unwrap();
-    std::fs::copy(repo_path(from), root.join("source").join(name)).unwrap();
-    let outcome = ingest(pipeline, &IngestScope::All, &shared::steps::new_run_id())
+    let name = Path::new(from).file_name().unwrap().to_str().unwrap();
+    ingest_copy(pipeline, root, from, name, &shared::steps::new_run_id())
         .await
-        .unwrap();
-    outcome.rows_added
+        .rows_added
+}
+
+/// Copies the repository file `from` into the source location as `name`, and ingests.
+async fn ingest_copy(
+    pipeline: &Pipeline,
+    root: &Path,
+    from: &str,
+    name: &str,
+    run_id: &str,
+) -> shared::steps::ingestion::IngestionOutcome {
+    std::fs::copy(repo_path(from), root.join("source").join(name)).unwrap();
+    ingest(pipeline, &IngestScope::All, run_id).await.unwrap()
 }
 
 async fn record(pipeline: &Pipeline) -> IngestionRecord {
@@ -143,14 +153,14 @@ async fn an_independent_reader_gets_the_same_rows_from_the_parts() {
     assert!(ingest_file(&pipeline, root, "data/practicedata/dataset1.csv").await > 0);
     assert!(ingest_file(&pipeline, root, "data/practicedata/dataset2.csv").await > 0);
     // A file whose rows are all compiled already adds no part.
-    std::fs::copy(
-        repo_path("data/sourcedata/dataset3.csv"),
-        root.join("source/again.csv"),
+    let again = ingest_copy(
+        &pipeline,
+        root,
+        "data/sourcedata/dataset3.csv",
+        "again.csv",
+        "run-again",
     )
-    .unwrap();
-    let again = ingest(&pipeline, &IngestScope::All, "run-again")
-        .await
-        .unwrap();
+    .await;
     assert_eq!(again.rows_added, 0);
     let file = &again.new_files[0];
     assert_eq!((file.rows_accepted, file.rows_duplicate), (11, 11));
@@ -259,14 +269,14 @@ async fn a_record_from_before_parts_is_read_deduplicated_against_and_adopted_as_
     assert_eq!(before.len() as u64, rows);
 
     // Its rows are known to the de-duplication: the same file again adds nothing.
-    std::fs::copy(
-        repo_path("data/sourcedata/dataset4.csv"),
-        root.join("source/dataset4-again.csv"),
+    let again = ingest_copy(
+        &pipeline,
+        root,
+        "data/sourcedata/dataset4.csv",
+        "dataset4-again.csv",
+        "run-again",
     )
-    .unwrap();
-    let again = ingest(&pipeline, &IngestScope::All, "run-again")
-        .await
-        .unwrap();
+    .await;
     assert_eq!(again.rows_added, 0);
     assert!(record(&pipeline).await.compiled.unwrap().parts.is_empty());
 
@@ -466,14 +476,14 @@ async fn new_files_are_deduplicated_against_the_fingerprint_indexes_without_deco
     );
 
     // The seed's rows again: all duplicates, found through the index.
-    std::fs::copy(
-        repo_path("data/sourcedata/dataset3.csv"),
-        root.join("source/again.csv"),
+    let again = ingest_copy(
+        &pipeline,
+        root,
+        "data/sourcedata/dataset3.csv",
+        "again.csv",
+        "run-again",
     )
-    .unwrap();
-    let again = ingest(&pipeline, &IngestScope::All, "run-again")
-        .await
-        .unwrap();
+    .await;
     assert_eq!(again.rows_added, 0);
 
     // Point part 0 at an index of the right size that holds none of its rows: the ingestion
@@ -508,14 +518,14 @@ async fn new_files_are_deduplicated_against_the_fingerprint_indexes_without_deco
         }
     };
     rewrite(&trusting).await;
-    std::fs::copy(
-        repo_path("data/sourcedata/dataset4.csv"),
-        root.join("source/again4.csv"),
+    let fooled = ingest_copy(
+        &pipeline,
+        root,
+        "data/sourcedata/dataset4.csv",
+        "again4.csv",
+        "run-fooled",
     )
-    .unwrap();
-    let fooled = ingest(&pipeline, &IngestScope::All, "run-fooled")
-        .await
-        .unwrap();
+    .await;
     assert_eq!(
         fooled.rows_added, 15,
         "dataset4's rows, not found in the wrong index"
@@ -538,14 +548,14 @@ async fn new_files_are_deduplicated_against_the_fingerprint_indexes_without_deco
         object: ObjectRef::new(compiled, &short),
     });
     rewrite(&damaged).await;
-    std::fs::copy(
-        repo_path("data/sourcedata/dataset3.csv"),
-        root.join("source/again3.csv"),
+    let careful = ingest_copy(
+        &pipeline,
+        root,
+        "data/sourcedata/dataset3.csv",
+        "again3.csv",
+        "run-careful",
     )
-    .unwrap();
-    let careful = ingest(&pipeline, &IngestScope::All, "run-careful")
-        .await
-        .unwrap();
+    .await;
     assert_eq!(
         careful.rows_added, 0,
         "dataset3's rows found by reading part 0"
