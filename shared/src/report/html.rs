@@ -1486,6 +1486,24 @@ fn risk_section(out: &mut String, risk: &Result<RiskList, String>) {
                 escape(&list.generated_at.format("%Y-%m-%d %H:%M UTC").to_string()),
                 list.clients.len()
             );
+            if list.exited > 0 || list.exited_earlier > 0 {
+                let _ = write!(
+                    out,
+                    "<p class=\"meta\">Not ranked: {} {} left within the new data (marked <code>exited</code> in the full list); {} who left before it {} counted, not listed.</p>",
+                    list.exited,
+                    if list.exited == 1 {
+                        "client who"
+                    } else {
+                        "clients who"
+                    },
+                    list.exited_earlier,
+                    if list.exited_earlier == 1 {
+                        "is"
+                    } else {
+                        "are"
+                    },
+                );
+            }
             out.push_str("<div class=\"scroll\"><table><thead><tr><th scope=\"col\">rank</th><th scope=\"col\">client</th><th scope=\"col\">risk of leaving</th><th scope=\"col\">band</th><th scope=\"col\">change since the previous list</th><th scope=\"col\">main drivers</th></tr></thead><tbody>");
             for client in &list.clients {
                 let change = match client.change {

@@ -111,6 +111,10 @@ pub struct RiskList {
     /// How many clients are ranked, and how many of them are in the high band.
     pub ranked: usize,
     pub high: usize,
+    /// Clients who left within the new data (marked in the full list), and those who left
+    /// before it (counted only).
+    pub exited: u64,
+    pub exited_earlier: u64,
     pub generated_at: DateTime<Utc>,
     pub full_list: String,
 }
@@ -532,6 +536,8 @@ pub async fn risk_list(
         clients,
         ranked: ranked.len(),
         high,
+        exited: list.meta.exited,
+        exited_earlier: list.meta.exited_earlier,
         generated_at: list.meta.generated_at,
         full_list: reports.object_url(crate::risklist::store::LATEST_CSV),
     })
@@ -618,6 +624,19 @@ mod tests {
             "{page}"
         );
         assert!(page.contains("risk/latest.csv"));
+        // The clients not ranked are accounted for: the exits of the new data and the earlier ones.
+        assert_eq!(
+            (risk.exited, risk.exited_earlier),
+            (list.meta.exited, list.meta.exited_earlier)
+        );
+        assert!(risk.exited > 0, "the seed data has exits");
+        assert!(
+            page.contains(&format!(
+                "Not ranked: {} clients who left within the new data",
+                risk.exited
+            )),
+            "{page}"
+        );
         let copy = pipeline
             .locations
             .reports
