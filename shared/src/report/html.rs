@@ -18,6 +18,7 @@ use crate::drift::stats::{
 use crate::lifecycle::profile::ReferenceSource;
 use crate::lifecycle::window::Validation;
 use crate::records::{Decision, DriftEntry, FileOutcome, RunRecord};
+use crate::steps::reporting::short_version;
 
 /// Points a curve keeps on the page.
 const CURVE_POINTS: usize = 300;
@@ -128,18 +129,6 @@ fn capitalise(text: &str) -> String {
     }
 }
 
-/// A version id short enough for a table: both ends kept (local ids differ at the end, S3's
-/// anywhere).
-fn short(version: &str) -> String {
-    let chars: Vec<char> = version.chars().collect();
-    if chars.len() <= 14 {
-        return version.to_string();
-    }
-    let head: String = chars[..6].iter().collect();
-    let tail: String = chars[chars.len() - 6..].iter().collect();
-    format!("{head}…{tail}")
-}
-
 /// An object's name for a table: the last path segment of its URL, and its version.
 fn object(url: &str, version: &str) -> String {
     let name = url.rsplit('/').next().unwrap_or(url);
@@ -155,7 +144,7 @@ fn version_words(version: &str) -> String {
     if version == crate::store::NULL_VERSION {
         "(unversioned)".to_string()
     } else {
-        format!("v {}", escape(&short(version)))
+        format!("v {}", escape(&short_version(version)))
     }
 }
 
@@ -234,7 +223,7 @@ fn header(out: &mut String, data: &PageData) {
             let _ = write!(
                 out,
                 "<div>Deployed model<b>v {}</b><span class=\"meta\">since {}</span></div>",
-                escape(&short(&card.deployment.model.version_id)),
+                escape(&short_version(&card.deployment.model.version_id)),
                 card.deployment.deployed_at.format("%Y-%m-%d %H:%M UTC")
             );
         }
@@ -606,7 +595,7 @@ fn metrics_section(out: &mut String, data: &PageData) {
         let _ = write!(
             out,
             "<p class=\"meta\">The new-data column is the model that was deployed when the drift check ran (v {}); the model deployed since is in the other columns.</p>",
-            escape(&short(previous))
+            escape(&short_version(previous))
         );
     }
     if let Some(test) = test {
@@ -1310,7 +1299,7 @@ fn history_section(out: &mut String, runs: &Result<Vec<RunRecord>, String>) {
             run.new_model_f1.map_or_else(|| "—".into(), f3),
             run.model_after
                 .as_ref()
-                .map_or_else(|| "—".into(), |m| escape(&short(&m.version_id))),
+                .map_or_else(|| "—".into(), |m| escape(&short_version(&m.version_id))),
             escape(&capitalise(&run.reason))
         );
     }

@@ -107,9 +107,9 @@ pub async fn write_reports(pipeline: &Pipeline, run_id: &str) -> Result<ReportOu
     })
 }
 
-/// A version id short enough for the plot's title. Local version ids are timestamps, which
-/// differ at the end; S3's are random: keeping both ends keeps any two versions apart.
-fn short_version(version: &str) -> String {
+/// A version id short enough for a plot's title or a table. Local version ids are timestamps,
+/// which differ at the end; S3's are random: keeping both ends keeps any two versions apart.
+pub(crate) fn short_version(version: &str) -> String {
     let chars: Vec<char> = version.chars().collect();
     if chars.len() <= 14 {
         return version.to_string();
