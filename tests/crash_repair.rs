@@ -27,26 +27,10 @@ use shared::steps::fullprocess::run_full_process;
 use shared::steps::training::load_compiled_data;
 use shared::store::PutMode;
 use shared::store::fault::{Fault, FaultPlan, with_faults};
-use shared::synth::{Drift, DriftKind, SynthSpec, generate};
+use shared::synth::{Drift, DriftKind, SynthSpec, generate_in_memory};
 
 const CLIENTS: usize = 300;
 const BOOTSTRAP_MONTHS: usize = 3;
-
-/// The monthly files `spec` generates, and its test file.
-fn generated(spec: &SynthSpec) -> (Vec<(String, String)>, String) {
-    let mut files = Vec::new();
-    let mut test = String::new();
-    generate(spec, |name, body| {
-        if name == shared::synth::TEST_FILE {
-            test = body;
-        } else {
-            files.push((name, body));
-        }
-        Ok(())
-    })
-    .unwrap();
-    (files, test)
-}
 
 /// The generated monthly files (the last one drifted) and the test file.
 fn data() -> (Vec<(String, String)>, String) {
@@ -61,7 +45,7 @@ fn data() -> (Vec<(String, String)>, String) {
         test_rows: 300,
         ..SynthSpec::default()
     };
-    generated(&spec)
+    generate_in_memory(&spec).unwrap()
 }
 
 /// The same locations, every call going through `plan`.
@@ -597,7 +581,7 @@ async fn eight_concurrent_ingestions_on_s3_each_ingest_their_file_exactly_once()
         test_rows: 200,
         ..SynthSpec::default()
     };
-    let (files, test) = generated(&spec);
+    let (files, test) = generate_in_memory(&spec).unwrap();
 
     // The reference: the same files ingested by one run.
     let sequential = s3_locations(&bucket.client, &bucket.bucket, "sequential");

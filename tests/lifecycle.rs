@@ -20,26 +20,10 @@ use shared::steps::Pipeline;
 use shared::steps::deployment::deployed_model;
 use shared::steps::fullprocess::run_full_process;
 use shared::store::PutMode;
-use shared::synth::{Drift, DriftKind, SynthSpec, generate};
+use shared::synth::{Drift, DriftKind, SynthSpec, generate_in_memory};
 
 const CLIENTS: usize = 2_000;
 const BOOTSTRAP_MONTHS: usize = 6;
-
-/// Every monthly file and the test file of `spec`, in memory.
-fn months(spec: &SynthSpec) -> (Vec<(String, String)>, String) {
-    let mut files = Vec::new();
-    let mut test = String::new();
-    generate(spec, |name, body| {
-        if name == shared::synth::TEST_FILE {
-            test = body;
-        } else {
-            files.push((name, body));
-        }
-        Ok(())
-    })
-    .unwrap();
-    (files, test)
-}
 
 async fn pipeline(root: &Path, test_file: &str, lifecycle: LifecycleSettings) -> Pipeline {
     let config = root.join("config.json");
@@ -109,7 +93,7 @@ async fn stable_months_are_not_retrained() {
         test_rows: 2_000,
         ..SynthSpec::default()
     };
-    let (files, test) = months(&spec);
+    let (files, test) = generate_in_memory(&spec).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let pipeline = pipeline(dir.path(), &test, LifecycleSettings::default()).await;
     let first = bootstrap(&pipeline, &files).await;
@@ -176,7 +160,7 @@ async fn a_sudden_drift_is_detected_at_once_and_the_challenger_recovers() {
         test_rows: 2_000,
         ..SynthSpec::default()
     };
-    let (files, test) = months(&spec);
+    let (files, test) = generate_in_memory(&spec).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let pipeline = pipeline(dir.path(), &test, LifecycleSettings::default()).await;
     bootstrap(&pipeline, &files).await;
@@ -237,7 +221,7 @@ async fn a_challenger_that_is_no_better_is_rejected_and_the_champion_stays() {
         test_rows: 2_000,
         ..SynthSpec::default()
     };
-    let (files, test) = months(&spec);
+    let (files, test) = generate_in_memory(&spec).unwrap();
     // A hair-trigger drift test (any increase at all, at significance 0.99) on stable data, and a
     // gate that asks the challenger to be significantly better (margin 0): the challenger, trained
     // on one month's rows, is not.

@@ -472,6 +472,22 @@ pub fn generate(
     Ok(())
 }
 
+/// The monthly files (name and CSV text, in month order) and the test file's text (empty when
+/// `spec` asks for none), in memory.
+pub fn generate_in_memory(spec: &SynthSpec) -> Result<(Vec<(String, String)>, String), StoreError> {
+    let mut files = Vec::new();
+    let mut test = String::new();
+    generate(spec, |name, body| {
+        if name == TEST_FILE {
+            test = body;
+        } else {
+            files.push((name, body));
+        }
+        Ok(())
+    })?;
+    Ok((files, test))
+}
+
 /// The test file as CSV text: `spec.test_rows` other clients of the same process (their own
 /// seed), as they are at `month` (the months before are simulated, not kept).
 pub fn test_file(spec: &SynthSpec, month: usize) -> String {

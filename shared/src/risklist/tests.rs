@@ -512,22 +512,6 @@ fn the_newest_first_pass_keeps_each_clients_newest_row_and_counts_old_exits() {
     }
 }
 
-/// The generated monthly files (a few hundred clients, exits every month) and the test file.
-fn generated_months(spec: &crate::synth::SynthSpec) -> (Vec<(String, String)>, String) {
-    let mut files = Vec::new();
-    let mut test = String::new();
-    crate::synth::generate(spec, |name, body| {
-        if name == crate::synth::TEST_FILE {
-            test = body;
-        } else {
-            files.push((name, body));
-        }
-        Ok(())
-    })
-    .unwrap();
-    (files, test)
-}
-
 /// `built` and `full` are the same list: same entries (ranks, probabilities, bands, drivers,
 /// changes) and the same counts.
 fn assert_same_list(built: &RiskList, full: &RiskList) {
@@ -556,7 +540,7 @@ async fn an_incremental_list_is_the_full_build_of_the_same_data() {
         test_rows: 300,
         ..SynthSpec::default()
     };
-    let (months, test) = generated_months(&spec);
+    let (months, test) = crate::synth::generate_in_memory(&spec).unwrap();
     let locations = &pipeline.locations;
     locations
         .test_data
