@@ -38,6 +38,10 @@ pub enum RecordError {
     },
 }
 
+/// Objects [`Location::get_all`] reads at once: S3 answers each in tens of milliseconds, so one
+/// after another adds up to seconds for a hundred, while a few at once keep connections modest.
+pub const READS_AT_ONCE: usize = 8;
+
 /// One configured location: a store plus a key prefix inside it.
 #[derive(Debug, Clone)]
 pub struct Location {
@@ -214,6 +218,26 @@ impl Location {
         Ok(self.put(name, Bytes::from(body), mode).await?)
     }
 
+    /// Each `(name, version)` (the latest with `None`), read [`READS_AT_ONCE`] at a time: the
+    /// results in the order asked, each its own.
+    pub async fn get_all(
+        &self,
+        objects: Vec<(String, Option<String>)>,
+    ) -> Vec<Result<(ObjectMeta, Bytes), StoreError>> {
+        let permits = Arc::new(tokio::sync::Semaphore::new(READS_AT_ONCE));
+        let mut reads = tokio::task::JoinSet::new();
+        for (index, (name, version)) in objects.into_iter().enumerate() {
+            let (location, permits) = (self.clone(), permits.clone());
+            reads.spawn(async move {
+                let _permit = permits.acquire_owned().await;
+                (index, location.get(&name, version.as_deref()).await)
+            });
+        }
+        let mut results = reads.join_all().await;
+        results.sort_unstable_by_key(|(index, _)| *index);
+        results.into_iter().map(|(_, result)| result).collect()
+    }
+
     /// Reads a JSON record, latest or a given version.
     pub async fn get_json<T: DeserializeOwned>(
         &self,
@@ -222,13 +246,43 @@ impl Location {
         version: Option<&str>,
     ) -> Result<(ObjectMeta, T), RecordError> {
         let (meta, body) = self.get(name, version).await?;
-        let value = serde_json::from_slice(&body).map_err(|source| RecordError::Decode {
+        let value = self.decode_json(name, what, &meta, &body)?;
+        Ok((meta, value))
+    }
+
+    /// The latest version of each JSON record in `names`, read as [`Location::get_all`] reads:
+    /// in the order asked, each its own result.
+    pub async fn get_json_all<T: DeserializeOwned>(
+        &self,
+        names: Vec<String>,
+        what: &'static str,
+    ) -> Vec<Result<T, RecordError>> {
+        let reads = self
+            .get_all(names.iter().map(|name| (name.clone(), None)).collect())
+            .await;
+        names
+            .iter()
+            .zip(reads)
+            .map(|(name, read)| {
+                let (meta, body) = read?;
+                self.decode_json(name, what, &meta, &body)
+            })
+            .collect()
+    }
+
+    fn decode_json<T: DeserializeOwned>(
+        &self,
+        name: &str,
+        what: &'static str,
+        meta: &ObjectMeta,
+        body: &[u8],
+    ) -> Result<T, RecordError> {
+        serde_json::from_slice(body).map_err(|source| RecordError::Decode {
             url: self.object_url(name),
             version: meta.version_id.clone(),
             what,
             source,
-        })?;
-        Ok((meta, value))
+        })
     }
 
     /// Like [`Location::get_json`] of the latest version, but a missing record is `None`.
@@ -327,4 +381,47 @@ pub async fn create_configured_buckets(
         }
     }
     Ok(buckets)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn reads_of_many_come_back_in_the_order_asked_with_each_failure_in_its_place() {
+        let location = Location::scratch("records");
+        for n in 0..20 {
+            let body = Bytes::from(format!("{{\"n\": {n}}}"));
+            location
+                .put(&format!("r/{n:02}.json"), body, PutMode::Overwrite)
+                .await
+                .unwrap();
+        }
+        location
+            .put(
+                "r/bad.json",
+                Bytes::from_static(b"not json"),
+                PutMode::Overwrite,
+            )
+            .await
+            .unwrap();
+        let mut names: Vec<String> = (0..20).rev().map(|n| format!("r/{n:02}.json")).collect();
+        names.insert(3, "r/missing.json".to_string());
+        names.insert(7, "r/bad.json".to_string());
+        let records = location
+            .get_json_all::<serde_json::Value>(names, "test record")
+            .await;
+        assert_eq!(records.len(), 22);
+        assert!(matches!(
+            records[3],
+            Err(RecordError::Store(StoreError::NotFound { .. }))
+        ));
+        assert!(matches!(records[7], Err(RecordError::Decode { .. })));
+        let numbers: Vec<i64> = records
+            .iter()
+            .filter_map(|r| r.as_ref().ok())
+            .map(|v| v["n"].as_i64().unwrap())
+            .collect();
+        assert_eq!(numbers, (0..20).rev().collect::<Vec<_>>());
+    }
 }

@@ -504,34 +504,6 @@ struct DriftAnswer {
     request_id: String,
 }
 
-/// Drift reads at once when answering `GET /drift` (S3 serves each in tens of milliseconds, so
-/// one at a time would take seconds for a full history).
-const DRIFT_READS_AT_ONCE: usize = 8;
-
-/// The records under `keys`, in the order of `keys`, read [`DRIFT_READS_AT_ONCE`] at a time.
-async fn read_records<T: serde::de::DeserializeOwned + Send + 'static>(
-    location: &crate::location::Location,
-    keys: Vec<String>,
-    what: &'static str,
-) -> Vec<Result<T, crate::location::RecordError>> {
-    let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(DRIFT_READS_AT_ONCE));
-    let mut reads = tokio::task::JoinSet::new();
-    for (index, key) in keys.into_iter().enumerate() {
-        let (location, permits) = (location.clone(), permits.clone());
-        reads.spawn(async move {
-            let _permit = permits.acquire_owned().await;
-            let record = location
-                .get_json::<T>(&key, what, None)
-                .await
-                .map(|(_, record)| record);
-            (index, record)
-        });
-    }
-    let mut records: Vec<_> = reads.join_all().await;
-    records.sort_unstable_by_key(|(index, _)| *index);
-    records.into_iter().map(|(_, record)| record).collect()
-}
-
 /// The latest drift report, whole, and the history of every kept check in short (newest first).
 pub(super) async fn drift(api: &Api, request_id: &str) -> Answer {
     let reports = &api.pipeline().locations.reports;
@@ -557,7 +529,10 @@ pub(super) async fn drift(api: &Api, request_id: &str) -> Answer {
     keys.sort_unstable_by(|a, b| b.cmp(a));
     keys.truncate(DRIFT_HISTORY);
     let mut history = Vec::with_capacity(keys.len());
-    for entry in read_records::<crate::records::DriftEntry>(reports, keys, "drift report").await {
+    for entry in reports
+        .get_json_all::<crate::records::DriftEntry>(keys, "drift report")
+        .await
+    {
         let entry = entry.map_err(|e| step(e.into()))?;
         let performance = &entry.report.performance;
         history.push(DriftHistoryEntry {
@@ -579,34 +554,4 @@ pub(super) async fn drift(api: &Api, request_id: &str) -> Answer {
         request_id: request_id.to_string(),
     };
     json_response(StatusCode::OK, &answer, request_id)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::location::Location;
-    use crate::store::PutMode;
-
-    #[tokio::test]
-    async fn records_come_back_in_the_order_asked_with_each_failure_in_its_place() {
-        let location = Location::scratch("records");
-        for n in 0..20 {
-            let body = bytes::Bytes::from(format!("{{\"n\": {n}}}"));
-            location
-                .put(&format!("r/{n:02}.json"), body, PutMode::Overwrite)
-                .await
-                .unwrap();
-        }
-        let mut keys: Vec<String> = (0..20).rev().map(|n| format!("r/{n:02}.json")).collect();
-        keys.insert(3, "r/missing.json".to_string());
-        let records = read_records::<serde_json::Value>(&location, keys, "test record").await;
-        assert_eq!(records.len(), 21);
-        assert!(records[3].is_err());
-        let numbers: Vec<i64> = records
-            .iter()
-            .filter_map(|r| r.as_ref().ok())
-            .map(|v| v["n"].as_i64().unwrap())
-            .collect();
-        assert_eq!(numbers, (0..20).rev().collect::<Vec<_>>());
-    }
 }

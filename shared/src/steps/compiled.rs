@@ -7,7 +7,6 @@
 
 use arrow::array::RecordBatch;
 use bytes::Bytes;
-use tokio::task::JoinSet;
 
 use super::{Pipeline, StepError};
 use crate::data::error::DataError;
@@ -64,25 +63,22 @@ pub async fn fetch_parts(
         .collect())
 }
 
-/// The bytes of each (key, version) of `compiled`, in order, fetched concurrently.
+/// The bytes of each (key, version) of `compiled`, in order, read a few at a time
+/// ([`Location::get_all`]).
 pub async fn fetch_objects(
     compiled: &Location,
     objects: Vec<(String, String)>,
 ) -> Result<Vec<Bytes>, StepError> {
-    let mut fetches = JoinSet::new();
-    for (position, (key, version)) in objects.into_iter().enumerate() {
-        let location = compiled.clone();
-        fetches.spawn(async move {
-            let (_, bytes) = location.get(&key, Some(&version)).await?;
-            Ok::<_, StepError>((position, bytes))
-        });
-    }
-    let mut fetched = Vec::with_capacity(fetches.len());
-    while let Some(result) = fetches.join_next().await {
-        fetched.push(result??);
-    }
-    fetched.sort_by_key(|(position, _)| *position);
-    Ok(fetched.into_iter().map(|(_, bytes)| bytes).collect())
+    let objects = objects
+        .into_iter()
+        .map(|(key, version)| (key, Some(version)))
+        .collect();
+    compiled
+        .get_all(objects)
+        .await
+        .into_iter()
+        .map(|read| Ok(read?.1))
+        .collect()
 }
 
 /// Where the fingerprint index of the part at `part_key` goes: the same path under
