@@ -174,14 +174,9 @@ pub fn latest_rows_newest_first(
 
 impl LatestRows {
     /// The rows `list` was built from, as far as it names them (its active clients' values and
-    /// its exits), with its counts: the base of an incremental build. `None` when the list does
-    /// not hold the values of every feature `model` uses (a model on other features).
-    pub fn from_list(list: &RiskList, model: &TrainedModel) -> Option<LatestRows> {
-        let lineage = list.meta.lineage.as_ref()?;
-        let stored = |name: &str| list.meta.features.iter().any(|f| f.name == name);
-        if !model.features.iter().all(|f| stored(&f.name)) {
-            return None;
-        }
+    /// its exits), with its counts: the base of an incremental build ([`incremental_base`] says
+    /// when `list` can be one).
+    fn from_list(list: &RiskList, lineage: &DataLineage) -> LatestRows {
         let mut rows = LatestRows {
             rows_read: list.meta.rows_read,
             rows_without_corporation: list.meta.rows_without_corporation,
@@ -209,7 +204,7 @@ impl LatestRows {
                 }
             }
         }
-        Some(rows)
+        rows
     }
 
     /// `newer` (the latest rows among the rows added since `self` was built) over `self`: a
@@ -299,34 +294,40 @@ pub fn recent_exits_from(
     compiled_rows.saturating_sub(newest)
 }
 
+/// The previous list a new one on the compiled data of `record` (`compiled_rows` rows) is built
+/// from incrementally, with the data it covers: when `record` extends that data (rows appended,
+/// or none) and the list holds the values of every feature `model` uses. `None`: a full pass.
+fn incremental_base<'a>(
+    previous: Option<&'a RiskList>,
+    record: &IngestionRecord,
+    compiled_rows: u64,
+    model: &TrainedModel,
+) -> Option<(&'a RiskList, &'a DataLineage)> {
+    let previous = previous?;
+    let lineage = previous.meta.lineage.as_ref()?;
+    let stored = |name: &str| previous.meta.features.iter().any(|f| f.name == name);
+    (lineage.is_extended_by(record, compiled_rows)
+        && model.features.iter().all(|f| stored(&f.name)))
+    .then_some((previous, lineage))
+}
+
 /// The first row position a new list on the compiled data of `record` (`compiled_rows` rows)
 /// reads: where the rows added since `previous` start when [`rows_for_new_list`] builds it
-/// incrementally (the same conditions), else 0 (a full pass reads every row).
+/// incrementally, else 0 (a full pass reads every row).
 pub fn first_row_needed(
     previous: Option<&RiskList>,
     record: &IngestionRecord,
     compiled_rows: u64,
     model: &TrainedModel,
 ) -> u64 {
-    let Some(previous) = previous else {
-        return 0;
-    };
-    let stored = |name: &str| previous.meta.features.iter().any(|f| f.name == name);
-    match &previous.meta.lineage {
-        Some(lineage)
-            if lineage.is_extended_by(record, compiled_rows)
-                && model.features.iter().all(|f| stored(&f.name)) =>
-        {
-            lineage.compiled_rows
-        }
-        _ => 0,
-    }
+    incremental_base(previous, record, compiled_rows, model)
+        .map_or(0, |(_, lineage)| lineage.compiled_rows)
 }
 
 /// The rows of a new list on `compiled`: built incrementally from `previous` (its rows overlaid
-/// with the rows added since) when `record` extends the data it was built from and it holds the
-/// values `model` needs (when no row was added, its rows as they are); otherwise by a full pass
-/// ([`latest_rows_newest_first`]). Both give the same rows.
+/// with the rows added since) when [`incremental_base`] allows it (when no row was added, its
+/// rows as they are); otherwise by a full pass ([`latest_rows_newest_first`]). Both give the
+/// same rows.
 pub fn rows_for_new_list(
     compiled: &CompiledRows,
     record: &IngestionRecord,
@@ -334,11 +335,8 @@ pub fn rows_for_new_list(
     model: &TrainedModel,
 ) -> Result<LatestRows, RiskListError> {
     let total = compiled.row_count();
-    if let Some(previous) = previous
-        && let Some(lineage) = &previous.meta.lineage
-        && lineage.is_extended_by(record, total)
-        && let Some(base) = LatestRows::from_list(previous, model)
-    {
+    if let Some((previous, lineage)) = incremental_base(previous, record, total, model) {
+        let base = LatestRows::from_list(previous, lineage);
         if total == lineage.compiled_rows {
             return Ok(base);
         }
