@@ -746,9 +746,9 @@ struct Compiler {
     // fingerprints instead of rows keeps memory at 16 bytes a row (about 29 with the table's
     // spare capacity); a false "duplicate" needs a 128-bit collision, about 1 in 10^23 for ten
     // million rows.
+    // Once the rows are settled it holds exactly the fingerprints of the rows written: the new
+    // part's index.
     seen: HashSet<u128, BuildHasherDefault<Prehashed>>,
-    /// The fingerprints of the rows written, in order: the new part's index.
-    written_fingerprints: Vec<u128>,
     rows: u64,
     /// The rows held until they are checked against the history (`None`: written as they come).
     pending: Option<Pending>,
@@ -885,7 +885,6 @@ impl Compiler {
         Ok(Compiler {
             writer: ParquetBatchWriter::new(names::COMPILED_DATA, Vec::new())?,
             seen: HashSet::default(),
-            written_fingerprints: Vec::new(),
             rows: 0,
             pending: defer.then(Pending::default),
         })
@@ -925,28 +924,19 @@ impl Compiler {
             if let Some(count) = duplicates.get_mut(file) {
                 *count += (batch.num_rows() - kept) as u64;
             }
-            self.write_kept(&batch, &fingerprints, &keep)?;
+            self.write_kept(&batch, &keep)?;
         }
+        // What was compiled before is not this part's: `seen` keeps the rows written.
+        self.seen.retain(|f| !in_history.contains(f));
         for ((reply, _), count) in pending.replies.into_iter().zip(duplicates) {
             let _ = reply.send(count);
         }
         Ok(self)
     }
 
-    /// Writes the rows of `batch` that `keep` marks, with their fingerprints.
-    fn write_kept(
-        &mut self,
-        batch: &RecordBatch,
-        fingerprints: &[u128],
-        keep: &BooleanArray,
-    ) -> Result<(), StepError> {
+    /// Writes the rows of `batch` that `keep` marks.
+    fn write_kept(&mut self, batch: &RecordBatch, keep: &BooleanArray) -> Result<(), StepError> {
         let kept = keep.true_count();
-        self.written_fingerprints.extend(
-            fingerprints
-                .iter()
-                .zip(keep.values().iter())
-                .filter_map(|(fingerprint, kept)| kept.then_some(*fingerprint)),
-        );
         if kept == batch.num_rows() {
             self.writer.write(batch)?;
         } else if kept > 0 {
@@ -987,7 +977,7 @@ impl Compiler {
                     .push((batch, fingerprints, pending.replies.len()));
             }
             Some(_) => {}
-            None => self.write_kept(batch, fingerprints, &keep)?,
+            None => self.write_kept(batch, &keep)?,
         }
         Ok(duplicates)
     }
@@ -1020,7 +1010,7 @@ impl Compiler {
     /// The new part's bytes, its rows and their sorted fingerprints (its index).
     fn finish(self) -> Result<(Vec<u8>, u64, Vec<u128>), StepError> {
         let (bytes, rows) = self.writer.finish_into_inner()?;
-        let mut fingerprints = self.written_fingerprints;
+        let mut fingerprints: Vec<u128> = self.seen.into_iter().collect();
         fingerprints.sort_unstable();
         Ok((bytes, rows, fingerprints))
     }
