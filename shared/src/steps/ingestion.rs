@@ -289,18 +289,10 @@ async fn check_against_history(
     }
     let mut unindexed = Vec::new();
     for (position, part) in missing {
-        let bytes = fetch_objects(
-            compiled,
-            vec![(part.key.clone(), part.object.version_id.clone())],
-        )
-        .await?;
-        let fetched: Vec<FetchedPart> = bytes
-            .into_iter()
-            .map(|bytes| FetchedPart {
-                part: part.clone(),
-                bytes,
-            })
-            .collect();
+        let (_, bytes) = compiled
+            .get(&part.key, Some(&part.object.version_id))
+            .await?;
+        let fetched = [FetchedPart { part, bytes }];
         let (back, found, fingerprints) = run_blocking(move || {
             let mut found = HashSet::default();
             let mut fingerprints = Vec::new();
