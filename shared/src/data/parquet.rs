@@ -134,14 +134,20 @@ pub fn read_parquet(name: impl Into<String>, data: Bytes) -> Result<ParquetBatch
     read_parquet_row_groups(name, data, None)
 }
 
-/// How many row groups Parquet `data` has (the unit a reader can split the file on).
-pub fn parquet_row_group_count(name: &str, data: Bytes) -> Result<usize, DataError> {
+/// The rows of each row group of Parquet `data`, in file order (the unit a reader can skip or
+/// split the file on), from its footer.
+pub fn parquet_row_group_rows(name: &str, data: Bytes) -> Result<Vec<u64>, DataError> {
     let builder =
         ParquetRecordBatchReaderBuilder::try_new(data).map_err(|source| DataError::NotParquet {
             file: name.to_string(),
             source,
         })?;
-    Ok(builder.metadata().num_row_groups())
+    Ok(builder
+        .metadata()
+        .row_groups()
+        .iter()
+        .map(|group| u64::try_from(group.num_rows()).unwrap_or(0))
+        .collect())
 }
 
 /// [`read_parquet`] of only the row groups `row_groups` (all with `None`), in file order: two
@@ -174,13 +180,15 @@ pub fn read_parquet_row_groups(
     Ok(ParquetBatchReader { name, reader })
 }
 
-/// Batches of only `columns` (names of client-schema columns, in file order) of Parquet `data`:
-/// readers that need a few columns skip decoding the rest (training never reads the
-/// corporation codes, the largest column). Refuses files that are not of the client schema.
+/// Batches of only `columns` (names of client-schema columns, in file order) of Parquet `data`,
+/// of only the row groups `row_groups` (all with `None`): readers that need a few columns skip
+/// decoding the rest (training never reads the corporation codes, the largest column). Refuses
+/// files that are not of the client schema.
 pub fn read_parquet_columns(
     name: &str,
     data: Bytes,
     columns: &[&str],
+    row_groups: Option<Vec<usize>>,
 ) -> Result<impl Iterator<Item = Result<RecordBatch, DataError>> + use<>, DataError> {
     let name = name.to_string();
     let builder =
@@ -204,6 +212,10 @@ pub fn read_parquet_columns(
         })
         .collect::<Result<Vec<_>, _>>()?;
     let mask = ProjectionMask::roots(builder.parquet_schema(), indices);
+    let builder = match row_groups {
+        Some(groups) => builder.with_row_groups(groups),
+        None => builder,
+    };
     let reader = builder
         .with_projection(mask)
         .with_batch_size(PARQUET_READ_BATCH_ROWS)
@@ -317,6 +329,7 @@ mod tests {
             "compiled.parquet",
             Bytes::from(buffer.clone()),
             &["lastyear_activity", "exited"],
+            None,
         )
         .unwrap()
         .collect::<Result<_, _>>()
@@ -325,7 +338,9 @@ mod tests {
         assert_eq!(batch.num_columns(), 2);
         assert_eq!(batch.schema().field(0).name(), "lastyear_activity");
         assert_eq!(batch.column(1), sample_batch().column(4));
-        assert!(read_parquet_columns("compiled.parquet", Bytes::from(buffer), &["x"]).is_err());
+        assert!(
+            read_parquet_columns("compiled.parquet", Bytes::from(buffer), &["x"], None).is_err()
+        );
     }
 
     #[test]

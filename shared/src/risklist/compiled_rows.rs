@@ -6,63 +6,52 @@
 //! order, each with its row groups in ingestion order: one sequence of row groups.
 
 use arrow::array::RecordBatch;
-use bytes::Bytes;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use super::RiskListError;
 use crate::data::DataError;
-use crate::data::parquet::read_parquet_row_groups;
-use crate::steps::compiled::FetchedPart;
+use crate::data::parquet::{parquet_row_group_rows, read_parquet_row_groups};
+use crate::steps::compiled::{FetchedPart, decode_rows};
 
-/// One Parquet file of the compiled rows and the rows of each of its row groups.
-struct Part {
-    name: String,
-    data: Bytes,
-    group_rows: Vec<u64>,
-}
-
-/// The compiled rows: every part from the one at row position `start` on, in compiled order
-/// (`name`s are used in messages).
+/// The compiled rows: every part from the one at row position `start` on, in compiled order,
+/// with the rows of each of its row groups.
 pub struct CompiledRows {
-    parts: Vec<Part>,
+    parts: Vec<FetchedPart>,
+    group_rows: Vec<Vec<u64>>,
     /// Position of the first part's first row: 0 unless only the newest parts were fetched.
     start: u64,
 }
 
 impl CompiledRows {
-    /// One Parquet file as the whole compiled data; refuses bytes that are not Parquet.
-    pub fn open(name: &str, data: Bytes) -> Result<Self, DataError> {
-        Ok(CompiledRows {
-            parts: vec![open_part(name, data)?],
-            start: 0,
-        })
-    }
-
     /// The compiled data's parts fetched for the rows at positions `from_row..` (the parts of
     /// the ingestion record's manifest that hold them, in order; every part when `from_row` is
     /// 0): enough for [`CompiledRows::rows_from`] that position, a full pass only when 0.
+    /// Refuses parts that are not Parquet.
     pub fn of_parts(parts: &[FetchedPart], from_row: u64) -> Result<Self, DataError> {
         let start = parts
             .first()
             .map_or(from_row, |p| p.part.first_row.min(from_row));
-        let parts = parts
+        let group_rows = parts
             .iter()
-            .map(|p| open_part(&p.part.key, p.bytes.clone()))
+            .map(|p| parquet_row_group_rows(&p.part.key, p.bytes.clone()))
             .collect::<Result<_, _>>()?;
-        Ok(CompiledRows { parts, start })
+        Ok(CompiledRows {
+            parts: parts.to_vec(),
+            group_rows,
+            start,
+        })
     }
 
     /// Rows in the whole data set.
     pub fn row_count(&self) -> u64 {
-        self.start + self.parts.iter().flat_map(|p| &p.group_rows).sum::<u64>()
+        self.start + self.group_rows.iter().flatten().sum::<u64>()
     }
 
     /// Every row group as (part, group within it, position of its first row), in order.
     fn groups(&self) -> Vec<(usize, usize, u64)> {
         let mut groups = Vec::new();
         let mut start = self.start;
-        for (part, p) in self.parts.iter().enumerate() {
-            for (group, &rows) in p.group_rows.iter().enumerate() {
+        for (part, rows_of) in self.group_rows.iter().enumerate() {
+            for (group, &rows) in rows_of.iter().enumerate() {
                 groups.push((part, group, start));
                 start += rows;
             }
@@ -72,11 +61,11 @@ impl CompiledRows {
 
     fn decode(&self, part: usize, groups: Vec<usize>) -> Result<Vec<RecordBatch>, DataError> {
         let p = &self.parts[part];
-        read_parquet_row_groups(&p.name, p.data.clone(), Some(groups))?.collect()
+        read_parquet_row_groups(&p.part.key, p.bytes.clone(), Some(groups))?.collect()
     }
 
-    /// The rows at positions `first..`, in compiled order: only the row groups that hold them
-    /// are decoded (only the parts that hold them are touched), and the first of them is sliced.
+    /// The rows at positions `first..`, in compiled order (through the compiled data's own
+    /// reader: only the row groups that hold them are decoded, the first one sliced).
     pub fn rows_from(&self, first: u64) -> Result<Vec<RecordBatch>, RiskListError> {
         if first < self.start {
             return Err(RiskListError::Encode {
@@ -87,33 +76,7 @@ impl CompiledRows {
                 ),
             });
         }
-        let mut wanted: Vec<(usize, Vec<usize>)> = Vec::new();
-        let mut skip = None;
-        for (part, group, start) in self.groups() {
-            if start + self.parts[part].group_rows[group] <= first {
-                continue;
-            }
-            skip.get_or_insert(first.saturating_sub(start));
-            match wanted.last_mut() {
-                Some((last, groups)) if *last == part => groups.push(group),
-                _ => wanted.push((part, vec![group])),
-            }
-        }
-        let mut skip = skip.unwrap_or(0);
-        let mut batches = Vec::new();
-        for (part, groups) in wanted {
-            for batch in self.decode(part, groups)? {
-                let rows = batch.num_rows() as u64;
-                if skip >= rows {
-                    skip -= rows;
-                    continue;
-                }
-                let offset = usize::try_from(skip).unwrap_or(usize::MAX);
-                batches.push(batch.slice(offset, batch.num_rows() - offset));
-                skip = 0;
-            }
-        }
-        Ok(batches)
+        Ok(decode_rows(&self.parts, None, first)?)
     }
 
     /// Calls `visit` with every row group, newest first: the position of its first row and its
@@ -165,25 +128,4 @@ impl CompiledRows {
             outcome
         })
     }
-}
-
-/// A part's footer: the rows of each row group; refuses bytes that are not Parquet.
-fn open_part(name: &str, data: Bytes) -> Result<Part, DataError> {
-    let builder = ParquetRecordBatchReaderBuilder::try_new(data.clone()).map_err(|source| {
-        DataError::NotParquet {
-            file: name.to_string(),
-            source,
-        }
-    })?;
-    let group_rows = builder
-        .metadata()
-        .row_groups()
-        .iter()
-        .map(|g| u64::try_from(g.num_rows()).unwrap_or(0))
-        .collect();
-    Ok(Part {
-        name: name.to_string(),
-        data,
-        group_rows,
-    })
 }

@@ -353,6 +353,30 @@ fn bands_are_validated_and_read_from_the_environment() {
     assert!(error.to_string().contains(WATCH_SHARE_ENV), "{error}");
 }
 
+/// A compiled part as the manifest names it and as fetched: `rows` rows from position
+/// `first_row`, the Parquet `bytes`.
+fn fetched_part(
+    key: &str,
+    first_row: u64,
+    rows: u64,
+    bytes: Bytes,
+) -> crate::steps::compiled::FetchedPart {
+    crate::steps::compiled::FetchedPart {
+        part: crate::records::CompiledPart {
+            key: key.into(),
+            object: crate::records::ObjectRef {
+                url: key.into(),
+                version_id: "v".into(),
+                etag: "e".into(),
+                size: bytes.len() as u64,
+            },
+            rows,
+            first_row,
+            fingerprints: None,
+        },
+        bytes,
+    }
+}
 #[test]
 fn the_newest_first_pass_keeps_each_clients_newest_row_and_counts_old_exits() {
     use std::sync::Arc;
@@ -409,7 +433,7 @@ fn the_newest_first_pass_keeps_each_clients_newest_row_and_counts_old_exits() {
     writer.write(&batch).unwrap();
     writer.close().unwrap();
     let file = Bytes::from(file);
-    let compiled = CompiledRows::open("t", file.clone()).unwrap();
+    let compiled = CompiledRows::of_parts(&[fetched_part("t", 0, total, file.clone())], 0).unwrap();
     assert_eq!(compiled.row_count(), total);
 
     let by_name = |rows: &LatestRows| -> HashMap<String, ([Option<i64>; 3], Option<i8>)> {
@@ -464,21 +488,12 @@ fn the_newest_first_pass_keeps_each_clients_newest_row_and_counts_old_exits() {
         writer.write(&batch.slice(first_row, rows)).unwrap();
         writer.close().unwrap();
         let key = format!("parts/ingested_month=2026-12/part-{first_row}.parquet");
-        parts.push(crate::steps::compiled::FetchedPart {
-            part: crate::records::CompiledPart {
-                object: crate::records::ObjectRef {
-                    url: key.clone(),
-                    version_id: "v".into(),
-                    etag: "e".into(),
-                    size: part.len() as u64,
-                },
-                key,
-                rows: rows as u64,
-                first_row: first_row as u64,
-                fingerprints: None,
-            },
-            bytes: Bytes::from(part),
-        });
+        parts.push(fetched_part(
+            &key,
+            first_row as u64,
+            rows as u64,
+            Bytes::from(part),
+        ));
         first_row += rows;
     }
     let in_parts = CompiledRows::of_parts(&parts, 0).unwrap();

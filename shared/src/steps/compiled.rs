@@ -10,7 +10,9 @@ use bytes::Bytes;
 
 use super::{Pipeline, StepError};
 use crate::data::error::DataError;
-use crate::data::parquet::{ParquetBatchWriter, read_parquet, read_parquet_columns};
+use crate::data::parquet::{
+    ParquetBatchWriter, parquet_row_group_rows, read_parquet_columns, read_parquet_row_groups,
+};
 use crate::location::Location;
 use crate::records::{CompiledData, CompiledPart, IngestionRecord, names};
 
@@ -131,7 +133,8 @@ pub fn decode_rows(
 }
 
 /// Calls `visit` with every batch of the rows at positions `from_row..` of `parts`, in compiled
-/// order, one batch decoded at a time.
+/// order, one batch decoded at a time; in a part that starts before `from_row`, only the row
+/// groups from the one holding `from_row` are decoded, and the first of them is sliced.
 pub fn for_each_batch<E: From<DataError>>(
     parts: &[FetchedPart],
     columns: Option<&[&str]>,
@@ -139,13 +142,32 @@ pub fn for_each_batch<E: From<DataError>>(
     mut visit: impl FnMut(RecordBatch) -> Result<(), E>,
 ) -> Result<(), E> {
     for FetchedPart { part, bytes } in parts {
-        let mut skip = from_row.saturating_sub(part.first_row);
-        if skip >= part.rows {
+        let skip_in_part = from_row.saturating_sub(part.first_row);
+        if skip_in_part >= part.rows {
             continue;
         }
+        let (row_groups, mut skip) = match skip_in_part {
+            0 => (None, 0),
+            _ => {
+                let (groups, skip) = row_groups_from(
+                    &parquet_row_group_rows(&part.key, bytes.clone())?,
+                    skip_in_part,
+                );
+                (Some(groups), skip)
+            }
+        };
         let batches: Box<dyn Iterator<Item = Result<RecordBatch, DataError>>> = match columns {
-            None => Box::new(read_parquet(part.key.as_str(), bytes.clone())?),
-            Some(columns) => Box::new(read_parquet_columns(&part.key, bytes.clone(), columns)?),
+            None => Box::new(read_parquet_row_groups(
+                part.key.as_str(),
+                bytes.clone(),
+                row_groups,
+            )?),
+            Some(columns) => Box::new(read_parquet_columns(
+                &part.key,
+                bytes.clone(),
+                columns,
+                row_groups,
+            )?),
         };
         for batch in batches {
             let batch = batch?;
@@ -164,6 +186,19 @@ pub fn for_each_batch<E: From<DataError>>(
         }
     }
     Ok(())
+}
+
+/// The row groups (of `group_rows` rows each) holding the rows from position `skip` on, and
+/// how many rows of the first of them come before `skip`.
+fn row_groups_from(group_rows: &[u64], skip: u64) -> (Vec<usize>, u64) {
+    let mut skipped = 0;
+    for (group, &rows) in group_rows.iter().enumerate() {
+        if skipped + rows > skip {
+            return ((group..group_rows.len()).collect(), skip - skipped);
+        }
+        skipped += rows;
+    }
+    (Vec::new(), 0)
 }
 
 /// The whole compiled data set as one Parquet file (the seed's `finaldata.parquet`), rows in
@@ -197,7 +232,7 @@ pub fn part_key(month: &str, run_id: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::parquet::write_parquet;
+    use crate::data::parquet::{read_parquet, write_parquet};
     use crate::data::schema::client_schema;
     use crate::records::ObjectRef;
     use arrow::array::{Int8Array, Int64Array, StringArray};
@@ -272,6 +307,62 @@ mod tests {
             .collect::<Result<_, _>>()
             .unwrap();
         assert_eq!(corporations(&back), corporations(&all));
+    }
+
+    #[test]
+    fn rows_from_a_position_decode_only_the_row_groups_that_hold_them() {
+        use parquet::arrow::ArrowWriter;
+        use parquet::file::properties::WriterProperties;
+        let names: Vec<String> = (0..10).map(|i| format!("c{i}")).collect();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let batch = client_batch(&names);
+        let properties = WriterProperties::builder()
+            .set_max_row_group_row_count(Some(4))
+            .build();
+        let mut bytes = Vec::new();
+        let mut writer =
+            ArrowWriter::try_new(&mut bytes, client_schema(), Some(properties)).unwrap();
+        writer.write(&batch).unwrap();
+        writer.close().unwrap();
+        let mut fetched = part("p0", 0, &[]);
+        fetched.part.rows = 10;
+        fetched.bytes = bytes.into();
+        assert_eq!(
+            parquet_row_group_rows("p0", fetched.bytes.clone()).unwrap(),
+            [4, 4, 2]
+        );
+        let parts = [fetched];
+        for from in 0..=10 {
+            let rows = decode_rows(&parts, None, from).unwrap();
+            assert_eq!(corporations(&rows), names[from as usize..], "{from}");
+            // The model's columns only: the same rows.
+            let columns =
+                decode_rows(&parts, Some(&["lastyear_activity", "exited"]), from).unwrap();
+            let count: usize = columns.iter().map(RecordBatch::num_rows).sum();
+            assert_eq!(count, 10 - from as usize, "{from}");
+            let values: Vec<i64> = columns
+                .iter()
+                .flat_map(|b| {
+                    b.column(0)
+                        .as_any()
+                        .downcast_ref::<Int64Array>()
+                        .unwrap()
+                        .values()
+                        .to_vec()
+                })
+                .collect();
+            assert_eq!(values, (from as i64..10).collect::<Vec<_>>(), "{from}");
+        }
+    }
+
+    #[test]
+    fn a_position_falls_in_the_row_group_that_holds_it() {
+        let groups = [4, 4, 2];
+        assert_eq!(row_groups_from(&groups, 1), (vec![0, 1, 2], 1));
+        assert_eq!(row_groups_from(&groups, 4), (vec![1, 2], 0));
+        assert_eq!(row_groups_from(&groups, 7), (vec![1, 2], 3));
+        assert_eq!(row_groups_from(&groups, 9), (vec![2], 1));
+        assert_eq!(row_groups_from(&groups, 10), (vec![], 0));
     }
 
     #[test]
