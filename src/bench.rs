@@ -464,11 +464,7 @@ pub(crate) async fn prepare(size: Size, data_dir: &Path, seed_data: &Path) -> Re
     for file in &files {
         let body = fs::read(file)?;
         bytes += body.len() as u64;
-        rows += body
-            .iter()
-            .filter(|&&b| b == b'\n')
-            .count()
-            .saturating_sub(1) as u64;
+        rows += data_rows(&body);
     }
     Ok(DataSet {
         size,
@@ -480,8 +476,27 @@ pub(crate) async fn prepare(size: Size, data_dir: &Path, seed_data: &Path) -> Re
     })
 }
 
-/// A fresh set of store directories and the configuration naming them.
-fn fresh_store(dir: &Path, data: &DataSet) -> Result<PathBuf> {
+/// The data rows of a CSV file's bytes (lines, less the header).
+pub(crate) fn data_rows(body: &[u8]) -> u64 {
+    body.iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        .saturating_sub(1) as u64
+}
+
+/// The run record a `risk --json fullprocess` printed into `path`.
+pub(crate) fn read_run_record(path: &Path) -> Result<RunRecord> {
+    serde_json::from_slice(&fs::read(path)?).with_context(|| {
+        format!(
+            "the full process did not print a run record ({})",
+            path.display()
+        )
+    })
+}
+
+/// A fresh set of store directories in `dir` and the configuration naming them, with `source`
+/// and `test` as the source and test locations.
+pub(crate) fn fresh_store(dir: &Path, source: &Path, test: &Path) -> Result<PathBuf> {
     if dir.exists() {
         fs::remove_dir_all(dir)?;
     }
@@ -489,9 +504,9 @@ fn fresh_store(dir: &Path, data: &DataSet) -> Result<PathBuf> {
     let dir = fs::canonicalize(dir)?;
     let url = |path: &Path| format!("file://{}", path.display());
     let config = serde_json::json!({
-        "source_data": url(&fs::canonicalize(&data.source)?),
+        "source_data": url(&fs::canonicalize(source)?),
         "compiled_data": url(&dir.join("compiled")),
-        "test_data": url(&fs::canonicalize(&data.test)?),
+        "test_data": url(&fs::canonicalize(test)?),
         "models": url(&dir.join("models")),
         "production": url(&dir.join("production")),
         "reports": url(&dir.join("reports")),
@@ -543,7 +558,7 @@ fn bench_data_set(data: &DataSet, args: &BenchArgs, risk: &Path) -> Result<Resul
     for run in 0..args.runs {
         if !args.full_only {
             let store = work.join("steps");
-            let config = fresh_store(&store, data)?;
+            let config = fresh_store(&store, &data.source, &data.test)?;
             let config = config.to_string_lossy().into_owned();
             for (index, (name, command)) in STEPS.iter().enumerate() {
                 let mut step_args = vec!["--config", config.as_str()];
@@ -554,7 +569,7 @@ fn bench_data_set(data: &DataSet, args: &BenchArgs, risk: &Path) -> Result<Resul
             fs::remove_dir_all(&store)?;
         }
         let store = work.join("full");
-        let config_path = fresh_store(&store, data)?;
+        let config_path = fresh_store(&store, &data.source, &data.test)?;
         let config = config_path.to_string_lossy().into_owned();
         let measured = run_measured(
             risk,
@@ -564,8 +579,7 @@ fn bench_data_set(data: &DataSet, args: &BenchArgs, risk: &Path) -> Result<Resul
             "fullprocess",
         )?;
         results.full.push(measured);
-        let record: RunRecord = serde_json::from_slice(&fs::read(store.join("fullprocess.out"))?)
-            .context("the full process did not print a run record")?;
+        let record = read_run_record(&store.join("fullprocess.out"))?;
         if record.decision != Decision::Bootstrap {
             bail!(
                 "expected a bootstrap on a fresh store, got {:?}: {}",

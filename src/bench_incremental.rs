@@ -16,12 +16,12 @@ use std::process::Command as Process;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use shared::location::Location;
-use shared::records::{RunRecord, names};
+use shared::records::names;
 use shared::synth::{Drift, DriftKind, write_synthetic};
 
 use crate::bench::{
-    DataSet, Measured, Size, csv_files, machine, memory_cell, prepare, publish, risk_binary,
-    run_measured, time_cell,
+    DataSet, Measured, Size, csv_files, data_rows, fresh_store, machine, memory_cell, prepare,
+    publish, read_run_record, risk_binary, run_measured, time_cell,
 };
 
 /// `risk bench-incremental`: the cost of one run on top of a history.
@@ -163,24 +163,6 @@ fn copy_tree(from: &Path, to: &Path) -> Result<()> {
     Ok(())
 }
 
-fn rows_of(file: &Path) -> Result<u64> {
-    let body = fs::read(file)?;
-    Ok(body
-        .iter()
-        .filter(|&&b| b == b'\n')
-        .count()
-        .saturating_sub(1) as u64)
-}
-
-fn read_run_record(path: &Path) -> Result<RunRecord> {
-    serde_json::from_slice(&fs::read(path)?).with_context(|| {
-        format!(
-            "the full process did not print a run record ({})",
-            path.display()
-        )
-    })
-}
-
 async fn bench_size(size: Size, args: &IncrementalArgs, risk: &Path) -> Result<SizeResult> {
     let data = prepare(size, &args.data_dir, Path::new("data")).await?;
     let next_dir = args.data_dir.join(size.name());
@@ -201,18 +183,7 @@ async fn bench_size(size: Size, args: &IncrementalArgs, risk: &Path) -> Result<S
         fs::hard_link(&file, source.join(file.file_name().unwrap_or_default()))?;
     }
     let store = work.join("store");
-    fs::create_dir_all(&store)?;
-    let url = |path: &Path| format!("file://{}", path.display());
-    let config = serde_json::json!({
-        "source_data": url(&source),
-        "compiled_data": url(&store.join("compiled")),
-        "test_data": url(&fs::canonicalize(&data.test)?),
-        "models": url(&store.join("models")),
-        "production": url(&store.join("production")),
-        "reports": url(&store.join("reports")),
-    });
-    let config_path = work.join("config.json");
-    fs::write(&config_path, serde_json::to_vec_pretty(&config)?)?;
+    let config_path = fresh_store(&store, &source, &data.test)?;
     let config_arg = config_path.to_string_lossy().into_owned();
     let envs = [("RISK_DEPENDENCY_CHECK", "off"), ("RUST_LOG", "warn")];
     let full_args = ["--config", config_arg.as_str(), "--json", "fullprocess"];
@@ -241,7 +212,10 @@ async fn bench_size(size: Size, args: &IncrementalArgs, risk: &Path) -> Result<S
         };
         let mut result = CaseResult {
             case,
-            new_rows: new_file.map(|f| rows_of(f)).transpose()?.unwrap_or(0),
+            new_rows: new_file
+                .map(|f| fs::read(f).map(|body| data_rows(&body)))
+                .transpose()?
+                .unwrap_or(0),
             measured: Vec::new(),
             decisions: Vec::new(),
             steps: Vec::new(),
