@@ -20,11 +20,11 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
 use shared::config::Config;
 use shared::data::CsvBatchReader;
-use shared::data::parquet::read_parquet;
 use shared::location::{Location, Locations};
 use shared::model::{TrainingParams, train};
 use shared::records::names;
 use shared::records::{Decision, IngestionRecord, RunRecord};
+use shared::steps::compiled::{FetchedPart, decode_rows};
 use shared::synth::{Drift, DriftKind, GENERATOR_VERSION, SynthSpec, TEST_FILE, write_synthetic};
 
 /// `risk generate`: synthetic monthly client files and a matching test file.
@@ -633,13 +633,18 @@ fn measure_in_process(store: &Path, runs: usize, results: &mut Results) -> Resul
     results.compiled_rows = compiled.rows;
     results.duplicates_dropped = compiled.duplicates_dropped;
     // A local store keeps each part's only version at its key.
-    let mut batches = Vec::new();
-    for part in compiled.parts() {
-        let bytes = fs::read(store.join("compiled").join(&part.key))?;
-        for batch in read_parquet(part.key.as_str(), bytes.into())? {
-            batches.push(batch.context("cannot read the compiled data")?);
-        }
-    }
+    let parts = compiled
+        .parts()
+        .into_iter()
+        .map(|part| {
+            let bytes = fs::read(store.join("compiled").join(&part.key))?;
+            Ok(FetchedPart {
+                part,
+                bytes: bytes.into(),
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let batches = decode_rows(&parts, None, 0).context("cannot read the compiled data")?;
     let params = TrainingParams::default().check()?;
     for _ in 0..runs {
         let started = Instant::now();
