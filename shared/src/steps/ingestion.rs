@@ -1,7 +1,7 @@
 //! Ingestion: finds the source CSV objects not ingested yet (by key, version id and ETag, so a
 //! file uploaded again with new content is new data), validates them with the data layer, drops
-//! exact duplicates of any row compiled before, writes the new rows as one new Parquet part of
-//! the compiled data (create-only, Hive-style by ingestion month), quarantines rejected rows
+//! exact duplicates of any row compiled before, writes the new rows as a new Parquet part of
+//! the compiled data (one per million rows; create-only, Hive-style by ingestion month), quarantines rejected rows
 //! with their reasons, and commits the ingestion record, whose manifest lists the parts, last
 //! with a conditional put, so two concurrent ingestions can never both win (the loser's part is
 //! an orphan no record names). Source objects are only read, never moved, rewritten or deleted.
