@@ -254,7 +254,7 @@ const INDEXES_AT_ONCE: usize = 8;
 
 /// How much of an index is read at a time: memory per index read, whatever the part's size (a
 /// 10-million-row part's index is 160 MB).
-const INDEX_READ_BYTES: usize = 1 << 20;
+const INDEX_READ_BYTES: usize = 2 << 20;
 
 /// Drops the new rows that were compiled before and writes the others (see [`Compiler::settle`]).
 /// The history is read from each part's fingerprint index (16 bytes a row, nothing decoded),
@@ -380,6 +380,7 @@ async fn find_in_index(
     };
     let mut merge = SortedMerge::new(new_sorted);
     let mut buffer = vec![0u8; INDEX_READ_BYTES];
+    let mut entries = Vec::with_capacity(INDEX_READ_BYTES / 16);
     let mut total = 0u64;
     loop {
         // Fill the buffer (a read may return less), so entries never straddle two reads.
@@ -401,19 +402,23 @@ async fn find_in_index(
         if filled % 16 != 0 || total > meta.size {
             return Ok(None);
         }
-        for entry in buffer[..filled].chunks_exact(16) {
+        entries.clear();
+        entries.extend(buffer[..filled].chunks_exact(16).map(|entry| {
             let mut word = [0u8; 16];
             word.copy_from_slice(entry);
-            if !merge.next(u128::from_le_bytes(word)) {
-                return Ok(None);
-            }
+            u128::from_le_bytes(word)
+        }));
+        if !merge.next_run(&entries) {
+            return Ok(None);
         }
     }
     Ok((total == meta.size).then_some(merge.found))
 }
 
-/// A merge of a sorted stream of history fingerprints with the new rows' sorted fingerprints,
-/// collecting the new ones the history holds.
+/// A merge of a sorted stream of history fingerprints, taken a run at a time, with the new
+/// rows' sorted fingerprints, collecting the new ones the history holds. The history is the
+/// longer stream (100 times the new rows, at XL): each run is checked for order, and only the
+/// new fingerprints within its range are looked up in it.
 struct SortedMerge<'a> {
     new_sorted: &'a [u128],
     next_new: usize,
@@ -431,24 +436,26 @@ impl<'a> SortedMerge<'a> {
         }
     }
 
-    /// Takes the next history fingerprint; `false` when it is smaller than the one before (the
-    /// stream is not sorted, so the merge would miss rows).
-    fn next(&mut self, fingerprint: u128) -> bool {
-        if self.previous.is_some_and(|previous| previous > fingerprint) {
+    /// Takes the next run of history fingerprints; `false` when the history is not sorted (a
+    /// fingerprint smaller than the one before), since the merge would then miss rows.
+    fn next_run(&mut self, run: &[u128]) -> bool {
+        let (Some(&first), Some(&last)) = (run.first(), run.last()) else {
+            return true;
+        };
+        if self.previous.is_some_and(|previous| previous > first)
+            || !run.windows(2).all(|pair| pair[0] <= pair[1])
+        {
             return false;
         }
-        self.previous = Some(fingerprint);
-        // Skip the new fingerprints below this one (usually none: the history is the longer
-        // stream), so the whole merge is one pass over each.
-        while self
-            .new_sorted
-            .get(self.next_new)
-            .is_some_and(|&new| new < fingerprint)
+        self.previous = Some(last);
+        self.next_new += self.new_sorted[self.next_new..].partition_point(|&new| new < first);
+        while let Some(&new) = self.new_sorted.get(self.next_new)
+            && new <= last
         {
+            if run.binary_search(&new).is_ok() {
+                self.found.push(new);
+            }
             self.next_new += 1;
-        }
-        if self.new_sorted.get(self.next_new) == Some(&fingerprint) {
-            self.found.push(fingerprint);
         }
         true
     }
@@ -1202,6 +1209,8 @@ impl Compiler {
         let (bytes, rows) = writer.finish_into_inner()?;
         let mut fingerprints = std::mem::take(&mut self.part_fingerprints);
         fingerprints.sort_unstable();
+        // The vector grew by doubling: up to half of it is spare while the part waits.
+        fingerprints.shrink_to_fit();
         // Refused only when the part writer stopped on an error, which it reports itself
         // (and the count of closed parts then differs from the written ones).
         let _ = self.closed_parts.blocking_send(ClosedPart {
@@ -1410,19 +1419,31 @@ mod tests {
 
     #[test]
     fn the_sorted_merge_finds_the_new_fingerprints_in_the_history_and_refuses_disorder() {
-        let new_sorted = [3u128, 5, 9, 20];
+        let new_sorted = [2u128, 3, 5, 9, 11, 20, 30];
         let mut merge = SortedMerge::new(&new_sorted);
-        // Repeats are allowed (an index rebuilt from a part written before de-duplication).
-        for history in [1u128, 3, 3, 4, 9, 10, 21] {
-            assert!(merge.next(history));
+        // Repeats are allowed (an index rebuilt from a part written before de-duplication),
+        // also across runs; a new fingerprint found at a run's end is found once.
+        for run in [
+            &[1u128, 3, 3][..],
+            &[3, 4, 9],
+            &[],
+            &[10, 11],
+            &[11, 12, 21],
+        ] {
+            assert!(merge.next_run(run));
         }
-        assert_eq!(merge.found, vec![3, 3, 9]);
+        assert_eq!(merge.found, vec![3, 9, 11]);
 
         let mut unsorted = SortedMerge::new(&new_sorted);
-        assert!(unsorted.next(9));
+        assert!(unsorted.next_run(&[1, 9]));
         assert!(
-            !unsorted.next(3),
+            !unsorted.next_run(&[3]),
             "a smaller fingerprint after a larger one"
+        );
+        let mut unsorted_within = SortedMerge::new(&new_sorted);
+        assert!(
+            !unsorted_within.next_run(&[1, 9, 3]),
+            "out of order within a run"
         );
     }
 }
