@@ -253,8 +253,9 @@ type Unindexed = Vec<(usize, Vec<u128>)>;
 const INDEXES_AT_ONCE: usize = 8;
 
 /// How much of an index is read at a time: memory per index read, whatever the part's size (a
-/// 10-million-row part's index is 160 MB).
-const INDEX_READ_BYTES: usize = 2 << 20;
+/// 10-million-row part's index is 160 MB); small enough that the buffers of the indexes read at
+/// once stay in the processor's cache.
+const INDEX_READ_BYTES: usize = 256 << 10;
 
 /// Drops the new rows that were compiled before and writes the others (see [`Compiler::settle`]).
 /// The history is read from each part's fingerprint index (16 bytes a row, nothing decoded),
@@ -380,7 +381,6 @@ async fn find_in_index(
     };
     let mut merge = SortedMerge::new(new_sorted);
     let mut buffer = vec![0u8; INDEX_READ_BYTES];
-    let mut entries = Vec::with_capacity(INDEX_READ_BYTES / 16);
     let mut total = 0u64;
     loop {
         // Fill the buffer (a read may return less), so entries never straddle two reads.
@@ -402,13 +402,7 @@ async fn find_in_index(
         if filled % 16 != 0 || total > meta.size {
             return Ok(None);
         }
-        entries.clear();
-        entries.extend(buffer[..filled].chunks_exact(16).map(|entry| {
-            let mut word = [0u8; 16];
-            word.copy_from_slice(entry);
-            u128::from_le_bytes(word)
-        }));
-        if !merge.next_run(&entries) {
+        if !merge.next_run(&buffer[..filled]) {
             return Ok(None);
         }
     }
@@ -436,29 +430,55 @@ impl<'a> SortedMerge<'a> {
         }
     }
 
-    /// Takes the next run of history fingerprints; `false` when the history is not sorted (a
-    /// fingerprint smaller than the one before), since the merge would then miss rows.
-    fn next_run(&mut self, run: &[u128]) -> bool {
-        let (Some(&first), Some(&last)) = (run.first(), run.last()) else {
+    /// Takes the next run of history fingerprints (index bytes, 16 a fingerprint); `false`
+    /// when the history is not sorted (a fingerprint smaller than the one before), since the
+    /// merge would then miss rows.
+    fn next_run(&mut self, run: &[u8]) -> bool {
+        let entries = run.len() / 16;
+        if entries == 0 {
             return true;
-        };
-        if self.previous.is_some_and(|previous| previous > first)
-            || !run.windows(2).all(|pair| pair[0] <= pair[1])
-        {
-            return false;
         }
-        self.previous = Some(last);
+        let mut previous = self.previous;
+        for entry in run.chunks_exact(16) {
+            let fingerprint = index_entry(entry);
+            if previous.is_some_and(|previous| previous > fingerprint) {
+                return false;
+            }
+            previous = Some(fingerprint);
+        }
+        self.previous = previous;
+        let (first, last) = (
+            index_entry(&run[..16]),
+            index_entry(&run[(entries - 1) * 16..entries * 16]),
+        );
         self.next_new += self.new_sorted[self.next_new..].partition_point(|&new| new < first);
         while let Some(&new) = self.new_sorted.get(self.next_new)
             && new <= last
         {
-            if run.binary_search(&new).is_ok() {
+            // The first entry of the run not below `new` (a binary search over the bytes).
+            let (mut low, mut high) = (0, entries);
+            while low < high {
+                let middle = (low + high) / 2;
+                if index_entry(&run[middle * 16..middle * 16 + 16]) < new {
+                    low = middle + 1;
+                } else {
+                    high = middle;
+                }
+            }
+            if low < entries && index_entry(&run[low * 16..low * 16 + 16]) == new {
                 self.found.push(new);
             }
             self.next_new += 1;
         }
         true
     }
+}
+
+/// One fingerprint of an index: 16 bytes, little-endian.
+fn index_entry(bytes: &[u8]) -> u128 {
+    let mut word = [0u8; 16];
+    word.copy_from_slice(&bytes[..16]);
+    u128::from_le_bytes(word)
 }
 
 /// One file's parse result, and where the compiler answers how many of its rows were
@@ -1430,19 +1450,19 @@ mod tests {
             &[10, 11],
             &[11, 12, 21],
         ] {
-            assert!(merge.next_run(run));
+            assert!(merge.next_run(&encode_fingerprints(run)));
         }
         assert_eq!(merge.found, vec![3, 9, 11]);
 
         let mut unsorted = SortedMerge::new(&new_sorted);
-        assert!(unsorted.next_run(&[1, 9]));
+        assert!(unsorted.next_run(&encode_fingerprints(&[1, 9])));
         assert!(
-            !unsorted.next_run(&[3]),
+            !unsorted.next_run(&encode_fingerprints(&[3])),
             "a smaller fingerprint after a larger one"
         );
         let mut unsorted_within = SortedMerge::new(&new_sorted);
         assert!(
-            !unsorted_within.next_run(&[1, 9, 3]),
+            !unsorted_within.next_run(&encode_fingerprints(&[1, 9, 3])),
             "out of order within a run"
         );
     }
