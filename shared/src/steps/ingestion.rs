@@ -410,9 +410,7 @@ async fn find_in_index(
 }
 
 /// A merge of a sorted stream of history fingerprints, taken a run at a time, with the new
-/// rows' sorted fingerprints, collecting the new ones the history holds. The history is the
-/// longer stream (100 times the new rows, at XL): each run is checked for order, and only the
-/// new fingerprints within its range are looked up in it.
+/// rows' sorted fingerprints, collecting the new ones the history holds (each once).
 struct SortedMerge<'a> {
     new_sorted: &'a [u128],
     next_new: usize,
@@ -432,44 +430,28 @@ impl<'a> SortedMerge<'a> {
 
     /// Takes the next run of history fingerprints (index bytes, 16 a fingerprint); `false`
     /// when the history is not sorted (a fingerprint smaller than the one before), since the
-    /// merge would then miss rows.
+    /// merge would then miss rows. One pass over the run, which also checks its order.
     fn next_run(&mut self, run: &[u8]) -> bool {
-        let entries = run.len() / 16;
-        if entries == 0 {
-            return true;
-        }
-        let mut previous = self.previous;
+        let (mut previous, mut next_new) = (self.previous, self.next_new);
         for entry in run.chunks_exact(16) {
             let fingerprint = index_entry(entry);
             if previous.is_some_and(|previous| previous > fingerprint) {
                 return false;
             }
             previous = Some(fingerprint);
-        }
-        self.previous = previous;
-        let (first, last) = (
-            index_entry(&run[..16]),
-            index_entry(&run[(entries - 1) * 16..entries * 16]),
-        );
-        self.next_new += self.new_sorted[self.next_new..].partition_point(|&new| new < first);
-        while let Some(&new) = self.new_sorted.get(self.next_new)
-            && new <= last
-        {
-            // The first entry of the run not below `new` (a binary search over the bytes).
-            let (mut low, mut high) = (0, entries);
-            while low < high {
-                let middle = (low + high) / 2;
-                if index_entry(&run[middle * 16..middle * 16 + 16]) < new {
-                    low = middle + 1;
-                } else {
-                    high = middle;
-                }
+            while self
+                .new_sorted
+                .get(next_new)
+                .is_some_and(|&new| new < fingerprint)
+            {
+                next_new += 1;
             }
-            if low < entries && index_entry(&run[low * 16..low * 16 + 16]) == new {
-                self.found.push(new);
+            if self.new_sorted.get(next_new) == Some(&fingerprint) {
+                self.found.push(fingerprint);
+                next_new += 1;
             }
-            self.next_new += 1;
         }
+        (self.previous, self.next_new) = (previous, next_new);
         true
     }
 }
