@@ -20,7 +20,7 @@ use super::ingestion::{IngestScope, ingest};
 use super::reporting::write_reports;
 use super::scoring::score_model;
 use super::training::{
-    TrainingOutcome, load_model, load_model_columns, model_columns_from, train_on, training_window,
+    TrainingOutcome, load_model, model_columns_from, train_on, training_window, window_columns,
 };
 use super::{Pipeline, StepError, repair};
 use crate::drift::report::{DriftReport, Verdict, check_drift};
@@ -351,18 +351,17 @@ pub async fn run_full_process_for(
     if retrain {
         steps.before("training")?;
         let started = Instant::now();
-        let (ingested, data, batches) = match compiled {
-            Some((ingested, data)) => {
-                let batches =
-                    model_columns_from(&pipeline.locations.compiled_data, &data, 0).await?;
-                (ingested, data.object, batches)
-            }
-            None => load_model_columns(pipeline, &pipeline.locations.compiled_data).await?,
+        let (ingested, data) = match compiled {
+            Some(compiled) => compiled,
+            None => committed_data(pipeline, &pipeline.locations.compiled_data).await?,
         };
         checked_data = ingested.compiled.clone();
         let window = training_window(pipeline, &ingested, since_row);
-        let trained =
-            train_on(pipeline, &data, batches, window, &pipeline.locations.models).await?;
+        // Only the parts overlapping the window are read.
+        let batches = window_columns(&pipeline.locations.compiled_data, &data, &window).await?;
+        let first_row = window.rows.start;
+        let models = &pipeline.locations.models;
+        let trained = train_on(pipeline, &data.object, batches, first_row, window, models).await?;
         steps.record("training", started);
         wrote.push(trained.artifact.clone());
         record.training_window = trained.model.window.clone();
