@@ -373,6 +373,7 @@ fn fetched_part(
             rows,
             first_row,
             fingerprints: None,
+            statistics: None,
         },
         bytes,
     }

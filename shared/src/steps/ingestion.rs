@@ -22,6 +22,7 @@ use super::compiled::{
     FetchedPart, decode_fingerprints, encode_fingerprints, fetch_objects, fingerprint_key,
     for_each_batch, part_key,
 };
+use super::statistics::write_part_statistics;
 use super::{Pipeline, StepError};
 use crate::data::csv::CsvBatchReader;
 use crate::data::error::DataError;
@@ -524,20 +525,26 @@ async fn write_compiled_part(
     }
     let (bytes, rows, fingerprints) = run_blocking(move || compiler.finish()).await?;
     let key = part_key(&Utc::now().format("%Y-%m").to_string(), run_id);
+    let bytes = Bytes::from(bytes);
     let put = compiled
-        .put(&key, Bytes::from(bytes), PutMode::CreateOnly)
+        .put(&key, bytes.clone(), PutMode::CreateOnly)
         .await?;
     let object = ObjectRef::new(compiled, &put);
     written.push(object.clone());
     let index = write_fingerprint_index(compiled, &key, &fingerprints).await?;
     written.push(index.object.clone());
-    parts.push(CompiledPart {
+    let mut part = CompiledPart {
         key,
         object: object.clone(),
         rows,
         first_row,
         fingerprints: Some(index),
-    });
+        statistics: None,
+    };
+    let statistics = write_part_statistics(compiled, &part, bytes).await?;
+    written.push(statistics.object.clone());
+    part.statistics = Some(statistics);
+    parts.push(part);
     record.compiled = Some(CompiledData {
         object,
         rows: first_row + rows,
@@ -596,6 +603,7 @@ async fn adopt_single_file(
         rows: previous.rows,
         first_row: 0,
         fingerprints: None,
+        statistics: None,
     })
 }
 

@@ -12,6 +12,7 @@ pub mod ingestion;
 pub mod repair;
 pub mod reporting;
 pub mod scoring;
+pub mod statistics;
 pub mod training;
 pub mod versions;
 
