@@ -253,6 +253,10 @@ pub struct CheckedData {
     pub checked_at: DateTime<Utc>,
     /// The run that finished the check.
     pub run_id: String,
+    /// Digest of a source listing every object of which this data includes
+    /// ([`crate::steps::idle`]): a tick whose listing has this digest has nothing to do.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_listing: Option<String>,
 }
 
 /// A saved score: a model version's metrics on the test data, in `models` and, when deployed, in

@@ -105,10 +105,21 @@ pub async fn ingest_into(
     scope: &IngestScope,
     run_id: &str,
 ) -> Result<IngestionOutcome, StepError> {
+    let candidates = list_candidates(&pipeline.locations.source_data, scope).await?;
+    ingest_candidates(pipeline, compiled, candidates, run_id).await
+}
+
+/// Ingests the new objects among `candidates` (source objects listed or named) into the
+/// compiled data set at `compiled`.
+pub async fn ingest_candidates(
+    pipeline: &Pipeline,
+    compiled: &Location,
+    candidates: Vec<ObjectMeta>,
+    run_id: &str,
+) -> Result<IngestionOutcome, StepError> {
     let started = Instant::now();
     let source = &pipeline.locations.source_data;
     let (record_etag, mut record) = read_ingestion_record(compiled, source).await?;
-    let candidates = list_candidates(source, scope).await?;
     let (new_objects, skipped_non_csv) = select_new_objects(candidates, &record);
     if new_objects.is_empty() {
         tracing::info!(source = %source.url(), "no new source files");

@@ -8,6 +8,7 @@ pub mod deadline;
 pub mod deployment;
 pub mod diagnostics;
 pub mod fullprocess;
+pub mod idle;
 pub mod ingestion;
 pub mod repair;
 pub mod reporting;
