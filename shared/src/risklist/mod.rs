@@ -14,8 +14,8 @@
 //! dropped from the lists stays counted in `exited_earlier` by an incremental build (telling it
 //! from a new client would take reading the whole history again). The list is kept in the
 //! reports location as Parquet (self-describing: its provenance is in the file's key-value
-//! metadata) and CSV, as `risk/latest.*` and per-run copies `risk/lists/<run>.parquet` and
-//! `risk/runs/<run>.csv` ([`store`]); [`load_latest`] reads it back.
+//! metadata) and CSV, as `risk/latest.*` (versioned) and a per-run Parquet copy
+//! `risk/lists/<run>.parquet` ([`store`]); [`load_latest`] reads it back.
 //!
 //! Bands ([`RiskBands`]): `high` is a probability at or above the model's decision threshold
 //! (the model predicts the client leaves), or a fixed cut-off when one is configured; `watch` is
@@ -32,12 +32,13 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 pub use build::{
-    LatestRows, Provenance, build_risk_list, latest_rows, latest_rows_newest_first,
-    recent_exits_from, rows_for_new_list,
+    LatestRows, PreviousClient, PreviousList, Provenance, build_risk_list, latest_rows,
+    latest_rows_newest_first, recent_exits_from, rows_for_new_list,
 };
 pub use drivers::driver_phrase;
 pub use store::{
-    HistoryPoint, RiskListRecord, client_history, load_latest, write_after_run, write_risk_list,
+    HistoryPoint, RiskListRecord, client_history, load_latest, load_previous, write_after_run,
+    write_risk_list,
 };
 
 use crate::data::DataError;

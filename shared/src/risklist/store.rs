@@ -1,8 +1,8 @@
 //! The list at rest, in the reports location: `risk/latest.parquet` and `risk/latest.csv` (new
-//! versions each time; every earlier version is kept by the store), and a copy per run,
-//! `risk/lists/<run>.parquet` and `risk/runs/<run>.csv`, written create-only so no run's list is
-//! ever replaced (versions before `risk/lists/` kept the Parquet copy beside the CSV; both are
-//! read).
+//! versions each time; every earlier version is kept by the store, and the run record names the
+//! versions a run wrote), and a Parquet copy per run, `risk/lists/<run>.parquet`, written
+//! create-only so no run's list is ever replaced (versions before `risk/lists/` kept Parquet and
+//! CSV copies in `risk/runs/`; those are still read).
 //! The Parquet file is self-describing: [`RiskListMeta`] (model version, threshold, data version,
 //! bands, counts) is in its key-value metadata under `risk_list`, and each row holds a client
 //! with its raw values, standardised values and contributions per feature, so DuckDB, Athena or
@@ -28,7 +28,8 @@ use parquet::file::properties::WriterProperties;
 use serde::{Deserialize, Serialize};
 
 use super::build::{
-    Provenance, build_risk_list, first_row_needed, rows_for_new_list, sort_drivers,
+    PreviousClient, PreviousList, Provenance, build_risk_list, first_row_needed, rows_for_new_list,
+    sort_drivers,
 };
 use super::compiled_rows::CompiledRows;
 use super::drivers::driver_phrase;
@@ -36,6 +37,7 @@ use super::{
     Band, ClientStatus, DataLineage, Driver, RiskBands, RiskEntry, RiskList, RiskListError,
     RiskListMeta,
 };
+use crate::data::schema::FEATURES;
 use crate::location::Location;
 use crate::records::{ObjectRef, RunRecord};
 use crate::steps::compiled::{committed_data, fetch_parts};
@@ -46,8 +48,8 @@ use crate::store::{PutMode, StoreError};
 /// Object names in the reports location.
 pub const LATEST_PARQUET: &str = "risk/latest.parquet";
 pub const LATEST_CSV: &str = "risk/latest.csv";
-/// Per-run CSV copies: `risk/runs/<run>.csv` (and, from before [`RUN_LISTS_PREFIX`], the
-/// Parquet copies too).
+/// Where versions before [`RUN_LISTS_PREFIX`] put the per-run copies (Parquet and CSV); still
+/// read for a client's history.
 pub const RUNS_PREFIX: &str = "risk/runs";
 /// Per-run Parquet copies, `risk/lists/<run>.parquet`: a prefix holding only Parquet files, so
 /// Athena (the Glue table `risk_lists`), DuckDB or pyarrow read it as one table.
@@ -62,9 +64,9 @@ pub const HISTORY_LISTS: usize = 12;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RiskListRecord {
     pub latest_parquet: ObjectRef,
+    /// The version of `latest.csv` this run wrote (the list's only CSV copy).
     pub latest_csv: ObjectRef,
     pub run_parquet: ObjectRef,
-    pub run_csv: ObjectRef,
     pub model_version: String,
     pub threshold: f64,
     pub data_version: String,
@@ -94,7 +96,7 @@ pub async fn write_risk_list(
     let (ingestion, compiled) = committed_data(pipeline, compiled_data).await?;
     let data = compiled.object.clone();
     let reports = &pipeline.locations.reports;
-    let previous = load_latest(reports).await?;
+    let previous = load_previous(reports).await?;
     // An incremental build reads only the parts holding the rows added since the previous list.
     let first_row = first_row_needed(previous.as_ref(), &ingestion, compiled.rows, &model);
     let parts = fetch_parts(compiled_data, &compiled, first_row).await?;
@@ -138,19 +140,15 @@ pub async fn write_risk_list(
         let meta = reports.put(&name, body, mode).await?;
         Ok::<_, StoreError>(ObjectRef::new(reports, &meta))
     };
-    // The two run copies at once; then `latest`, its Parquet file last.
-    let (run_parquet, run_csv) = tokio::try_join!(
-        put(
-            format!("{RUN_LISTS_PREFIX}/{run_id}.parquet"),
-            parquet.clone(),
-            PutMode::CreateOnly,
-        ),
-        put(
-            format!("{RUNS_PREFIX}/{run_id}.csv"),
-            csv.clone(),
-            PutMode::CreateOnly,
-        ),
-    )?;
+    // The run's Parquet copy, then `latest`, its Parquet file last. The CSV is written once, as
+    // a new version of `latest.csv` (the run record names that version): a second, per-run copy
+    // of a file ten times the Parquet file's size was a third of the step's time.
+    let run_parquet = put(
+        format!("{RUN_LISTS_PREFIX}/{run_id}.parquet"),
+        parquet.clone(),
+        PutMode::CreateOnly,
+    )
+    .await?;
     let latest_csv = put(LATEST_CSV.to_string(), csv, PutMode::Overwrite).await?;
     let latest_parquet = put(LATEST_PARQUET.to_string(), parquet, PutMode::Overwrite).await?;
     let meta = &list.meta;
@@ -174,7 +172,6 @@ pub async fn write_risk_list(
         latest_parquet,
         latest_csv,
         run_parquet,
-        run_csv,
         model_version: meta.model_version.clone(),
         threshold: meta.threshold,
         data_version: meta.data_version.clone(),
@@ -220,6 +217,22 @@ pub async fn load_latest(reports: &Location) -> Result<Option<RiskList>, RiskLis
             format: "a worker thread",
             detail: e.to_string(),
         })??;
+    Ok(Some(list))
+}
+
+/// What a new list needs of the latest one ([`PreviousList`]), or `None` when none was written.
+pub async fn load_previous(reports: &Location) -> Result<Option<PreviousList>, RiskListError> {
+    let Some((meta, bytes)) = reports.get_if_exists(LATEST_PARQUET).await? else {
+        return Ok(None);
+    };
+    let url = reports.object_url(LATEST_PARQUET);
+    let list =
+        tokio::task::spawn_blocking(move || previous_from_parquet(bytes, &url, &meta.version_id))
+            .await
+            .map_err(|e| RiskListError::Encode {
+                format: "a worker thread",
+                detail: e.to_string(),
+            })??;
     Ok(Some(list))
 }
 
@@ -571,16 +584,17 @@ impl<'a> Columns<'a> {
             .ok_or_else(|| self.missing(name))
     }
 
-    fn status(&self, row: usize) -> Result<ClientStatus, RiskListError> {
-        match self.strings("status")?.value(row) {
+    /// The status in `row` of the `status` column (`statuses`, fetched once per batch).
+    fn status(&self, statuses: &StringArray, row: usize) -> Result<ClientStatus, RiskListError> {
+        match statuses.value(row) {
             "active" => Ok(ClientStatus::Active),
             "exited" => Ok(ClientStatus::Exited),
             other => Err(self.missing(&format!("status (value {other:?})"))),
         }
     }
 
-    fn band(&self, row: usize) -> Result<Option<Band>, RiskListError> {
-        let bands = self.strings("band")?;
+    /// The band in `row` of the `band` column (`bands`, fetched once per batch).
+    fn band(&self, bands: &StringArray, row: usize) -> Result<Option<Band>, RiskListError> {
         if bands.is_null(row) {
             return Ok(None);
         }
@@ -616,6 +630,7 @@ pub fn from_parquet(bytes: Bytes, url: &str, version: &str) -> Result<RiskList, 
         };
         let ranks = columns.ranks()?;
         let corporations = columns.strings("corporation")?;
+        let (statuses, bands) = (columns.strings("status")?, columns.strings("band")?);
         let probabilities = columns.floats("probability")?;
         let previous = columns.floats("previous_probability")?;
         let changes = columns.floats("probability_change")?;
@@ -633,7 +648,7 @@ pub fn from_parquet(bytes: Bytes, url: &str, version: &str) -> Result<RiskList, 
             })
             .collect::<Result<Vec<_>, RiskListError>>()?;
         for row in 0..batch.num_rows() {
-            let status = columns.status(row)?;
+            let status = columns.status(statuses, row)?;
             let mut drivers = Vec::new();
             if status == ClientStatus::Active {
                 for (feature, values, standardized, contributions) in &per_feature {
@@ -655,7 +670,7 @@ pub fn from_parquet(bytes: Bytes, url: &str, version: &str) -> Result<RiskList, 
                 status,
                 rank: ranks.is_valid(row).then(|| ranks.value(row)),
                 probability: optional(probabilities, row),
-                band: columns.band(row)?,
+                band: columns.band(bands, row)?,
                 previous_probability: optional(previous, row),
                 probability_change: optional(changes, row),
                 newly_high: newly_high.value(row),
@@ -664,6 +679,77 @@ pub fn from_parquet(bytes: Bytes, url: &str, version: &str) -> Result<RiskList, 
         }
     }
     Ok(RiskList { meta, entries })
+}
+
+/// A list's [`PreviousList`]: only the columns a new list needs (no drivers' text, standardised
+/// values or contributions).
+pub fn previous_from_parquet(
+    bytes: Bytes,
+    url: &str,
+    version: &str,
+) -> Result<PreviousList, RiskListError> {
+    let unreadable = |detail: String| RiskListError::Unreadable {
+        url: url.to_string(),
+        version: version.to_string(),
+        detail,
+    };
+    let (meta, builder) = open(bytes, url, version)?;
+    // The raw values of the features the list holds, in FEATURES order.
+    let stored: [Option<&str>; 3] = FEATURES.map(|feature| {
+        meta.features
+            .iter()
+            .any(|f| f.name == feature)
+            .then_some(feature)
+    });
+    let schema = builder.schema().clone();
+    let mut wanted = vec!["corporation", "status", "probability", "band"];
+    wanted.extend(stored.iter().flatten());
+    let indices = wanted
+        .iter()
+        .map(|name| {
+            schema
+                .index_of(name)
+                .map_err(|_| unreadable(format!("column `{name}` is missing")))
+        })
+        .collect::<Result<Vec<usize>, RiskListError>>()?;
+    let mask = ProjectionMask::roots(builder.parquet_schema(), indices);
+    let reader = builder
+        .with_projection(mask)
+        .build()
+        .map_err(|e| unreadable(e.to_string()))?;
+    let mut clients = Vec::with_capacity(usize::try_from(meta.ranked + meta.exited).unwrap_or(0));
+    for batch in reader {
+        let batch = batch.map_err(|e| unreadable(e.to_string()))?;
+        let columns = Columns {
+            batch: &batch,
+            url,
+            version,
+        };
+        let corporations = columns.strings("corporation")?;
+        let (statuses, bands) = (columns.strings("status")?, columns.strings("band")?);
+        let probabilities = columns.floats("probability")?;
+        let values = stored.map(|feature| {
+            feature
+                .map(|name| columns.ints(&value_column(name)))
+                .transpose()
+        });
+        let values = match values {
+            [Ok(a), Ok(b), Ok(c)] => [a, b, c],
+            [Err(e), ..] | [_, Err(e), _] | [.., Err(e)] => return Err(e),
+        };
+        for row in 0..batch.num_rows() {
+            clients.push(PreviousClient {
+                corporation: corporations.value(row).into(),
+                status: columns.status(statuses, row)?,
+                probability: optional(probabilities, row),
+                band: columns.band(bands, row)?,
+                values: values.map(|column| {
+                    column.and_then(|column| column.is_valid(row).then(|| column.value(row)))
+                }),
+            });
+        }
+    }
+    Ok(PreviousList { meta, clients })
 }
 
 /// One client's row of a list, reading only the columns a history needs.
@@ -709,10 +795,10 @@ fn find_in_parquet(
             run_id: meta.run_id,
             generated_at: meta.generated_at,
             model_version: meta.model_version,
-            status: columns.status(row)?,
+            status: columns.status(columns.strings("status")?, row)?,
             rank: ranks.is_valid(row).then(|| ranks.value(row)),
             probability: optional(columns.floats("probability")?, row),
-            band: columns.band(row)?,
+            band: columns.band(columns.strings("band")?, row)?,
         }));
     }
     Ok(None)

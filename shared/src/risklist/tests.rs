@@ -579,7 +579,10 @@ async fn an_incremental_list_is_the_full_build_of_the_same_data() {
         .await
         .unwrap();
     for month in 3..6 {
-        let previous = load_latest(&locations.reports).await.unwrap().unwrap();
+        // What the next list reads of this one: the columns it needs, the same as the whole list.
+        let previous = load_previous(&locations.reports).await.unwrap().unwrap();
+        let whole = load_latest(&locations.reports).await.unwrap().unwrap();
+        assert_eq!(previous, PreviousList::from(&whole));
         add_month(month).await;
         run_full_process(&pipeline, &format!("run-20260101T000000000Z-000{month}"))
             .await
@@ -652,15 +655,16 @@ async fn an_incremental_list_is_the_full_build_of_the_same_data() {
 
         // A list written with no row added (after a deployment alone) is new for the same rows:
         // it names the same exits, incrementally and by a full pass.
-        let from = recent_exits_from(Some(&list), &record, compiled.row_count());
+        let base = PreviousList::from(&list);
+        let from = recent_exits_from(Some(&base), &record, compiled.row_count());
         assert_eq!(from, covered);
-        let again = rows_for_new_list(&compiled, &record, Some(&list), &other).unwrap();
+        let again = rows_for_new_list(&compiled, &record, Some(&base), &other).unwrap();
         assert!(again.incremental);
         let full_again = latest_rows_newest_first(&compiled, from).unwrap();
         let incremental =
-            build_risk_list(&other, &again, Some(&list), &bands, provenance(&list)).unwrap();
+            build_risk_list(&other, &again, Some(&base), &bands, provenance(&list)).unwrap();
         let full =
-            build_risk_list(&other, &full_again, Some(&list), &bands, provenance(&list)).unwrap();
+            build_risk_list(&other, &full_again, Some(&base), &bands, provenance(&list)).unwrap();
         assert_eq!(incremental.meta.exited, list.meta.exited);
         assert_same_list(&incremental, &full);
     }
@@ -683,7 +687,8 @@ async fn an_incremental_list_is_the_full_build_of_the_same_data() {
         assert!(!lineage.is_extended_by(other, rows));
     }
     let (_, model) = deployed_model(&pipeline).await.unwrap();
-    let rows = rows_for_new_list(&compiled, &changed, Some(&list), &model).unwrap();
+    let base = PreviousList::from(&list);
+    let rows = rows_for_new_list(&compiled, &changed, Some(&base), &model).unwrap();
     assert!(!rows.incremental);
     let newest = changed.files.last().unwrap();
     assert_eq!(
