@@ -438,11 +438,14 @@ pub fn to_parquet(list: &RiskList) -> Result<Vec<u8>, RiskListError> {
     Ok(buffer)
 }
 
+/// The first characters that make a spreadsheet read a cell as a formula.
+const FORMULA_STARTS: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
+
 /// A text cell a spreadsheet will not run as a formula: a corporation code is client data, and
 /// one starting with `=`, `+`, `-`, `@`, a tab or a carriage return is prefixed with `'` (OWASP's
 /// advice for CSV injection). The Parquet file keeps the code as it is.
 fn spreadsheet_safe(text: &str) -> String {
-    if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+    if text.starts_with(FORMULA_STARTS) {
         format!("'{text}")
     } else {
         text.to_string()
@@ -450,13 +453,15 @@ fn spreadsheet_safe(text: &str) -> String {
 }
 
 /// The list as CSV with a header row: the same columns as the Parquet file (corporation codes
-/// made [spreadsheet-safe](spreadsheet_safe)).
+/// made [spreadsheet-safe](spreadsheet_safe); numbers in their shortest exact form). Written
+/// field by field into one buffer: no text is allocated per row.
 pub fn to_csv(list: &RiskList) -> Result<Vec<u8>, RiskListError> {
     let encode = |e: csv::Error| RiskListError::Encode {
         format: "CSV",
         detail: e.to_string(),
     };
-    let mut writer = csv::Writer::from_writer(Vec::new());
+    // About 300 bytes a client.
+    let mut writer = csv::Writer::from_writer(Vec::with_capacity(list.entries.len() * 320));
     let mut header: Vec<String> = [
         "rank",
         "corporation",
@@ -476,31 +481,56 @@ pub fn to_csv(list: &RiskList) -> Result<Vec<u8>, RiskListError> {
         header.push(contribution_column(&feature.name));
     }
     writer.write_record(&header).map_err(encode)?;
-    let text = |v: Option<f64>| v.map(|v| v.to_string()).unwrap_or_default();
+    let mut floats = ryu::Buffer::new();
+    let mut integers = itoa::Buffer::new();
+    let mut float = |writer: &mut csv::Writer<Vec<u8>>, value: Option<f64>| match value {
+        // ryu writes finite numbers exactly as Rust's `Display` would round-trip them.
+        Some(v) if v.is_finite() => writer.write_field(floats.format_finite(v)),
+        Some(v) => writer.write_field(v.to_string()),
+        None => writer.write_field(""),
+    };
+    let mut drivers = String::new();
     for entry in &list.entries {
-        let mut record = vec![
-            entry.rank.map(|r| r.to_string()).unwrap_or_default(),
-            spreadsheet_safe(&entry.corporation),
-            entry.status.name().to_string(),
-            text(entry.probability),
-            entry.band.map(Band::name).unwrap_or_default().to_string(),
-            text(entry.previous_probability),
-            text(entry.probability_change),
-            entry.newly_high.to_string(),
-            drivers_text(entry),
-        ];
+        match entry.rank {
+            Some(rank) => writer.write_field(integers.format(rank)),
+            None => writer.write_field(""),
+        }
+        .map_err(encode)?;
+        if entry.corporation.starts_with(FORMULA_STARTS) {
+            writer.write_field(spreadsheet_safe(&entry.corporation))
+        } else {
+            writer.write_field(&entry.corporation)
+        }
+        .map_err(encode)?;
+        writer.write_field(entry.status.name()).map_err(encode)?;
+        float(&mut writer, entry.probability).map_err(encode)?;
+        writer
+            .write_field(entry.band.map(Band::name).unwrap_or_default())
+            .map_err(encode)?;
+        float(&mut writer, entry.previous_probability).map_err(encode)?;
+        float(&mut writer, entry.probability_change).map_err(encode)?;
+        writer
+            .write_field(if entry.newly_high { "true" } else { "false" })
+            .map_err(encode)?;
+        drivers.clear();
+        for (index, driver) in entry.drivers.iter().enumerate() {
+            if index > 0 {
+                drivers.push_str("; ");
+            }
+            drivers.push_str(&driver.phrase);
+        }
+        writer.write_field(&drivers).map_err(encode)?;
         for feature in &list.meta.features {
             let driver = driver_of(entry, &feature.name);
-            record.push(
-                driver
-                    .and_then(|d| d.value)
-                    .map(|v| v.to_string())
-                    .unwrap_or_default(),
-            );
-            record.push(text(driver.map(|d| d.standardized)));
-            record.push(text(driver.map(|d| d.contribution)));
+            match driver.and_then(|d| d.value) {
+                Some(value) => writer.write_field(integers.format(value)),
+                None => writer.write_field(""),
+            }
+            .map_err(encode)?;
+            float(&mut writer, driver.map(|d| d.standardized)).map_err(encode)?;
+            float(&mut writer, driver.map(|d| d.contribution)).map_err(encode)?;
         }
-        writer.write_record(&record).map_err(encode)?;
+        writer.write_record(None::<&[u8]>).map_err(encode)?;
     }
     writer.into_inner().map_err(|e| RiskListError::Encode {
         format: "CSV",

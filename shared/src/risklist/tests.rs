@@ -221,11 +221,34 @@ async fn every_run_that_adds_rows_writes_the_list_of_the_latest_rows_explained()
     assert_eq!((named, counted.len()), (7, 6));
     assert!(!list.meta.incremental);
 
-    // The CSV holds the same rows; the run's own copy is kept.
+    // The CSV holds the same rows; the run's own Parquet copy is kept.
     let (_, csv) = reports.get(store::LATEST_CSV, None).await.unwrap();
     let csv = String::from_utf8(csv.to_vec()).unwrap();
     assert_eq!(csv.lines().count(), list.entries.len() + 1);
     assert!(csv.starts_with("rank,corporation,status,probability,band,"));
+    let mut reader = csv::Reader::from_reader(csv.as_bytes());
+    let number = |text: &str| (!text.is_empty()).then(|| text.parse::<f64>().unwrap());
+    for (row, entry) in reader.records().zip(&list.entries) {
+        let row = row.unwrap();
+        assert_eq!(number(&row[0]), entry.rank.map(f64::from));
+        assert_eq!(&row[1], entry.corporation);
+        assert_eq!(&row[2], entry.status.name());
+        // Numbers read back exactly.
+        assert_eq!(number(&row[3]), entry.probability);
+        assert_eq!(number(&row[6]), entry.probability_change);
+        let phrases: Vec<&str> = entry.drivers.iter().map(|d| d.phrase.as_str()).collect();
+        assert_eq!(&row[8], phrases.join("; "));
+        for (index, feature) in list.meta.features.iter().enumerate() {
+            let driver = entry.drivers.iter().find(|d| d.feature == feature.name);
+            let at = 9 + 3 * index;
+            assert_eq!(
+                number(&row[at]),
+                driver.and_then(|d| d.value).map(|v| v as f64)
+            );
+            assert_eq!(number(&row[at + 1]), driver.map(|d| d.standardized));
+            assert_eq!(number(&row[at + 2]), driver.map(|d| d.contribution));
+        }
+    }
     let run_copy = format!("{}/{}.parquet", store::RUN_LISTS_PREFIX, first.run_id);
     assert!(reports.head(&run_copy, None).await.is_ok());
 
