@@ -14,7 +14,7 @@ use arrow::datatypes::{Int8Type, Int64Type};
 use chrono::Utc;
 
 use super::compiled_rows::CompiledRows;
-use super::drivers::driver_phrase;
+use super::drivers::Phrases;
 use super::{
     Band, ClientStatus, DataLineage, Driver, FeatureScale, RiskBands, RiskEntry, RiskList,
     RiskListError, RiskListMeta,
@@ -392,21 +392,36 @@ pub struct Provenance {
     pub lineage: Option<DataLineage>,
 }
 
-/// The drivers of one row: every model feature's contribution, the largest first.
-fn drivers(model: &TrainedModel, values: &[Option<i64>; 3]) -> Vec<Driver> {
-    let mut drivers: Vec<Driver> = model
+/// What the drivers of a row need of each model feature, worked out once per list: where its
+/// raw value is among [`FEATURES`], and its phrases.
+fn driver_book(model: &TrainedModel) -> Vec<(Option<usize>, Phrases)> {
+    model
         .features
         .iter()
         .map(|feature| {
-            let value = FEATURES
-                .iter()
-                .position(|f| *f == feature.name)
-                .and_then(|i| values[i]);
+            let index = FEATURES.iter().position(|f| *f == feature.name);
+            (index, Phrases::new(&feature.name))
+        })
+        .collect()
+}
+
+/// The drivers of one row: every model feature's contribution, the largest first.
+fn drivers(
+    model: &TrainedModel,
+    book: &[(Option<usize>, Phrases)],
+    values: &[Option<i64>; 3],
+) -> Vec<Driver> {
+    let mut drivers: Vec<Driver> = model
+        .features
+        .iter()
+        .zip(book)
+        .map(|(feature, (index, phrases))| {
+            let value = index.and_then(|i| values[i]);
             let raw = value.map_or(feature.impute_value, |v| v as f64);
             let standardized = (raw - feature.mean) / feature.std;
             let contribution = feature.coefficient_standardized * standardized;
             Driver {
-                phrase: driver_phrase(&feature.name, value, standardized, contribution),
+                phrase: phrases.of(value, standardized, contribution).to_string(),
                 feature: feature.name.clone(),
                 value,
                 standardized,
@@ -455,6 +470,7 @@ pub fn build_risk_list(
     let previous_of: HashMap<&str, &PreviousClient, foldhash::fast::RandomState> = previous
         .map(|list| list.clients.iter().map(|c| (&*c.corporation, c)).collect())
         .unwrap_or_default();
+    let book = driver_book(model);
     let mut entries = Vec::with_capacity(rows.corporations.len());
     let mut counts = [0u64; 3];
     let mut newly_high = 0;
@@ -482,7 +498,7 @@ pub fn build_risk_list(
             previous_probability,
             probability_change: previous_probability.map(|p| probability - p),
             newly_high: newly,
-            drivers: drivers(model, &rows.features[index]),
+            drivers: drivers(model, &book, &rows.features[index]),
             status: ClientStatus::Active,
             corporation,
         });

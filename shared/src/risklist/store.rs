@@ -32,7 +32,7 @@ use super::build::{
     sort_drivers,
 };
 use super::compiled_rows::CompiledRows;
-use super::drivers::driver_phrase;
+use super::drivers::Phrases;
 use super::{
     Band, ClientStatus, DataLineage, Driver, RiskBands, RiskEntry, RiskList, RiskListError,
     RiskListMeta,
@@ -671,6 +671,7 @@ pub fn from_parquet(bytes: Bytes, url: &str, version: &str) -> Result<RiskList, 
             .map(|f| {
                 Ok((
                     f.name.as_str(),
+                    Phrases::new(&f.name),
                     columns.ints(&value_column(&f.name))?,
                     columns.floats(&standardized_column(&f.name))?,
                     columns.floats(&contribution_column(&f.name))?,
@@ -681,7 +682,7 @@ pub fn from_parquet(bytes: Bytes, url: &str, version: &str) -> Result<RiskList, 
             let status = columns.status(statuses, row)?;
             let mut drivers = Vec::new();
             if status == ClientStatus::Active {
-                for (feature, values, standardized, contributions) in &per_feature {
+                for (feature, phrases, values, standardized, contributions) in &per_feature {
                     let value = values.is_valid(row).then(|| values.value(row));
                     let z = standardized.value(row);
                     let contribution = contributions.value(row);
@@ -690,7 +691,7 @@ pub fn from_parquet(bytes: Bytes, url: &str, version: &str) -> Result<RiskList, 
                         value,
                         standardized: z,
                         contribution,
-                        phrase: driver_phrase(feature, value, z, contribution),
+                        phrase: phrases.of(value, z, contribution).to_string(),
                     });
                 }
                 sort_drivers(&mut drivers);
