@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray,
-    UInt32Array,
+    StringBuilder, UInt32Array,
 };
 use arrow::datatypes::{DataType, Field, Float64Type, Int64Type, Schema, UInt32Type};
 use bytes::Bytes;
@@ -298,14 +298,26 @@ fn contribution_column(feature: &str) -> String {
     format!("{feature}_contribution")
 }
 
-/// The drivers' phrases, largest first, as one text field.
-fn drivers_text(entry: &RiskEntry) -> String {
-    entry
-        .drivers
+/// The drivers' phrases, largest first, as one text field per entry (`"; "` between them).
+fn drivers_column(entries: &[RiskEntry]) -> StringArray {
+    let bytes = entries
         .iter()
-        .map(|d| d.phrase.as_str())
-        .collect::<Vec<_>>()
-        .join("; ")
+        .flat_map(|e| &e.drivers)
+        .map(|d| d.phrase.len() + 2)
+        .sum();
+    let mut column = StringBuilder::with_capacity(entries.len(), bytes);
+    let mut text = String::new();
+    for entry in entries {
+        text.clear();
+        for (index, driver) in entry.drivers.iter().enumerate() {
+            if index > 0 {
+                text.push_str("; ");
+            }
+            text.push_str(&driver.phrase);
+        }
+        column.append_value(&text);
+    }
+    column.finish()
 }
 
 fn driver_of<'a>(entry: &'a RiskEntry, feature: &str) -> Option<&'a Driver> {
@@ -371,12 +383,7 @@ fn to_batch(list: &RiskList) -> Result<RecordBatch, RiskListError> {
                 .map(|e| Some(e.newly_high))
                 .collect::<BooleanArray>(),
         ),
-        Arc::new(
-            entries
-                .iter()
-                .map(|e| Some(drivers_text(e)))
-                .collect::<StringArray>(),
-        ),
+        Arc::new(drivers_column(entries)),
     ];
     for feature in &list.meta.features {
         let name = feature.name.as_str();
@@ -489,8 +496,8 @@ pub fn to_csv(list: &RiskList) -> Result<Vec<u8>, RiskListError> {
         Some(v) => writer.write_field(v.to_string()),
         None => writer.write_field(""),
     };
-    let mut drivers = String::new();
-    for entry in &list.entries {
+    let drivers = drivers_column(&list.entries);
+    for (row, entry) in list.entries.iter().enumerate() {
         match entry.rank {
             Some(rank) => writer.write_field(integers.format(rank)),
             None => writer.write_field(""),
@@ -512,14 +519,7 @@ pub fn to_csv(list: &RiskList) -> Result<Vec<u8>, RiskListError> {
         writer
             .write_field(if entry.newly_high { "true" } else { "false" })
             .map_err(encode)?;
-        drivers.clear();
-        for (index, driver) in entry.drivers.iter().enumerate() {
-            if index > 0 {
-                drivers.push_str("; ");
-            }
-            drivers.push_str(&driver.phrase);
-        }
-        writer.write_field(&drivers).map_err(encode)?;
+        writer.write_field(drivers.value(row)).map_err(encode)?;
         for feature in &list.meta.features {
             let driver = driver_of(entry, &feature.name);
             match driver.and_then(|d| d.value) {
