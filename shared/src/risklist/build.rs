@@ -93,7 +93,7 @@ impl From<&RiskList> for PreviousList {
                     entry
                         .drivers
                         .iter()
-                        .find(|d| d.feature == feature)
+                        .find(|d| &*d.feature == feature)
                         .and_then(|d| d.value)
                 }),
             })
@@ -392,37 +392,46 @@ pub struct Provenance {
     pub lineage: Option<DataLineage>,
 }
 
-/// What the drivers of a row need of each model feature, worked out once per list: where its
-/// raw value is among [`FEATURES`], and its phrases.
-fn driver_book(model: &TrainedModel) -> Vec<(Option<usize>, Phrases)> {
+/// What the drivers of a row need of each model feature, worked out once per list: its name,
+/// where its raw value is, and its phrases.
+fn driver_book(model: &TrainedModel) -> Vec<DriverBookEntry> {
     model
         .features
         .iter()
-        .map(|feature| {
-            let index = FEATURES.iter().position(|f| *f == feature.name);
-            (index, Phrases::new(&feature.name))
+        .map(|feature| DriverBookEntry {
+            name: feature.name.as_str().into(),
+            raw_index: FEATURES.iter().position(|f| *f == feature.name),
+            phrases: Phrases::new(&feature.name),
         })
         .collect()
+}
+
+/// One model feature in [`driver_book`].
+struct DriverBookEntry {
+    name: Arc<str>,
+    /// Where its raw value is among [`FEATURES`].
+    raw_index: Option<usize>,
+    phrases: Phrases,
 }
 
 /// The drivers of one row: every model feature's contribution, the largest first.
 fn drivers(
     model: &TrainedModel,
-    book: &[(Option<usize>, Phrases)],
+    book: &[DriverBookEntry],
     values: &[Option<i64>; 3],
 ) -> Vec<Driver> {
     let mut drivers: Vec<Driver> = model
         .features
         .iter()
         .zip(book)
-        .map(|(feature, (index, phrases))| {
-            let value = index.and_then(|i| values[i]);
+        .map(|(feature, entry)| {
+            let value = entry.raw_index.and_then(|i| values[i]);
             let raw = value.map_or(feature.impute_value, |v| v as f64);
             let standardized = (raw - feature.mean) / feature.std;
             let contribution = feature.coefficient_standardized * standardized;
             Driver {
-                phrase: phrases.of(value, standardized, contribution).to_string(),
-                feature: feature.name.clone(),
+                phrase: entry.phrases.of(value, standardized, contribution).clone(),
+                feature: entry.name.clone(),
                 value,
                 standardized,
                 contribution,

@@ -4,6 +4,8 @@
 //! "far", at least 1 "well", at least 0.25 "slightly", less is "about average". A list builds
 //! each feature's [`Phrases`] once.
 
+use std::sync::Arc;
+
 use crate::data::schema::{LASTMONTH_ACTIVITY, LASTYEAR_ACTIVITY, NUMBER_OF_EMPLOYEES};
 
 /// The size words, largest first, and the smallest standardised distance each needs.
@@ -13,9 +15,9 @@ const EFFECTS: [&str; 3] = ["raises the risk", "lowers the risk", "no effect"];
 /// Every phrase one feature's driver can read (unknown; 3 sizes × 2 sides and "about average",
 /// × 3 effects), made once per list rather than once per client.
 pub struct Phrases {
-    unknown: String,
+    unknown: Arc<str>,
     /// By position (far below … about average … far above), then effect.
-    known: [[String; 3]; 7],
+    known: [[Arc<str>; 3]; 7],
 }
 
 impl Phrases {
@@ -32,16 +34,16 @@ impl Phrases {
             _ => format!("{what} {} above the average client's", DEGREES[6 - index].0),
         };
         Phrases {
-            unknown: format!("{what} unknown (taken as the average client's): no effect"),
+            unknown: format!("{what} unknown (taken as the average client's): no effect").into(),
             known: std::array::from_fn(|index| {
                 let position = position(index);
-                EFFECTS.map(|effect| format!("{position}: {effect}"))
+                EFFECTS.map(|effect| format!("{position}: {effect}").into())
             }),
         }
     }
 
     /// The phrase of a driver with this raw value, standardised value and contribution.
-    pub fn of(&self, value: Option<i64>, standardized: f64, contribution: f64) -> &str {
+    pub fn of(&self, value: Option<i64>, standardized: f64, contribution: f64) -> &Arc<str> {
         if value.is_none() {
             return &self.unknown;
         }

@@ -28,6 +28,8 @@ pub mod compiled_rows;
 mod drivers;
 pub mod store;
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -231,7 +233,8 @@ impl ClientStatus {
 /// One feature's part in a client's risk.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Driver {
-    pub feature: String,
+    /// Shared with every other client's driver of the same feature (a list has 100,000s).
+    pub feature: Arc<str>,
     /// The raw value in the client's latest row; `None` when missing (then imputed with the
     /// training mean).
     pub value: Option<i64>,
@@ -240,8 +243,8 @@ pub struct Driver {
     /// Standardised coefficient × standardised value: what this feature adds to the log-odds
     /// of leaving (positive raises the risk).
     pub contribution: f64,
-    /// The same in words, for a person.
-    pub phrase: String,
+    /// The same in words, for a person (one of the few phrases a feature has, shared).
+    pub phrase: Arc<str>,
 }
 
 /// One client in the list.

@@ -120,11 +120,12 @@ pub async fn write_risk_list(
         let list = build_risk_list(&model, &rows, previous.as_ref(), &bands, provenance)?;
         let score_ms = ms(step);
         let step = Instant::now();
-        // The two encodings on two cores; the previous list is freed meanwhile too.
+        // One Arrow batch, encoded twice on two cores; the previous list is freed meanwhile.
+        let batch = to_batch(&list)?;
         let (parquet, csv) = std::thread::scope(|scope| {
-            let csv = scope.spawn(|| to_csv(&list));
+            let csv = scope.spawn(|| batch_to_csv(&batch));
             drop(previous);
-            let parquet = to_parquet(&list);
+            let parquet = batch_to_parquet(&list.meta, &batch);
             let csv = csv.join().map_err(|_| RiskListError::Encode {
                 format: "CSV",
                 detail: "the encoding thread panicked".to_string(),
@@ -321,7 +322,7 @@ fn drivers_column(entries: &[RiskEntry]) -> StringArray {
 }
 
 fn driver_of<'a>(entry: &'a RiskEntry, feature: &str) -> Option<&'a Driver> {
-    entry.drivers.iter().find(|d| d.feature == feature)
+    entry.drivers.iter().find(|d| &*d.feature == feature)
 }
 
 /// The list as one record batch: fixed columns, then value, standardised value and
@@ -385,7 +386,25 @@ fn to_batch(list: &RiskList) -> Result<RecordBatch, RiskListError> {
         ),
         Arc::new(drivers_column(entries)),
     ];
-    for feature in &list.meta.features {
+    // Each client's drivers found once per feature, for the feature's three columns.
+    let features = &list.meta.features;
+    let mut values = vec![Vec::with_capacity(entries.len()); features.len()];
+    let mut standardized = vec![Vec::with_capacity(entries.len()); features.len()];
+    let mut contributions = vec![Vec::with_capacity(entries.len()); features.len()];
+    for entry in entries {
+        for (index, feature) in features.iter().enumerate() {
+            let driver = driver_of(entry, &feature.name);
+            values[index].push(driver.and_then(|d| d.value));
+            standardized[index].push(driver.map(|d| d.standardized));
+            contributions[index].push(driver.map(|d| d.contribution));
+        }
+    }
+    let per_feature = features
+        .iter()
+        .zip(values)
+        .zip(standardized)
+        .zip(contributions);
+    for (((feature, values), standardized), contributions) in per_feature {
         let name = feature.name.as_str();
         fields.push(Field::new(value_column(name), DataType::Int64, true));
         fields.push(Field::new(
@@ -398,24 +417,9 @@ fn to_batch(list: &RiskList) -> Result<RecordBatch, RiskListError> {
             DataType::Float64,
             true,
         ));
-        columns.push(Arc::new(
-            entries
-                .iter()
-                .map(|e| driver_of(e, name).and_then(|d| d.value))
-                .collect::<Int64Array>(),
-        ));
-        columns.push(Arc::new(
-            entries
-                .iter()
-                .map(|e| driver_of(e, name).map(|d| d.standardized))
-                .collect::<Float64Array>(),
-        ));
-        columns.push(Arc::new(
-            entries
-                .iter()
-                .map(|e| driver_of(e, name).map(|d| d.contribution))
-                .collect::<Float64Array>(),
-        ));
+        columns.push(Arc::new(Int64Array::from(values)));
+        columns.push(Arc::new(Float64Array::from(standardized)));
+        columns.push(Arc::new(Float64Array::from(contributions)));
     }
     RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(|e| {
         RiskListError::Encode {
@@ -427,12 +431,16 @@ fn to_batch(list: &RiskList) -> Result<RecordBatch, RiskListError> {
 
 /// The list as a Parquet file with its [`RiskListMeta`] in the key-value metadata.
 pub fn to_parquet(list: &RiskList) -> Result<Vec<u8>, RiskListError> {
+    batch_to_parquet(&list.meta, &to_batch(list)?)
+}
+
+/// [`to_parquet`] of the list's [`to_batch`].
+fn batch_to_parquet(meta: &RiskListMeta, batch: &RecordBatch) -> Result<Vec<u8>, RiskListError> {
     let encode = |detail: String| RiskListError::Encode {
         format: "Parquet",
         detail,
     };
-    let batch = to_batch(list)?;
-    let meta = serde_json::to_string(&list.meta).map_err(|e| encode(e.to_string()))?;
+    let meta = serde_json::to_string(meta).map_err(|e| encode(e.to_string()))?;
     let properties = WriterProperties::builder()
         .set_compression(Compression::SNAPPY)
         .set_key_value_metadata(Some(vec![KeyValue::new(META_KEY.to_string(), meta)]))
@@ -440,7 +448,7 @@ pub fn to_parquet(list: &RiskList) -> Result<Vec<u8>, RiskListError> {
     let mut buffer = Vec::new();
     let mut writer = ArrowWriter::try_new(&mut buffer, batch.schema(), Some(properties))
         .map_err(|e| encode(e.to_string()))?;
-    writer.write(&batch).map_err(|e| encode(e.to_string()))?;
+    writer.write(batch).map_err(|e| encode(e.to_string()))?;
     writer.close().map_err(|e| encode(e.to_string()))?;
     Ok(buffer)
 }
@@ -459,83 +467,86 @@ fn spreadsheet_safe(text: &str) -> String {
     }
 }
 
-/// The list as CSV with a header row: the same columns as the Parquet file (corporation codes
-/// made [spreadsheet-safe](spreadsheet_safe); numbers in their shortest exact form). Written
-/// field by field into one buffer: no text is allocated per row.
+/// The list as CSV with a header row: the same columns as the Parquet file (text cells made
+/// [spreadsheet-safe](spreadsheet_safe); numbers in their shortest exact form).
 pub fn to_csv(list: &RiskList) -> Result<Vec<u8>, RiskListError> {
-    let encode = |e: csv::Error| RiskListError::Encode {
+    batch_to_csv(&to_batch(list)?)
+}
+
+/// [`to_csv`] of the list's [`to_batch`], written field by field into one buffer.
+fn batch_to_csv(batch: &RecordBatch) -> Result<Vec<u8>, RiskListError> {
+    let encode = |detail: String| RiskListError::Encode {
         format: "CSV",
-        detail: e.to_string(),
+        detail,
     };
     // About 300 bytes a client.
-    let mut writer = csv::Writer::from_writer(Vec::with_capacity(list.entries.len() * 320));
-    let mut header: Vec<String> = [
-        "rank",
-        "corporation",
-        "status",
-        "probability",
-        "band",
-        "previous_probability",
-        "probability_change",
-        "newly_high",
-        "drivers",
-    ]
-    .map(String::from)
-    .to_vec();
-    for feature in &list.meta.features {
-        header.push(value_column(&feature.name));
-        header.push(standardized_column(&feature.name));
-        header.push(contribution_column(&feature.name));
+    let mut writer = csv::Writer::from_writer(Vec::with_capacity(batch.num_rows() * 320));
+    let schema = batch.schema();
+    writer
+        .write_record(schema.fields().iter().map(|f| f.name().as_bytes()))
+        .map_err(|e| encode(e.to_string()))?;
+    enum Cells<'a> {
+        Ranks(&'a UInt32Array),
+        Integers(&'a Int64Array),
+        Floats(&'a Float64Array),
+        Flags(&'a BooleanArray),
+        Text(&'a StringArray),
     }
-    writer.write_record(&header).map_err(encode)?;
+    let cells = batch
+        .columns()
+        .iter()
+        .map(|column| {
+            if let Some(c) = column.as_primitive_opt::<UInt32Type>() {
+                Ok(Cells::Ranks(c))
+            } else if let Some(c) = column.as_primitive_opt::<Int64Type>() {
+                Ok(Cells::Integers(c))
+            } else if let Some(c) = column.as_primitive_opt::<Float64Type>() {
+                Ok(Cells::Floats(c))
+            } else if let Some(c) = column.as_boolean_opt() {
+                Ok(Cells::Flags(c))
+            } else if let Some(c) = column.as_string_opt::<i32>() {
+                Ok(Cells::Text(c))
+            } else {
+                Err(encode(format!("no CSV form for {}", column.data_type())))
+            }
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let mut floats = ryu::Buffer::new();
     let mut integers = itoa::Buffer::new();
-    let mut float = |writer: &mut csv::Writer<Vec<u8>>, value: Option<f64>| match value {
-        // ryu writes finite numbers exactly as Rust's `Display` would round-trip them.
-        Some(v) if v.is_finite() => writer.write_field(floats.format_finite(v)),
-        Some(v) => writer.write_field(v.to_string()),
-        None => writer.write_field(""),
-    };
-    let drivers = drivers_column(&list.entries);
-    for (row, entry) in list.entries.iter().enumerate() {
-        match entry.rank {
-            Some(rank) => writer.write_field(integers.format(rank)),
-            None => writer.write_field(""),
+    for row in 0..batch.num_rows() {
+        for cell in &cells {
+            let written = match cell {
+                Cells::Ranks(c) if c.is_valid(row) => {
+                    writer.write_field(integers.format(c.value(row)))
+                }
+                Cells::Integers(c) if c.is_valid(row) => {
+                    writer.write_field(integers.format(c.value(row)))
+                }
+                // ryu writes a finite number so that it reads back exactly.
+                Cells::Floats(c) if c.is_valid(row) && c.value(row).is_finite() => {
+                    writer.write_field(floats.format_finite(c.value(row)))
+                }
+                Cells::Floats(c) if c.is_valid(row) => writer.write_field(c.value(row).to_string()),
+                Cells::Flags(c) if c.is_valid(row) => {
+                    writer.write_field(if c.value(row) { "true" } else { "false" })
+                }
+                Cells::Text(c) if c.is_valid(row) => {
+                    let text = c.value(row);
+                    if text.starts_with(FORMULA_STARTS) {
+                        writer.write_field(spreadsheet_safe(text))
+                    } else {
+                        writer.write_field(text)
+                    }
+                }
+                _ => writer.write_field(""),
+            };
+            written.map_err(|e| encode(e.to_string()))?;
         }
-        .map_err(encode)?;
-        if entry.corporation.starts_with(FORMULA_STARTS) {
-            writer.write_field(spreadsheet_safe(&entry.corporation))
-        } else {
-            writer.write_field(&entry.corporation)
-        }
-        .map_err(encode)?;
-        writer.write_field(entry.status.name()).map_err(encode)?;
-        float(&mut writer, entry.probability).map_err(encode)?;
         writer
-            .write_field(entry.band.map(Band::name).unwrap_or_default())
-            .map_err(encode)?;
-        float(&mut writer, entry.previous_probability).map_err(encode)?;
-        float(&mut writer, entry.probability_change).map_err(encode)?;
-        writer
-            .write_field(if entry.newly_high { "true" } else { "false" })
-            .map_err(encode)?;
-        writer.write_field(drivers.value(row)).map_err(encode)?;
-        for feature in &list.meta.features {
-            let driver = driver_of(entry, &feature.name);
-            match driver.and_then(|d| d.value) {
-                Some(value) => writer.write_field(integers.format(value)),
-                None => writer.write_field(""),
-            }
-            .map_err(encode)?;
-            float(&mut writer, driver.map(|d| d.standardized)).map_err(encode)?;
-            float(&mut writer, driver.map(|d| d.contribution)).map_err(encode)?;
-        }
-        writer.write_record(None::<&[u8]>).map_err(encode)?;
+            .write_record(None::<&[u8]>)
+            .map_err(|e| encode(e.to_string()))?;
     }
-    writer.into_inner().map_err(|e| RiskListError::Encode {
-        format: "CSV",
-        detail: e.to_string(),
-    })
+    writer.into_inner().map_err(|e| encode(e.to_string()))
 }
 
 /// Opens a list's Parquet bytes: its metadata and a reader builder.
@@ -670,7 +681,7 @@ pub fn from_parquet(bytes: Bytes, url: &str, version: &str) -> Result<RiskList, 
             .iter()
             .map(|f| {
                 Ok((
-                    f.name.as_str(),
+                    Arc::<str>::from(f.name.as_str()),
                     Phrases::new(&f.name),
                     columns.ints(&value_column(&f.name))?,
                     columns.floats(&standardized_column(&f.name))?,
@@ -687,11 +698,11 @@ pub fn from_parquet(bytes: Bytes, url: &str, version: &str) -> Result<RiskList, 
                     let z = standardized.value(row);
                     let contribution = contributions.value(row);
                     drivers.push(Driver {
-                        feature: feature.to_string(),
+                        feature: feature.clone(),
                         value,
                         standardized: z,
                         contribution,
-                        phrase: phrases.of(value, z, contribution).to_string(),
+                        phrase: phrases.of(value, z, contribution).clone(),
                     });
                 }
                 sort_drivers(&mut drivers);

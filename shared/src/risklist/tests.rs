@@ -140,7 +140,7 @@ fn check_against_seed(
             let feature = model
                 .features
                 .iter()
-                .find(|f| f.name == driver.feature)
+                .find(|f| *f.name == *driver.feature)
                 .unwrap();
             let value = driver.value.unwrap() as f64;
             let z = (value - feature.mean) / feature.std;
@@ -236,10 +236,10 @@ async fn every_run_that_adds_rows_writes_the_list_of_the_latest_rows_explained()
         // Numbers read back exactly.
         assert_eq!(number(&row[3]), entry.probability);
         assert_eq!(number(&row[6]), entry.probability_change);
-        let phrases: Vec<&str> = entry.drivers.iter().map(|d| d.phrase.as_str()).collect();
+        let phrases: Vec<&str> = entry.drivers.iter().map(|d| &*d.phrase).collect();
         assert_eq!(&row[8], phrases.join("; "));
         for (index, feature) in list.meta.features.iter().enumerate() {
-            let driver = entry.drivers.iter().find(|d| d.feature == feature.name);
+            let driver = entry.drivers.iter().find(|d| *d.feature == *feature.name);
             let at = 9 + 3 * index;
             assert_eq!(
                 number(&row[at]),
