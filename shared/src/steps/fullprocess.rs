@@ -445,8 +445,8 @@ pub async fn run_full_process_for(
     let written_list = crate::risklist::write_after_run(pipeline, run_id, &record, checked).await?;
     let written_list = written_list.map(|(list_record, list)| {
         steps.record("risk_list", started);
-        wrote.extend([list_record.run_parquet.clone(), list_record.run_csv.clone()]);
         wrote.extend([
+            list_record.run_parquet.clone(),
             list_record.latest_csv.clone(),
             list_record.latest_parquet.clone(),
         ]);
