@@ -239,9 +239,12 @@ impl DataStatistics {
                     .is_some_and(|&missing| missing <= rows)
             })
             && NUMERIC_COLUMNS.iter().all(|column| {
+                let present = self
+                    .missing
+                    .get(*column)
+                    .and_then(|&missing| rows.checked_sub(missing));
                 self.values.get(*column).is_some_and(|counts| {
-                    counts.is_well_formed()
-                        && Some(counts.total()) == rows.checked_sub(self.missing[*column])
+                    counts.is_well_formed() && Some(counts.total()) == present
                 })
             })
     }
