@@ -5,8 +5,9 @@
 //! drift, retrain, rescore, redeploy and rerun diagnostics and reporting. What to do is decided
 //! from what is stored ([`super::repair`]), so a run finishes whatever an earlier one left undone.
 //! A run that finds nothing new and nothing pending writes nothing at all, so the schedule costs
-//! a listing and one record read ([`super::idle`]); every other run writes a run record saying what it found,
-//! what it decided and why (with both F1 figures), what it wrote, and how long each step took.
+//! a listing and one record read ([`super::idle`]); every other run writes a run record saying
+//! what it found, what it decided and why (with both F1 figures), what it wrote, and how long
+//! each step took.
 
 use std::time::Instant;
 
