@@ -292,5 +292,20 @@ mod tests {
             let shifted = train(&from_window, window.rows.start - 50);
             assert_ne!(fitted(&shifted.model), fitted(&old.model), "{since_row:?}");
         }
+
+        // A retrain after a drift in the newest file reads the record and that one part.
+        let plan = crate::store::fault::FaultPlan::new(Vec::new());
+        let mut counted = pipeline.clone();
+        counted.locations = crate::store::fault::with_faults(&pipeline.locations, &plan);
+        let outcome = train_into(
+            &counted,
+            &counted.locations.compiled_data,
+            &counted.locations.models,
+            Some(files[3].rows.start),
+        )
+        .await
+        .unwrap();
+        assert_eq!(outcome.model.window.unwrap().rows, files[3].rows.clone());
+        assert_eq!((plan.reads(), plan.writes()), (2, 1));
     }
 }
