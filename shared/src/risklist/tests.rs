@@ -396,6 +396,7 @@ fn fetched_part(
             rows,
             first_row,
             fingerprints: None,
+            statistics: None,
         },
         bytes,
     }

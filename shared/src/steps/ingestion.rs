@@ -22,6 +22,7 @@ use super::compiled::{
     FetchedPart, decode_fingerprints, encode_fingerprints, fetch_objects, fingerprint_key,
     for_each_batch, part_key,
 };
+use super::statistics::write_part_statistics;
 use super::{Pipeline, StepError};
 use crate::data::csv::CsvBatchReader;
 use crate::data::error::DataError;
@@ -104,10 +105,21 @@ pub async fn ingest_into(
     scope: &IngestScope,
     run_id: &str,
 ) -> Result<IngestionOutcome, StepError> {
+    let candidates = list_candidates(&pipeline.locations.source_data, scope).await?;
+    ingest_candidates(pipeline, compiled, candidates, run_id).await
+}
+
+/// Ingests the new objects among `candidates` (source objects listed or named) into the
+/// compiled data set at `compiled`.
+pub async fn ingest_candidates(
+    pipeline: &Pipeline,
+    compiled: &Location,
+    candidates: Vec<ObjectMeta>,
+    run_id: &str,
+) -> Result<IngestionOutcome, StepError> {
     let started = Instant::now();
     let source = &pipeline.locations.source_data;
     let (record_etag, mut record) = read_ingestion_record(compiled, source).await?;
-    let candidates = list_candidates(source, scope).await?;
     let (new_objects, skipped_non_csv) = select_new_objects(candidates, &record);
     if new_objects.is_empty() {
         tracing::info!(source = %source.url(), "no new source files");
@@ -524,20 +536,26 @@ async fn write_compiled_part(
     }
     let (bytes, rows, fingerprints) = run_blocking(move || compiler.finish()).await?;
     let key = part_key(&Utc::now().format("%Y-%m").to_string(), run_id);
+    let bytes = Bytes::from(bytes);
     let put = compiled
-        .put(&key, Bytes::from(bytes), PutMode::CreateOnly)
+        .put(&key, bytes.clone(), PutMode::CreateOnly)
         .await?;
     let object = ObjectRef::new(compiled, &put);
     written.push(object.clone());
     let index = write_fingerprint_index(compiled, &key, &fingerprints).await?;
     written.push(index.object.clone());
-    parts.push(CompiledPart {
+    let mut part = CompiledPart {
         key,
         object: object.clone(),
         rows,
         first_row,
         fingerprints: Some(index),
-    });
+        statistics: None,
+    };
+    let statistics = write_part_statistics(compiled, &part, bytes).await?;
+    written.push(statistics.object.clone());
+    part.statistics = Some(statistics);
+    parts.push(part);
     record.compiled = Some(CompiledData {
         object,
         rows: first_row + rows,
@@ -596,6 +614,7 @@ async fn adopt_single_file(
         rows: previous.rows,
         first_row: 0,
         fingerprints: None,
+        statistics: None,
     })
 }
 
