@@ -6,10 +6,11 @@
 //! The Parquet file is self-describing: [`RiskListMeta`] (model version, threshold, data version,
 //! bands, counts) is in its key-value metadata under `risk_list`, and each row holds a client
 //! with its raw values, standardised values and contributions per feature, so DuckDB, Athena or
-//! pandas read it as a table. The CSV carries the same rows for a spreadsheet. The per-run copy is
-//! written before `latest`, and `latest.parquet` last, so a reader of `latest.parquet` never
-//! sees a list whose run copy is missing.
+//! pandas read it as a table. The CSV carries the same rows for a spreadsheet, its numbers
+//! rounded for reading. The per-run copy is written before `latest`, and `latest.parquet` last,
+//! so a reader of `latest.parquet` never sees a list whose run copy is missing.
 
+use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -109,7 +110,7 @@ pub async fn write_risk_list(
     };
     let bands = *bands;
     let read_ms = ms(started);
-    let (list, parquet, csv, [rows_ms, score_ms, encode_ms]) = spawn_blocking_in_span(move || {
+    let (list, parquet, csv, timings) = spawn_blocking_in_span(move || {
         let step = Instant::now();
         let compiled = CompiledRows::of_parts(&parts, first_row)?;
         let rows = rows_for_new_list(&compiled, &ingestion, previous.as_ref(), &model)?;
@@ -122,19 +123,26 @@ pub async fn write_risk_list(
         let step = Instant::now();
         // One Arrow batch, encoded twice on two cores; the previous list is freed meanwhile.
         let batch = to_batch(&list)?;
-        let (parquet, csv) = std::thread::scope(|scope| {
-            let csv = scope.spawn(|| batch_to_csv(&batch));
+        let batch_ms = ms(step);
+        let timed = |encode: &dyn Fn() -> Result<Vec<u8>, RiskListError>| {
+            let started = Instant::now();
+            encode().map(|bytes| (bytes, ms(started)))
+        };
+        let ((parquet, parquet_ms), (csv, csv_ms)) = std::thread::scope(|scope| {
+            let csv = scope.spawn(|| timed(&|| batch_to_csv(&batch)));
             drop(previous);
-            let parquet = batch_to_parquet(&list.meta, &batch);
+            let parquet = timed(&|| batch_to_parquet(&list.meta, &batch));
             let csv = csv.join().map_err(|_| RiskListError::Encode {
                 format: "CSV",
                 detail: "the encoding thread panicked".to_string(),
             })?;
             Ok::<_, RiskListError>((parquet?, csv?))
         })?;
-        Ok::<_, RiskListError>((list, parquet, csv, [rows_ms, score_ms, ms(step)]))
+        let timings = [rows_ms, score_ms, batch_ms, parquet_ms, csv_ms];
+        Ok::<_, RiskListError>((list, parquet, csv, timings))
     })
     .await??;
+    let [rows_ms, score_ms, batch_ms, parquet_ms, csv_ms] = timings;
     let writing = Instant::now();
     let (parquet, csv) = (Bytes::from(parquet), Bytes::from(csv));
     let put = |name: String, body: Bytes, mode: PutMode| async move {
@@ -166,7 +174,9 @@ pub async fn write_risk_list(
         read_ms,
         rows_ms,
         score_ms,
-        encode_ms,
+        batch_ms,
+        parquet_ms,
+        csv_ms,
         write_ms = ms(writing),
         "risk list written"
     );
@@ -468,8 +478,15 @@ fn spreadsheet_safe(text: &str) -> String {
     }
 }
 
+/// Decimals of the probabilities (and their change) in the CSV: a person reads 0.348675, not
+/// 0.34867534238099133; the Parquet file keeps every digit.
+pub const CSV_PROBABILITY_DECIMALS: usize = 6;
+/// Decimals of the standardised values and contributions in the CSV.
+pub const CSV_SCALE_DECIMALS: usize = 4;
+
 /// The list as CSV with a header row: the same columns as the Parquet file (text cells made
-/// [spreadsheet-safe](spreadsheet_safe); numbers in their shortest exact form).
+/// [spreadsheet-safe](spreadsheet_safe); probabilities with [`CSV_PROBABILITY_DECIMALS`]
+/// decimals, standardised values and contributions with [`CSV_SCALE_DECIMALS`]).
 pub fn to_csv(list: &RiskList) -> Result<Vec<u8>, RiskListError> {
     batch_to_csv(&to_batch(list)?)
 }
@@ -489,20 +506,29 @@ fn batch_to_csv(batch: &RecordBatch) -> Result<Vec<u8>, RiskListError> {
     enum Cells<'a> {
         Ranks(&'a UInt32Array),
         Integers(&'a Int64Array),
-        Floats(&'a Float64Array),
+        /// With this many decimals.
+        Floats(&'a Float64Array, usize),
         Flags(&'a BooleanArray),
         Text(&'a StringArray),
     }
     let cells = batch
         .columns()
         .iter()
-        .map(|column| {
+        .zip(schema.fields())
+        .map(|(column, field)| {
             if let Some(c) = column.as_primitive_opt::<UInt32Type>() {
                 Ok(Cells::Ranks(c))
             } else if let Some(c) = column.as_primitive_opt::<Int64Type>() {
                 Ok(Cells::Integers(c))
             } else if let Some(c) = column.as_primitive_opt::<Float64Type>() {
-                Ok(Cells::Floats(c))
+                let probability = field.name().starts_with("probability")
+                    || field.name() == "previous_probability";
+                let decimals = if probability {
+                    CSV_PROBABILITY_DECIMALS
+                } else {
+                    CSV_SCALE_DECIMALS
+                };
+                Ok(Cells::Floats(c, decimals))
             } else if let Some(c) = column.as_boolean_opt() {
                 Ok(Cells::Flags(c))
             } else if let Some(c) = column.as_string_opt::<i32>() {
@@ -512,8 +538,8 @@ fn batch_to_csv(batch: &RecordBatch) -> Result<Vec<u8>, RiskListError> {
             }
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let mut floats = ryu::Buffer::new();
     let mut integers = itoa::Buffer::new();
+    let mut number = String::with_capacity(32);
     for row in 0..batch.num_rows() {
         for cell in &cells {
             let written = match cell {
@@ -523,11 +549,11 @@ fn batch_to_csv(batch: &RecordBatch) -> Result<Vec<u8>, RiskListError> {
                 Cells::Integers(c) if c.is_valid(row) => {
                     writer.write_field(integers.format(c.value(row)))
                 }
-                // ryu writes a finite number so that it reads back exactly.
-                Cells::Floats(c) if c.is_valid(row) && c.value(row).is_finite() => {
-                    writer.write_field(floats.format_finite(c.value(row)))
+                Cells::Floats(c, decimals) if c.is_valid(row) => {
+                    number.clear();
+                    let _ = write!(number, "{:.*}", decimals, c.value(row));
+                    writer.write_field(&number)
                 }
-                Cells::Floats(c) if c.is_valid(row) => writer.write_field(c.value(row).to_string()),
                 Cells::Flags(c) if c.is_valid(row) => {
                     writer.write_field(if c.value(row) { "true" } else { "false" })
                 }

@@ -233,9 +233,16 @@ async fn every_run_that_adds_rows_writes_the_list_of_the_latest_rows_explained()
         assert_eq!(number(&row[0]), entry.rank.map(f64::from));
         assert_eq!(&row[1], entry.corporation);
         assert_eq!(&row[2], entry.status.name());
-        // Numbers read back exactly.
-        assert_eq!(number(&row[3]), entry.probability);
-        assert_eq!(number(&row[6]), entry.probability_change);
+        // Numbers rounded to their decimals.
+        let close = |text: &str, value: Option<f64>, decimals: i32| match (number(text), value) {
+            (Some(read), Some(value)) => {
+                (read - value).abs() <= 0.5 * 10f64.powi(-decimals) + 1e-12
+            }
+            (read, value) => read.is_none() && value.is_none(),
+        };
+        assert!(close(&row[3], entry.probability, 6), "{}", &row[3]);
+        assert!(close(&row[5], entry.previous_probability, 6));
+        assert!(close(&row[6], entry.probability_change, 6));
         let phrases: Vec<&str> = entry.drivers.iter().map(|d| &*d.phrase).collect();
         assert_eq!(&row[8], phrases.join("; "));
         for (index, feature) in list.meta.features.iter().enumerate() {
@@ -245,8 +252,8 @@ async fn every_run_that_adds_rows_writes_the_list_of_the_latest_rows_explained()
                 number(&row[at]),
                 driver.and_then(|d| d.value).map(|v| v as f64)
             );
-            assert_eq!(number(&row[at + 1]), driver.map(|d| d.standardized));
-            assert_eq!(number(&row[at + 2]), driver.map(|d| d.contribution));
+            assert!(close(&row[at + 1], driver.map(|d| d.standardized), 4));
+            assert!(close(&row[at + 2], driver.map(|d| d.contribution), 4));
         }
     }
     let run_copy = format!("{}/{}.parquet", store::RUN_LISTS_PREFIX, first.run_id);
