@@ -149,7 +149,7 @@ fn table(list: &RiskList, shown: &[&RiskEntry]) -> String {
             entry
                 .drivers
                 .first()
-                .map(|d| d.phrase.as_str())
+                .map(|d| &*d.phrase)
                 .unwrap_or_default(),
         );
     }

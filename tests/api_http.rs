@@ -356,7 +356,7 @@ fn the_risk_list_over_http_and_in_the_terminal() {
         .collect();
     let positions: Vec<usize> = ranked.iter().map(|c| table.find(c).unwrap()).collect();
     assert!(positions.windows(2).all(|w| w[0] < w[1]), "{table}");
-    assert!(table.contains(&top.drivers[0].phrase), "{table}");
+    assert!(table.contains(&*top.drivers[0].phrase), "{table}");
     // --json: the same clients, machine-readable; --refresh writes a new list first.
     let output = risk(&config)
         .args(["--json", "at-risk", "--top", "3", "--refresh"])

@@ -139,6 +139,12 @@ async fn assert_repaired(
         idle.reason
     );
     assert_eq!(plan.writes(), 0, "{case}: the idle run wrote");
+    // The schedule's idle tick: one listing of the source and the deployment record.
+    assert_eq!(
+        plan.reads(),
+        2,
+        "{case}: the idle run read more than a listing and one record"
+    );
 }
 
 /// Checks that everything readers follow exists and agrees, and returns what must match an
@@ -437,9 +443,9 @@ async fn a_crash_at_any_write_is_repaired_by_the_next_run_on_s3() {
     // The S3 test server is slow: seven or eight write points of each scenario, spread over its
     // steps (chosen when the runs had 19 and 21 writes; the risk list and the report page added
     // writes since, so they now fall earlier in the run). The bootstrap's first writes are the
-    // compiled part (1), its fingerprint index (2) and the ingestion record (3): a crash between
-    // the part and the record leaves an orphan part. Every point of both scenarios runs on
-    // local stores above.
+    // compiled part (1), its fingerprint index (2), its statistics (3) and the ingestion record
+    // (4): a crash between the part and the record leaves an orphan part. Every point of both
+    // scenarios runs on local stores above.
     let bootstrap = crash_at_every_write(&fresh, false, Some(&[2, 3, 4, 7, 12, 13, 17, 18])).await;
     let drift = crash_at_every_write(&fresh, true, Some(&[3, 4, 6, 9, 14, 15, 19])).await;
     eprintln!(

@@ -27,6 +27,8 @@ pub mod names {
     /// Prefix of the parts' row-fingerprint indexes in `compiled_data` (outside `parts/`, so
     /// engines reading the parts never see them).
     pub const FINGERPRINTS_PREFIX: &str = "fingerprints";
+    /// Prefix of the parts' summary statistics (JSON) in `compiled_data`, outside `parts/` too.
+    pub const STATISTICS_PREFIX: &str = "stats";
     /// Ingestion record (JSON), in `compiled_data` and, when deployed, in `production`.
     pub const INGESTION_RECORD: &str = "ingestion_record.json";
     /// Seed-compatible list of ingested files, one per line.
@@ -176,6 +178,7 @@ impl CompiledData {
                 rows: self.rows,
                 first_row: 0,
                 fingerprints: None,
+                statistics: None,
             }];
         }
         self.parts.clone()
@@ -196,6 +199,19 @@ pub struct CompiledPart {
     /// (decoded instead; the next ingestion that adds rows writes its index).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fingerprints: Option<FingerprintIndex>,
+    /// Its rows' summary statistics in mergeable form (`stats/…`, [`crate::stats::DataStatistics`]
+    /// as JSON), so the diagnostics summarise the history without decoding it. `None` for a part
+    /// written before them (summarised from its rows instead).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub statistics: Option<PartStatistics>,
+}
+
+/// The statistics object of one part, written once with it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartStatistics {
+    /// Key relative to the compiled-data location.
+    pub key: String,
+    pub object: ObjectRef,
 }
 
 /// The fingerprint index of one part, written once with it.
@@ -238,6 +254,10 @@ pub struct CheckedData {
     pub checked_at: DateTime<Utc>,
     /// The run that finished the check.
     pub run_id: String,
+    /// Digest of a source listing every object of which this data includes
+    /// ([`crate::steps::idle`]): a tick whose listing has this digest has nothing to do.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_listing: Option<String>,
 }
 
 /// A saved score: a model version's metrics on the test data, in `models` and, when deployed, in

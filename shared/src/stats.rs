@@ -1,8 +1,10 @@
 //! Summary statistics of a client data set, as the diagnostics and the API report them: for every
 //! numeric column the mean, median and standard deviation (sample, `ddof = 1`, as pandas
 //! computes it) of the values present, and for every column the count and percentage of missing
-//! values. Fed one record batch at a time, so a data set is never needed whole in memory beyond
-//! the values the exact median requires.
+//! values. Fed one record batch at a time; what is kept is each numeric column's value counts
+//! ([`DataStatistics`]), exact and mergeable, so statistics of parts add up to the whole's.
+
+use std::collections::BTreeMap;
 
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{DataType, Int8Type, Int64Type};
@@ -55,86 +57,252 @@ pub enum StatsError {
     },
 }
 
-/// The values of one column, kept for the exact median: as `u32` while every value fits (the
-/// usual case for counts, which are never negative), else as `i64`. Halving the bytes per value
-/// matters at ten million rows, where four columns of `i64` would be 320 MB.
-#[derive(Debug)]
-enum Values {
-    Small(Vec<u32>),
-    Large(Vec<i64>),
-}
+/// Values below this are counted in a dense table indexed by value (counts and activities are
+/// small non-negative integers: at XL the largest is about 400,000, 3 MB of counters); others
+/// in a map.
+const DENSE_VALUES: i64 = 1 << 20;
 
-impl Default for Values {
-    fn default() -> Self {
-        Values::Small(Vec::new())
-    }
-}
-
-impl Values {
-    fn len(&self) -> usize {
-        match self {
-            Values::Small(values) => values.len(),
-            Values::Large(values) => values.len(),
-        }
-    }
-
-    fn reserve(&mut self, more: usize) {
-        match self {
-            Values::Small(values) => values.reserve(more),
-            Values::Large(values) => values.reserve(more),
-        }
-    }
-
-    #[inline]
-    fn push(&mut self, value: i64) {
-        match self {
-            Values::Small(values) => match u32::try_from(value) {
-                Ok(small) => values.push(small),
-                Err(_) => {
-                    let mut large: Vec<i64> = values.iter().map(|&v| i64::from(v)).collect();
-                    large.push(value);
-                    *self = Values::Large(large);
-                }
-            },
-            Values::Large(values) => values.push(value),
-        }
-    }
-
-    /// Median, minimum and maximum of a non-empty set; reorders the values.
-    fn median_min_max(&mut self) -> (f64, f64, f64) {
-        match self {
-            Values::Small(values) => median_min_max(values, f64::from),
-            Values::Large(values) => median_min_max(values, |v| v as f64),
-        }
-    }
-}
-
+/// How often each value of one column occurs: the exact, mergeable form of everything the
+/// summary reports (the median needs the whole distribution; integers make it small, a few
+/// thousand distinct values in a 100,000-row monthly file).
 #[derive(Debug, Default)]
-struct NumericAccumulator {
-    values: Values,
-    // Welford's running mean and squared deviations: stable for large activity counts.
-    mean: f64,
-    m2: f64,
+struct ValueCounter {
+    dense: Vec<u64>,
+    sparse: foldhash::HashMap<i64, u64>,
 }
 
-impl NumericAccumulator {
+impl ValueCounter {
     #[inline]
     fn push(&mut self, value: i64) {
-        self.values.push(value);
-        let n = self.values.len() as f64;
-        let x = value as f64;
-        let delta = x - self.mean;
-        self.mean += delta / n;
-        self.m2 += delta * (x - self.mean);
+        if (0..DENSE_VALUES).contains(&value) {
+            let index = value as usize;
+            if index >= self.dense.len() {
+                self.dense.resize((index + 1).next_power_of_two(), 0);
+            }
+            self.dense[index] += 1;
+        } else {
+            *self.sparse.entry(value).or_default() += 1;
+        }
+    }
+
+    fn into_counts(self) -> ValueCounts {
+        let mut pairs: Vec<(i64, u64)> = self.sparse.into_iter().collect();
+        pairs.extend(
+            self.dense
+                .iter()
+                .enumerate()
+                .filter(|(_, count)| **count > 0)
+                .map(|(value, count)| (value as i64, *count)),
+        );
+        pairs.sort_unstable();
+        ValueCounts {
+            values: pairs.iter().map(|(value, _)| *value).collect(),
+            counts: pairs.iter().map(|(_, count)| *count).collect(),
+        }
     }
 }
 
-/// Accumulates batches of the client schema into a [`DataSummary`].
+/// The distinct values of one numeric column, ascending, and how often each occurs.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ValueCounts {
+    pub values: Vec<i64>,
+    pub counts: Vec<u64>,
+}
+
+impl ValueCounts {
+    fn merge(&self, other: &ValueCounts) -> ValueCounts {
+        let mut merged = ValueCounts::default();
+        let (mut i, mut j) = (0, 0);
+        while i < self.values.len() || j < other.values.len() {
+            let take_left = j >= other.values.len()
+                || (i < self.values.len() && self.values[i] <= other.values[j]);
+            let take_right = i >= self.values.len()
+                || (j < other.values.len() && other.values[j] <= self.values[i]);
+            let value = if take_left {
+                self.values[i]
+            } else {
+                other.values[j]
+            };
+            let mut count = 0;
+            if take_left {
+                count += self.counts[i];
+                i += 1;
+            }
+            if take_right {
+                count += other.counts[j];
+                j += 1;
+            }
+            merged.values.push(value);
+            merged.counts.push(count);
+        }
+        merged
+    }
+
+    fn is_well_formed(&self) -> bool {
+        self.values.len() == self.counts.len()
+            && self.values.windows(2).all(|pair| pair[0] < pair[1])
+            && self.counts.iter().all(|&count| count > 0)
+    }
+
+    fn total(&self) -> u64 {
+        self.counts.iter().sum()
+    }
+
+    /// The value at sorted position `position` (0-based) of the whole distribution.
+    fn value_at(&self, position: u64) -> i64 {
+        let mut seen = 0;
+        for (value, count) in self.values.iter().zip(&self.counts) {
+            seen += count;
+            if seen > position {
+                return *value;
+            }
+        }
+        self.values.last().copied().unwrap_or(0)
+    }
+
+    /// Mean and sample variance numerator (`Σ (x − mean)²`): from exact integer sums when they
+    /// fit in 128 bits, else in floating point over the distinct values.
+    fn mean_and_m2(&self, n: u64) -> (f64, f64) {
+        let exact = self.values.iter().zip(&self.counts).try_fold(
+            (0i128, 0i128),
+            |(sum, squares), (&value, &count)| {
+                let value = i128::from(value);
+                let count = i128::from(count);
+                Some((
+                    sum.checked_add(value.checked_mul(count)?)?,
+                    squares.checked_add(value.checked_mul(value)?.checked_mul(count)?)?,
+                ))
+            },
+        );
+        let n_wide = i128::from(n);
+        if let Some((sum, squares)) = exact
+            && let Some(numerator) = n_wide
+                .checked_mul(squares)
+                .and_then(|scaled| scaled.checked_sub(sum.checked_mul(sum)?))
+        {
+            // Σ (x − mean)² = (n Σx² − (Σx)²) / n, exact up to the last division.
+            return (sum as f64 / n as f64, numerator as f64 / n as f64);
+        }
+        let mean = self
+            .values
+            .iter()
+            .zip(&self.counts)
+            .map(|(&value, &count)| value as f64 * count as f64)
+            .sum::<f64>()
+            / n as f64;
+        let m2 = self
+            .values
+            .iter()
+            .zip(&self.counts)
+            .map(|(&value, &count)| count as f64 * (value as f64 - mean).powi(2))
+            .sum();
+        (mean, m2)
+    }
+}
+
+/// The exact, mergeable statistics of a set of client rows: the row count, missing values per
+/// column and every numeric column's value counts. The summary is a function of these alone,
+/// so statistics kept per compiled part and merged give exactly the numbers of one pass over
+/// all rows.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DataStatistics {
+    pub rows: u64,
+    /// Per column of the client schema.
+    pub missing: BTreeMap<String, u64>,
+    /// Per numeric column.
+    pub values: BTreeMap<String, ValueCounts>,
+}
+
+impl DataStatistics {
+    /// Adds `other`'s rows to these.
+    pub fn merge(&mut self, other: &DataStatistics) {
+        self.rows += other.rows;
+        for (column, missing) in &other.missing {
+            *self.missing.entry(column.clone()).or_default() += missing;
+        }
+        for (column, counts) in &other.values {
+            let merged = match self.values.get(column) {
+                Some(mine) => mine.merge(counts),
+                None => counts.clone(),
+            };
+            self.values.insert(column.clone(), merged);
+        }
+    }
+
+    /// Whether these are statistics of `rows` rows of the client schema (what a stored copy must
+    /// be before it is used).
+    pub fn describes(&self, rows: u64) -> bool {
+        self.rows == rows
+            && COLUMNS.iter().all(|column| {
+                self.missing
+                    .get(*column)
+                    .is_some_and(|&missing| missing <= rows)
+            })
+            && NUMERIC_COLUMNS.iter().all(|column| {
+                let present = self
+                    .missing
+                    .get(*column)
+                    .and_then(|&missing| rows.checked_sub(missing));
+                self.values.get(*column).is_some_and(|counts| {
+                    counts.is_well_formed() && Some(counts.total()) == present
+                })
+            })
+    }
+
+    /// The summary the diagnostics report.
+    pub fn summary(&self) -> DataSummary {
+        let rows = self.rows;
+        let columns = COLUMNS
+            .iter()
+            .map(|column| {
+                let missing = self.missing.get(*column).copied().unwrap_or(0);
+                let mut summary = ColumnSummary {
+                    column: column.to_string(),
+                    count: rows.saturating_sub(missing),
+                    missing,
+                    missing_percent: if rows == 0 {
+                        0.0
+                    } else {
+                        missing as f64 * 100.0 / rows as f64
+                    },
+                    mean: None,
+                    median: None,
+                    std: None,
+                    min: None,
+                    max: None,
+                };
+                if let Some(counts) = self.values.get(*column) {
+                    let n = counts.total();
+                    if n > 0 {
+                        let (mean, m2) = counts.mean_and_m2(n);
+                        let lower_middle = counts.value_at((n - 1) / 2) as f64;
+                        let upper_middle = counts.value_at(n / 2) as f64;
+                        summary.mean = Some(mean);
+                        summary.median = Some(if n % 2 == 1 {
+                            upper_middle
+                        } else {
+                            (lower_middle + upper_middle) / 2.0
+                        });
+                        summary.min = counts.values.first().map(|&v| v as f64);
+                        summary.max = counts.values.last().map(|&v| v as f64);
+                        if n > 1 {
+                            summary.std = Some((m2 / (n - 1) as f64).sqrt());
+                        }
+                    }
+                }
+                summary
+            })
+            .collect();
+        DataSummary { rows, columns }
+    }
+}
+
+/// Accumulates batches of the client schema into [`DataStatistics`] and a [`DataSummary`].
 #[derive(Debug)]
 pub struct SummaryBuilder {
     rows: u64,
     missing: [u64; COLUMNS.len()],
-    numeric: Vec<NumericAccumulator>,
+    numeric: Vec<ValueCounter>,
 }
 
 impl Default for SummaryBuilder {
@@ -144,7 +312,7 @@ impl Default for SummaryBuilder {
             missing: [0; COLUMNS.len()],
             numeric: NUMERIC_COLUMNS
                 .iter()
-                .map(|_| NumericAccumulator::default())
+                .map(|_| ValueCounter::default())
                 .collect(),
         }
     }
@@ -163,22 +331,21 @@ impl SummaryBuilder {
                 .ok_or(StatsError::MissingColumn { column })?;
             self.missing[i] += array.null_count() as u64;
         }
-        for (accumulator, column) in self.numeric.iter_mut().zip(NUMERIC_COLUMNS) {
+        for (counter, column) in self.numeric.iter_mut().zip(NUMERIC_COLUMNS) {
             let array = batch
                 .column_by_name(column)
                 .ok_or(StatsError::MissingColumn { column })?;
-            accumulator.values.reserve(array.len() - array.null_count());
             match array.data_type() {
                 DataType::Int64 => array
                     .as_primitive::<Int64Type>()
                     .iter()
                     .flatten()
-                    .for_each(|v| accumulator.push(v)),
+                    .for_each(|v| counter.push(v)),
                 DataType::Int8 => array
                     .as_primitive::<Int8Type>()
                     .iter()
                     .flatten()
-                    .for_each(|v| accumulator.push(i64::from(v))),
+                    .for_each(|v| counter.push(i64::from(v))),
                 other => {
                     return Err(StatsError::WrongType {
                         column,
@@ -192,69 +359,26 @@ impl SummaryBuilder {
         Ok(())
     }
 
-    pub fn finish(self) -> DataSummary {
-        let rows = self.rows;
-        let percent = |missing: u64| {
-            if rows == 0 {
-                0.0
-            } else {
-                missing as f64 * 100.0 / rows as f64
-            }
-        };
-        let mut numeric = self.numeric.into_iter();
-        let columns = COLUMNS
-            .iter()
-            .zip(self.missing)
-            .map(|(column, missing)| {
-                let mut summary = ColumnSummary {
-                    column: column.to_string(),
-                    count: rows - missing,
-                    missing,
-                    missing_percent: percent(missing),
-                    mean: None,
-                    median: None,
-                    std: None,
-                    min: None,
-                    max: None,
-                };
-                if NUMERIC_COLUMNS.contains(column)
-                    && let Some(mut accumulator) = numeric.next()
-                {
-                    let n = accumulator.values.len();
-                    if n > 0 {
-                        let (median, min, max) = accumulator.values.median_min_max();
-                        summary.mean = Some(accumulator.mean);
-                        summary.median = Some(median);
-                        summary.min = Some(min);
-                        summary.max = Some(max);
-                    }
-                    if n > 1 {
-                        summary.std = Some((accumulator.m2 / (n - 1) as f64).sqrt());
-                    }
-                }
-                summary
-            })
-            .collect();
-        DataSummary { rows, columns }
+    /// The statistics of every row added.
+    pub fn statistics(self) -> DataStatistics {
+        DataStatistics {
+            rows: self.rows,
+            missing: COLUMNS
+                .iter()
+                .zip(self.missing)
+                .map(|(column, missing)| (column.to_string(), missing))
+                .collect(),
+            values: NUMERIC_COLUMNS
+                .iter()
+                .zip(self.numeric)
+                .map(|(column, counter)| (column.to_string(), counter.into_counts()))
+                .collect(),
+        }
     }
-}
 
-/// The median (mean of the two middle values for an even count), minimum and maximum of a
-/// non-empty slice, in linear time; reorders the slice.
-fn median_min_max<T: Copy + Ord>(values: &mut [T], to_f64: impl Fn(T) -> f64) -> (f64, f64, f64) {
-    let n = values.len();
-    let mid = n / 2;
-    let (below, upper_middle, above) = values.select_nth_unstable(mid);
-    let upper_middle = *upper_middle;
-    let min = below.iter().copied().min().unwrap_or(upper_middle);
-    let max = above.iter().copied().max().unwrap_or(upper_middle);
-    let median = if n % 2 == 1 {
-        to_f64(upper_middle)
-    } else {
-        let lower_middle = below.iter().copied().max().unwrap_or(upper_middle);
-        (to_f64(lower_middle) + to_f64(upper_middle)) / 2.0
-    };
-    (median, to_f64(min), to_f64(max))
+    pub fn finish(self) -> DataSummary {
+        self.statistics().summary()
+    }
 }
 
 #[cfg(test)]
@@ -338,7 +462,7 @@ mod tests {
     }
 
     #[test]
-    fn values_beyond_u32_switch_to_wide_storage_without_changing_results() {
+    fn values_beyond_the_dense_table_are_counted_alike() {
         let big = 5_000_000_000i64;
         let mut builder = SummaryBuilder::new();
         builder
@@ -358,6 +482,61 @@ mod tests {
         assert_eq!(activity.median, Some(2.5));
         assert_eq!((activity.min, activity.max), (Some(1.0), Some(big as f64)));
         assert_eq!(summary.column("exited").unwrap().median, Some(0.5));
+
+        // Negative values, and sums beyond 128 bits (the floating-point fallback).
+        let mut builder = SummaryBuilder::new();
+        let huge = 5_000_000_000_000_000_000i64;
+        builder
+            .add(&batch(&[
+                (Some("a"), Some(-3), Some(huge), Some(1), Some(0)),
+                (Some("b"), Some(-1), Some(huge), Some(1), Some(0)),
+                (Some("c"), Some(-2), Some(huge), Some(1), Some(0)),
+            ]))
+            .unwrap();
+        let summary = builder.finish();
+        let activity = summary.column("lastmonth_activity").unwrap();
+        assert_eq!(
+            (activity.mean, activity.median, activity.std),
+            (Some(-2.0), Some(-2.0), Some(1.0))
+        );
+        let yearly = summary.column("lastyear_activity").unwrap();
+        assert_eq!(
+            (yearly.mean, yearly.median, yearly.std),
+            (Some(huge as f64), Some(huge as f64), Some(0.0))
+        );
+    }
+
+    #[test]
+    fn statistics_of_parts_merge_into_those_of_the_whole() {
+        let rows: Vec<Row> = (0..40i64)
+            .map(|i| {
+                (
+                    (i % 7 != 0).then_some("c"),
+                    (i % 5 != 0).then_some((i * 37) % 11),
+                    Some(i * i - 300),
+                    (i % 3 != 0).then_some(2_000_000 + i % 4),
+                    Some((i % 2) as i8),
+                )
+            })
+            .collect();
+        let mut whole = SummaryBuilder::new();
+        whole.add(&batch(&rows)).unwrap();
+        let whole = whole.statistics();
+        assert!(whole.describes(40));
+        let mut merged = DataStatistics::default();
+        // Parts in another order than the rows': merging is order-free.
+        for part in [&rows[25..], &rows[..10], &rows[10..25]] {
+            let mut builder = SummaryBuilder::new();
+            builder.add(&batch(part)).unwrap();
+            merged.merge(&builder.statistics());
+        }
+        assert_eq!(merged, whole);
+        assert_eq!(merged.summary(), whole.summary());
+        // A copy that does not add up is not taken for the part's statistics.
+        let mut broken = whole.clone();
+        broken.values.get_mut("exited").unwrap().counts[0] += 1;
+        assert!(!broken.describes(40));
+        assert!(!whole.describes(41));
     }
 
     #[test]

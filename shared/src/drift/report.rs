@@ -11,8 +11,9 @@ use serde::{Deserialize, Serialize};
 
 use super::stats::{
     BootstrapInterval, DegradationTest, KsTest, LabelRateTest, MeanInterval, MinRows, PsiBin,
-    PsiBins, benjamini_hochberg_adjusted, bootstrap_interval, ks_two_sample, label_rate_test,
-    log_loss_per_row, loss_degradation_test, mean_interval, psi, roc_auc, wasserstein_normed,
+    PsiBins, benjamini_hochberg_adjusted, bootstrap_interval, bootstrap_roc_auc_interval,
+    ks_two_sample, label_rate_test, log_loss_per_row, loss_degradation_test, mean_interval, psi,
+    wasserstein_normed,
 };
 use crate::data::schema::FEATURES;
 use crate::lifecycle::gate::{fmt_auc, fmt_p};
@@ -188,16 +189,21 @@ fn performance(
     let losses = log_loss_per_row(labels, probabilities).map_err(stats_error)?;
     drift.log_loss = mean_interval(&losses, settings.confidence).ok();
     // F1 needs only the confusion counts: no AUC (a sort) per bootstrap resample.
-    let f1_at = |t: f64, idx: &[usize]| {
-        let actual: Vec<u8> = idx.iter().map(|&i| labels[i]).collect();
-        let predicted: Vec<u8> = idx
-            .iter()
-            .map(|&i| u8::from(probabilities[i] >= t))
-            .collect();
-        ConfusionMatrix::from_labels(&actual, &predicted).map_or(f64::NAN, |m| m.f1())
+    // (The labels are 0/1: log_loss_per_row checked them.)
+    let f1_at = |t: f64, rows: &mut dyn Iterator<Item = usize>| {
+        let mut matrix = ConfusionMatrix::default();
+        for i in rows {
+            match (labels[i], probabilities[i] >= t) {
+                (0, false) => matrix.true_negatives += 1,
+                (0, true) => matrix.false_positives += 1,
+                (_, false) => matrix.false_negatives += 1,
+                (_, true) => matrix.true_positives += 1,
+            }
+        }
+        matrix.f1()
     };
     let all: Vec<usize> = (0..rows).collect();
-    drift.f1_at_half = f1_at(0.5, &all);
+    drift.f1_at_half = f1_at(0.5, &mut all.iter().copied());
     // Bootstraps resample an evenly spaced subsample on large batches.
     let sample: Vec<usize> = if rows > BOOTSTRAP_MAX_ROWS {
         (0..BOOTSTRAP_MAX_ROWS)
@@ -212,22 +218,17 @@ fn performance(
         resamples,
         settings.confidence,
         BOOTSTRAP_SEED,
-        |idx| {
-            let picked: Vec<usize> = idx.iter().map(|&i| sample[i]).collect();
-            f1_at(threshold, &picked)
-        },
+        |idx| f1_at(threshold, &mut idx.iter().map(|&i| sample[i])),
     )
     .ok();
-    drift.roc_auc = bootstrap_interval(
-        sample.len(),
+    let sampled_labels: Vec<u8> = sample.iter().map(|&i| labels[i]).collect();
+    let sampled_probabilities: Vec<f64> = sample.iter().map(|&i| probabilities[i]).collect();
+    drift.roc_auc = bootstrap_roc_auc_interval(
+        &sampled_labels,
+        &sampled_probabilities,
         resamples,
         settings.confidence,
         BOOTSTRAP_SEED,
-        |idx| {
-            let l: Vec<u8> = idx.iter().map(|&i| labels[sample[i]]).collect();
-            let p: Vec<f64> = idx.iter().map(|&i| probabilities[sample[i]]).collect();
-            roc_auc(&l, &p).ok().flatten().unwrap_or(f64::NAN)
-        },
     )
     .ok();
     if let Some(reference) = reference.filter(|r| !r.losses.is_empty()) {

@@ -21,16 +21,19 @@ pub struct Challenger {
     pub validation: Vec<RecordBatch>,
 }
 
-/// Trains on `window` of `batches` (all compiled rows, in order): the fit on the training part,
+/// Trains on `window` of `batches` (the compiled rows from position `first_row` on, in order:
+/// reading only the window's, `first_row = window.rows.start`, gives the same model as reading
+/// all from 0): the fit on the training part,
 /// the threshold by `settings.threshold` on the validation part (the fallback threshold when
 /// there is none or it has one class only), and the reference profile.
 pub fn train_challenger(
     batches: &[RecordBatch],
+    first_row: u64,
     window: TrainingWindow,
     params: &ValidTrainingParams,
     settings: &LifecycleSettings,
 ) -> Result<Challenger, ModelError> {
-    let (training, validation) = window.split(batches);
+    let (training, validation) = window.split(batches, first_row);
     let mut model = train(&training, params)?;
     let (source, reference_rows) = if validation.is_empty() {
         (ReferenceSource::TrainingRows, &training)

@@ -180,11 +180,17 @@ impl TrainingWindow {
         }
     }
 
-    /// Splits `batches` (all compiled rows, in order) into training and validation batches.
-    pub fn split(&self, batches: &[RecordBatch]) -> (Vec<RecordBatch>, Vec<RecordBatch>) {
+    /// Splits `batches` (the compiled rows from position `first_row` on, in order: all of them
+    /// from 0, or only the window's from `self.rows.start`) into training and validation
+    /// batches; rows outside the window are left out.
+    pub fn split(
+        &self,
+        batches: &[RecordBatch],
+        first_row: u64,
+    ) -> (Vec<RecordBatch>, Vec<RecordBatch>) {
         let mut train = Vec::new();
         let mut validation = Vec::new();
-        let mut offset = 0u64;
+        let mut offset = first_row;
         for batch in batches {
             let len = batch.num_rows() as u64;
             let (start, end) = (offset, offset + len);

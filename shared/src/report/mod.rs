@@ -527,7 +527,7 @@ pub async fn risk_list(
                     .drivers
                     .iter()
                     .take(DRIVERS_SHOWN)
-                    .map(|d| d.phrase.clone())
+                    .map(|d| d.phrase.to_string())
                     .collect(),
             })
         })
@@ -610,7 +610,7 @@ mod tests {
             assert_eq!(Some(shown.probability), entry.probability);
             assert_eq!(
                 shown.drivers.first(),
-                entry.drivers.first().map(|d| &d.phrase)
+                entry.drivers.first().map(|d| d.phrase.to_string()).as_ref()
             );
         }
         assert!(

@@ -14,7 +14,7 @@ use arrow::datatypes::{Int8Type, Int64Type};
 use chrono::Utc;
 
 use super::compiled_rows::CompiledRows;
-use super::drivers::driver_phrase;
+use super::drivers::Phrases;
 use super::{
     Band, ClientStatus, DataLineage, Driver, FeatureScale, RiskBands, RiskEntry, RiskList,
     RiskListError, RiskListMeta,
@@ -57,6 +57,51 @@ impl LatestRows {
             format: "Arrow",
             detail: e.to_string(),
         })
+    }
+}
+
+/// What a new list needs of the list before it: its metadata and, per client, the code, status,
+/// probability, band and raw values of [`FEATURES`] (`None` where the list has no such column).
+/// Read without the drivers' text and contributions ([`super::store::load_previous`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PreviousList {
+    pub meta: RiskListMeta,
+    pub clients: Vec<PreviousClient>,
+}
+
+/// One client of a [`PreviousList`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct PreviousClient {
+    pub corporation: Box<str>,
+    pub status: ClientStatus,
+    pub probability: Option<f64>,
+    pub band: Option<Band>,
+    pub values: [Option<i64>; 3],
+}
+
+impl From<&RiskList> for PreviousList {
+    fn from(list: &RiskList) -> Self {
+        let clients = list
+            .entries
+            .iter()
+            .map(|entry| PreviousClient {
+                corporation: entry.corporation.as_str().into(),
+                status: entry.status,
+                probability: entry.probability,
+                band: entry.band,
+                values: FEATURES.map(|feature| {
+                    entry
+                        .drivers
+                        .iter()
+                        .find(|d| &*d.feature == feature)
+                        .and_then(|d| d.value)
+                }),
+            })
+            .collect();
+        PreviousList {
+            meta: list.meta.clone(),
+            clients,
+        }
     }
 }
 
@@ -176,7 +221,7 @@ impl LatestRows {
     /// The rows `list` was built from, as far as it names them (its active clients' values and
     /// its exits), with its counts: the base of an incremental build ([`incremental_base`] says
     /// when `list` can be one).
-    fn from_list(list: &RiskList, lineage: &DataLineage) -> LatestRows {
+    fn from_list(list: &PreviousList, lineage: &DataLineage) -> LatestRows {
         let mut rows = LatestRows {
             rows_read: list.meta.rows_read,
             rows_without_corporation: list.meta.rows_without_corporation,
@@ -185,24 +230,12 @@ impl LatestRows {
             incremental: true,
             ..LatestRows::default()
         };
-        for entry in &list.entries {
-            rows.corporations.push(entry.corporation.as_str().into());
-            match entry.status {
-                ClientStatus::Active => {
-                    rows.features.push(FEATURES.map(|feature| {
-                        entry
-                            .drivers
-                            .iter()
-                            .find(|d| d.feature == feature)
-                            .and_then(|d| d.value)
-                    }));
-                    rows.exited.push(None);
-                }
-                ClientStatus::Exited => {
-                    rows.features.push([None; 3]);
-                    rows.exited.push(Some(1));
-                }
-            }
+        for client in &list.clients {
+            let (values, exited) = match client.status {
+                ClientStatus::Active => (client.values, None),
+                ClientStatus::Exited => ([None; 3], Some(1)),
+            };
+            rows.push(client.corporation.clone(), values, exited);
         }
         rows
     }
@@ -272,7 +305,7 @@ impl LatestRows {
 /// row of the newest ingested file (whose rows, less the duplicates dropped, are the last rows
 /// of the compiled data).
 pub fn recent_exits_from(
-    previous: Option<&RiskList>,
+    previous: Option<&PreviousList>,
     record: &IngestionRecord,
     compiled_rows: u64,
 ) -> u64 {
@@ -298,11 +331,11 @@ pub fn recent_exits_from(
 /// from incrementally, with the data it covers: when `record` extends that data (rows appended,
 /// or none) and the list holds the values of every feature `model` uses. `None`: a full pass.
 fn incremental_base<'a>(
-    previous: Option<&'a RiskList>,
+    previous: Option<&'a PreviousList>,
     record: &IngestionRecord,
     compiled_rows: u64,
     model: &TrainedModel,
-) -> Option<(&'a RiskList, &'a DataLineage)> {
+) -> Option<(&'a PreviousList, &'a DataLineage)> {
     let previous = previous?;
     let lineage = previous.meta.lineage.as_ref()?;
     let stored = |name: &str| previous.meta.features.iter().any(|f| f.name == name);
@@ -315,7 +348,7 @@ fn incremental_base<'a>(
 /// reads: where the rows added since `previous` start when [`rows_for_new_list`] builds it
 /// incrementally, else 0 (a full pass reads every row).
 pub fn first_row_needed(
-    previous: Option<&RiskList>,
+    previous: Option<&PreviousList>,
     record: &IngestionRecord,
     compiled_rows: u64,
     model: &TrainedModel,
@@ -331,7 +364,7 @@ pub fn first_row_needed(
 pub fn rows_for_new_list(
     compiled: &CompiledRows,
     record: &IngestionRecord,
-    previous: Option<&RiskList>,
+    previous: Option<&PreviousList>,
     model: &TrainedModel,
 ) -> Result<LatestRows, RiskListError> {
     let total = compiled.row_count();
@@ -359,22 +392,46 @@ pub struct Provenance {
     pub lineage: Option<DataLineage>,
 }
 
+/// What the drivers of a row need of each model feature, worked out once per list: its name,
+/// where its raw value is, and its phrases.
+fn driver_book(model: &TrainedModel) -> Vec<DriverBookEntry> {
+    model
+        .features
+        .iter()
+        .map(|feature| DriverBookEntry {
+            name: feature.name.as_str().into(),
+            raw_index: FEATURES.iter().position(|f| *f == feature.name),
+            phrases: Phrases::new(&feature.name),
+        })
+        .collect()
+}
+
+/// One model feature in [`driver_book`].
+struct DriverBookEntry {
+    name: Arc<str>,
+    /// Where its raw value is among [`FEATURES`].
+    raw_index: Option<usize>,
+    phrases: Phrases,
+}
+
 /// The drivers of one row: every model feature's contribution, the largest first.
-fn drivers(model: &TrainedModel, values: &[Option<i64>; 3]) -> Vec<Driver> {
+fn drivers(
+    model: &TrainedModel,
+    book: &[DriverBookEntry],
+    values: &[Option<i64>; 3],
+) -> Vec<Driver> {
     let mut drivers: Vec<Driver> = model
         .features
         .iter()
-        .map(|feature| {
-            let value = FEATURES
-                .iter()
-                .position(|f| *f == feature.name)
-                .and_then(|i| values[i]);
+        .zip(book)
+        .map(|(feature, entry)| {
+            let value = entry.raw_index.and_then(|i| values[i]);
             let raw = value.map_or(feature.impute_value, |v| v as f64);
             let standardized = (raw - feature.mean) / feature.std;
             let contribution = feature.coefficient_standardized * standardized;
             Driver {
-                phrase: driver_phrase(&feature.name, value, standardized, contribution),
-                feature: feature.name.clone(),
+                phrase: entry.phrases.of(value, standardized, contribution).clone(),
+                feature: entry.name.clone(),
                 value,
                 standardized,
                 contribution,
@@ -394,7 +451,7 @@ pub(super) fn sort_drivers(drivers: &mut [Driver]) {
 pub fn build_risk_list(
     model: &TrainedModel,
     rows: &LatestRows,
-    previous: Option<&RiskList>,
+    previous: Option<&PreviousList>,
     bands: &RiskBands,
     provenance: Provenance,
 ) -> Result<RiskList, RiskListError> {
@@ -419,14 +476,10 @@ pub fn build_risk_list(
     exited.sort_by(|&a, &b| rows.corporations[a].cmp(&rows.corporations[b]));
     let watch_ranks = bands.watch_ranks(active.len());
 
-    let previous_of: HashMap<&str, &RiskEntry, foldhash::fast::RandomState> = previous
-        .map(|list| {
-            list.entries
-                .iter()
-                .map(|e| (e.corporation.as_str(), e))
-                .collect()
-        })
+    let previous_of: HashMap<&str, &PreviousClient, foldhash::fast::RandomState> = previous
+        .map(|list| list.clients.iter().map(|c| (&*c.corporation, c)).collect())
         .unwrap_or_default();
+    let book = driver_book(model);
     let mut entries = Vec::with_capacity(rows.corporations.len());
     let mut counts = [0u64; 3];
     let mut newly_high = 0;
@@ -454,7 +507,7 @@ pub fn build_risk_list(
             previous_probability,
             probability_change: previous_probability.map(|p| probability - p),
             newly_high: newly,
-            drivers: drivers(model, &rows.features[index]),
+            drivers: drivers(model, &book, &rows.features[index]),
             status: ClientStatus::Active,
             corporation,
         });

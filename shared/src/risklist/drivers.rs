@@ -1,20 +1,67 @@
 //! Drivers in words. The standardised value says where the client stands against the clients
 //! the model was trained on (in standard deviations from their mean); the contribution's sign
 //! says whether that pushes the risk up or down. Sizes: at least 2 standard deviations is
-//! "far", at least 1 "well", at least 0.25 "slightly", less is "about average".
+//! "far", at least 1 "well", at least 0.25 "slightly", less is "about average". A list builds
+//! each feature's [`Phrases`] once.
+
+use std::sync::Arc;
 
 use crate::data::schema::{LASTMONTH_ACTIVITY, LASTYEAR_ACTIVITY, NUMBER_OF_EMPLOYEES};
 
-fn degree(standardized: f64) -> Option<&'static str> {
-    let size = standardized.abs();
-    if size >= 2.0 {
-        Some("far")
-    } else if size >= 1.0 {
-        Some("well")
-    } else if size >= 0.25 {
-        Some("slightly")
-    } else {
-        None
+/// The size words, largest first, and the smallest standardised distance each needs.
+const DEGREES: [(&str, f64); 3] = [("far", 2.0), ("well", 1.0), ("slightly", 0.25)];
+const EFFECTS: [&str; 3] = ["raises the risk", "lowers the risk", "no effect"];
+
+/// Every phrase one feature's driver can read (unknown; 3 sizes × 2 sides and "about average",
+/// × 3 effects), made once per list rather than once per client.
+pub struct Phrases {
+    unknown: Arc<str>,
+    /// By position (far below … about average … far above), then effect.
+    known: [[Arc<str>; 3]; 7],
+}
+
+impl Phrases {
+    pub fn new(feature: &str) -> Self {
+        let what = match feature {
+            LASTMONTH_ACTIVITY => "activity last month",
+            LASTYEAR_ACTIVITY => "activity over the last year",
+            NUMBER_OF_EMPLOYEES => "headcount",
+            other => other,
+        };
+        let position = |index: usize| match index {
+            0..3 => format!("{what} {} below the average client's", DEGREES[index].0),
+            3 => format!("{what} about the average client's"),
+            _ => format!("{what} {} above the average client's", DEGREES[6 - index].0),
+        };
+        Phrases {
+            unknown: format!("{what} unknown (taken as the average client's): no effect").into(),
+            known: std::array::from_fn(|index| {
+                let position = position(index);
+                EFFECTS.map(|effect| format!("{position}: {effect}").into())
+            }),
+        }
+    }
+
+    /// The phrase of a driver with this raw value, standardised value and contribution.
+    pub fn of(&self, value: Option<i64>, standardized: f64, contribution: f64) -> &Arc<str> {
+        if value.is_none() {
+            return &self.unknown;
+        }
+        let size = standardized.abs();
+        let degree = DEGREES.iter().position(|(_, at_least)| size >= *at_least);
+        let position = match degree {
+            None => 3,
+            Some(degree) if standardized < 0.0 => degree,
+            Some(degree) => 6 - degree,
+        };
+        let effect = if contribution > 0.0 {
+            0
+        } else if contribution < 0.0 {
+            1
+        } else {
+            2
+        };
+        &self.known[position][effect]
     }
 }
 
@@ -26,28 +73,9 @@ pub fn driver_phrase(
     standardized: f64,
     contribution: f64,
 ) -> String {
-    let what = match feature {
-        LASTMONTH_ACTIVITY => "activity last month",
-        LASTYEAR_ACTIVITY => "activity over the last year",
-        NUMBER_OF_EMPLOYEES => "headcount",
-        other => other,
-    };
-    if value.is_none() {
-        return format!("{what} unknown (taken as the average client's): no effect");
-    }
-    let position = match degree(standardized) {
-        None => format!("{what} about the average client's"),
-        Some(degree) if standardized < 0.0 => format!("{what} {degree} below the average client's"),
-        Some(degree) => format!("{what} {degree} above the average client's"),
-    };
-    let effect = if contribution > 0.0 {
-        "raises the risk"
-    } else if contribution < 0.0 {
-        "lowers the risk"
-    } else {
-        "no effect"
-    };
-    format!("{position}: {effect}")
+    Phrases::new(feature)
+        .of(value, standardized, contribution)
+        .to_string()
 }
 
 #[cfg(test)]
@@ -75,6 +103,19 @@ mod tests {
         assert_eq!(
             driver_phrase(LASTMONTH_ACTIVITY, None, 0.0, 0.0),
             "activity last month unknown (taken as the average client's): no effect"
+        );
+        // The boundaries belong to the larger size; zero contribution has no effect.
+        assert_eq!(
+            driver_phrase(LASTYEAR_ACTIVITY, Some(1), -1.0, 0.0),
+            "activity over the last year well below the average client's: no effect"
+        );
+        assert_eq!(
+            driver_phrase(NUMBER_OF_EMPLOYEES, Some(1), 2.0, 0.5),
+            "headcount far above the average client's: raises the risk"
+        );
+        assert_eq!(
+            driver_phrase(NUMBER_OF_EMPLOYEES, Some(1), -0.25, -0.5),
+            "headcount slightly below the average client's: lowers the risk"
         );
     }
 }

@@ -14,8 +14,8 @@
 //! dropped from the lists stays counted in `exited_earlier` by an incremental build (telling it
 //! from a new client would take reading the whole history again). The list is kept in the
 //! reports location as Parquet (self-describing: its provenance is in the file's key-value
-//! metadata) and CSV, as `risk/latest.*` and per-run copies `risk/lists/<run>.parquet` and
-//! `risk/runs/<run>.csv` ([`store`]); [`load_latest`] reads it back.
+//! metadata) and CSV, as `risk/latest.*` (versioned) and a per-run Parquet copy
+//! `risk/lists/<run>.parquet` ([`store`]); [`load_latest`] reads it back.
 //!
 //! Bands ([`RiskBands`]): `high` is a probability at or above the model's decision threshold
 //! (the model predicts the client leaves), or a fixed cut-off when one is configured; `watch` is
@@ -28,16 +28,19 @@ pub mod compiled_rows;
 mod drivers;
 pub mod store;
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 pub use build::{
-    LatestRows, Provenance, build_risk_list, latest_rows, latest_rows_newest_first,
-    recent_exits_from, rows_for_new_list,
+    LatestRows, PreviousClient, PreviousList, Provenance, build_risk_list, latest_rows,
+    latest_rows_newest_first, recent_exits_from, rows_for_new_list,
 };
 pub use drivers::driver_phrase;
 pub use store::{
-    HistoryPoint, RiskListRecord, client_history, load_latest, write_after_run, write_risk_list,
+    HistoryPoint, RiskListRecord, client_history, load_latest, load_previous, write_after_run,
+    write_risk_list,
 };
 
 use crate::data::DataError;
@@ -230,7 +233,8 @@ impl ClientStatus {
 /// One feature's part in a client's risk.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Driver {
-    pub feature: String,
+    /// Shared with every other client's driver of the same feature (a list has 100,000s).
+    pub feature: Arc<str>,
     /// The raw value in the client's latest row; `None` when missing (then imputed with the
     /// training mean).
     pub value: Option<i64>,
@@ -239,8 +243,8 @@ pub struct Driver {
     /// Standardised coefficient × standardised value: what this feature adds to the log-odds
     /// of leaving (positive raises the risk).
     pub contribution: f64,
-    /// The same in words, for a person.
-    pub phrase: String,
+    /// The same in words, for a person (one of the few phrases a feature has, shared).
+    pub phrase: Arc<str>,
 }
 
 /// One client in the list.

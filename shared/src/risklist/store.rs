@@ -1,21 +1,22 @@
 //! The list at rest, in the reports location: `risk/latest.parquet` and `risk/latest.csv` (new
-//! versions each time; every earlier version is kept by the store), and a copy per run,
-//! `risk/lists/<run>.parquet` and `risk/runs/<run>.csv`, written create-only so no run's list is
-//! ever replaced (versions before `risk/lists/` kept the Parquet copy beside the CSV; both are
-//! read).
+//! versions each time; every earlier version is kept by the store, and the run record names the
+//! versions a run wrote), and a Parquet copy per run, `risk/lists/<run>.parquet`, written
+//! create-only so no run's list is ever replaced (versions before `risk/lists/` kept Parquet and
+//! CSV copies in `risk/runs/`; those are still read).
 //! The Parquet file is self-describing: [`RiskListMeta`] (model version, threshold, data version,
 //! bands, counts) is in its key-value metadata under `risk_list`, and each row holds a client
 //! with its raw values, standardised values and contributions per feature, so DuckDB, Athena or
-//! pandas read it as a table. The CSV carries the same rows for a spreadsheet. The per-run copy is
-//! written before `latest`, and `latest.parquet` last, so a reader of `latest.parquet` never
-//! sees a list whose run copy is missing.
+//! pandas read it as a table. The CSV carries the same rows for a spreadsheet, its numbers
+//! rounded for reading. The per-run copy is written before `latest`, and `latest.parquet` last,
+//! so a reader of `latest.parquet` never sees a list whose run copy is missing.
 
+use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Instant;
 
 use arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray,
-    UInt32Array,
+    StringBuilder, UInt32Array,
 };
 use arrow::datatypes::{DataType, Field, Float64Type, Int64Type, Schema, UInt32Type};
 use bytes::Bytes;
@@ -28,14 +29,16 @@ use parquet::file::properties::WriterProperties;
 use serde::{Deserialize, Serialize};
 
 use super::build::{
-    Provenance, build_risk_list, first_row_needed, rows_for_new_list, sort_drivers,
+    PreviousClient, PreviousList, Provenance, build_risk_list, first_row_needed, rows_for_new_list,
+    sort_drivers,
 };
 use super::compiled_rows::CompiledRows;
-use super::drivers::driver_phrase;
+use super::drivers::Phrases;
 use super::{
     Band, ClientStatus, DataLineage, Driver, RiskBands, RiskEntry, RiskList, RiskListError,
     RiskListMeta,
 };
+use crate::data::schema::FEATURES;
 use crate::location::Location;
 use crate::records::{ObjectRef, RunRecord};
 use crate::steps::compiled::{committed_data, fetch_parts};
@@ -46,8 +49,8 @@ use crate::store::{PutMode, StoreError};
 /// Object names in the reports location.
 pub const LATEST_PARQUET: &str = "risk/latest.parquet";
 pub const LATEST_CSV: &str = "risk/latest.csv";
-/// Per-run CSV copies: `risk/runs/<run>.csv` (and, from before [`RUN_LISTS_PREFIX`], the
-/// Parquet copies too).
+/// Where versions before [`RUN_LISTS_PREFIX`] put the per-run copies (Parquet and CSV); still
+/// read for a client's history.
 pub const RUNS_PREFIX: &str = "risk/runs";
 /// Per-run Parquet copies, `risk/lists/<run>.parquet`: a prefix holding only Parquet files, so
 /// Athena (the Glue table `risk_lists`), DuckDB or pyarrow read it as one table.
@@ -62,9 +65,9 @@ pub const HISTORY_LISTS: usize = 12;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RiskListRecord {
     pub latest_parquet: ObjectRef,
+    /// The version of `latest.csv` this run wrote (the list's only CSV copy).
     pub latest_csv: ObjectRef,
     pub run_parquet: ObjectRef,
-    pub run_csv: ObjectRef,
     pub model_version: String,
     pub threshold: f64,
     pub data_version: String,
@@ -94,7 +97,7 @@ pub async fn write_risk_list(
     let (ingestion, compiled) = committed_data(pipeline, compiled_data).await?;
     let data = compiled.object.clone();
     let reports = &pipeline.locations.reports;
-    let previous = load_latest(reports).await?;
+    let previous = load_previous(reports).await?;
     // An incremental build reads only the parts holding the rows added since the previous list.
     let first_row = first_row_needed(previous.as_ref(), &ingestion, compiled.rows, &model);
     let parts = fetch_parts(compiled_data, &compiled, first_row).await?;
@@ -107,7 +110,7 @@ pub async fn write_risk_list(
     };
     let bands = *bands;
     let read_ms = ms(started);
-    let (list, parquet, csv, [rows_ms, score_ms, encode_ms]) = spawn_blocking_in_span(move || {
+    let (list, parquet, csv, timings) = spawn_blocking_in_span(move || {
         let step = Instant::now();
         let compiled = CompiledRows::of_parts(&parts, first_row)?;
         let rows = rows_for_new_list(&compiled, &ingestion, previous.as_ref(), &model)?;
@@ -118,40 +121,45 @@ pub async fn write_risk_list(
         let list = build_risk_list(&model, &rows, previous.as_ref(), &bands, provenance)?;
         let score_ms = ms(step);
         let step = Instant::now();
-        // The two encodings on two cores; the previous list is freed meanwhile too.
-        let (parquet, csv) = std::thread::scope(|scope| {
-            let csv = scope.spawn(|| to_csv(&list));
+        // One Arrow batch, encoded twice on two cores; the previous list is freed meanwhile.
+        let batch = to_batch(&list)?;
+        let batch_ms = ms(step);
+        let timed = |encode: &dyn Fn() -> Result<Vec<u8>, RiskListError>| {
+            let started = Instant::now();
+            encode().map(|bytes| (bytes, ms(started)))
+        };
+        let ((parquet, parquet_ms), (csv, csv_ms)) = std::thread::scope(|scope| {
+            let csv = scope.spawn(|| timed(&|| batch_to_csv(&batch)));
             drop(previous);
-            let parquet = to_parquet(&list);
+            let parquet = timed(&|| batch_to_parquet(&list.meta, &batch));
             let csv = csv.join().map_err(|_| RiskListError::Encode {
                 format: "CSV",
                 detail: "the encoding thread panicked".to_string(),
             })?;
             Ok::<_, RiskListError>((parquet?, csv?))
         })?;
-        Ok::<_, RiskListError>((list, parquet, csv, [rows_ms, score_ms, ms(step)]))
+        let timings = [rows_ms, score_ms, batch_ms, parquet_ms, csv_ms];
+        Ok::<_, RiskListError>((list, parquet, csv, timings))
     })
     .await??;
+    let [rows_ms, score_ms, batch_ms, parquet_ms, csv_ms] = timings;
     let writing = Instant::now();
     let (parquet, csv) = (Bytes::from(parquet), Bytes::from(csv));
     let put = |name: String, body: Bytes, mode: PutMode| async move {
         let meta = reports.put(&name, body, mode).await?;
         Ok::<_, StoreError>(ObjectRef::new(reports, &meta))
     };
-    // The two run copies at once; then `latest`, its Parquet file last.
-    let (run_parquet, run_csv) = tokio::try_join!(
+    // The run's Parquet copy and `latest.csv` at once, then `latest.parquet`. The CSV is written
+    // once, as a new version of `latest.csv` (the run record names that version): a per-run copy
+    // of a file ten times the Parquet file's size was a third of the step's time.
+    let (run_parquet, latest_csv) = tokio::try_join!(
         put(
             format!("{RUN_LISTS_PREFIX}/{run_id}.parquet"),
             parquet.clone(),
             PutMode::CreateOnly,
         ),
-        put(
-            format!("{RUNS_PREFIX}/{run_id}.csv"),
-            csv.clone(),
-            PutMode::CreateOnly,
-        ),
+        put(LATEST_CSV.to_string(), csv, PutMode::Overwrite),
     )?;
-    let latest_csv = put(LATEST_CSV.to_string(), csv, PutMode::Overwrite).await?;
     let latest_parquet = put(LATEST_PARQUET.to_string(), parquet, PutMode::Overwrite).await?;
     let meta = &list.meta;
     tracing::info!(
@@ -166,7 +174,9 @@ pub async fn write_risk_list(
         read_ms,
         rows_ms,
         score_ms,
-        encode_ms,
+        batch_ms,
+        parquet_ms,
+        csv_ms,
         write_ms = ms(writing),
         "risk list written"
     );
@@ -174,7 +184,6 @@ pub async fn write_risk_list(
         latest_parquet,
         latest_csv,
         run_parquet,
-        run_csv,
         model_version: meta.model_version.clone(),
         threshold: meta.threshold,
         data_version: meta.data_version.clone(),
@@ -220,6 +229,22 @@ pub async fn load_latest(reports: &Location) -> Result<Option<RiskList>, RiskLis
             format: "a worker thread",
             detail: e.to_string(),
         })??;
+    Ok(Some(list))
+}
+
+/// What a new list needs of the latest one ([`PreviousList`]), or `None` when none was written.
+pub async fn load_previous(reports: &Location) -> Result<Option<PreviousList>, RiskListError> {
+    let Some((meta, bytes)) = reports.get_if_exists(LATEST_PARQUET).await? else {
+        return Ok(None);
+    };
+    let url = reports.object_url(LATEST_PARQUET);
+    let list =
+        tokio::task::spawn_blocking(move || previous_from_parquet(bytes, &url, &meta.version_id))
+            .await
+            .map_err(|e| RiskListError::Encode {
+                format: "a worker thread",
+                detail: e.to_string(),
+            })??;
     Ok(Some(list))
 }
 
@@ -285,18 +310,30 @@ fn contribution_column(feature: &str) -> String {
     format!("{feature}_contribution")
 }
 
-/// The drivers' phrases, largest first, as one text field.
-fn drivers_text(entry: &RiskEntry) -> String {
-    entry
-        .drivers
+/// The drivers' phrases, largest first, as one text field per entry (`"; "` between them).
+fn drivers_column(entries: &[RiskEntry]) -> StringArray {
+    let bytes = entries
         .iter()
-        .map(|d| d.phrase.as_str())
-        .collect::<Vec<_>>()
-        .join("; ")
+        .flat_map(|e| &e.drivers)
+        .map(|d| d.phrase.len() + 2)
+        .sum();
+    let mut column = StringBuilder::with_capacity(entries.len(), bytes);
+    let mut text = String::new();
+    for entry in entries {
+        text.clear();
+        for (index, driver) in entry.drivers.iter().enumerate() {
+            if index > 0 {
+                text.push_str("; ");
+            }
+            text.push_str(&driver.phrase);
+        }
+        column.append_value(&text);
+    }
+    column.finish()
 }
 
 fn driver_of<'a>(entry: &'a RiskEntry, feature: &str) -> Option<&'a Driver> {
-    entry.drivers.iter().find(|d| d.feature == feature)
+    entry.drivers.iter().find(|d| &*d.feature == feature)
 }
 
 /// The list as one record batch: fixed columns, then value, standardised value and
@@ -358,14 +395,27 @@ fn to_batch(list: &RiskList) -> Result<RecordBatch, RiskListError> {
                 .map(|e| Some(e.newly_high))
                 .collect::<BooleanArray>(),
         ),
-        Arc::new(
-            entries
-                .iter()
-                .map(|e| Some(drivers_text(e)))
-                .collect::<StringArray>(),
-        ),
+        Arc::new(drivers_column(entries)),
     ];
-    for feature in &list.meta.features {
+    // Each client's drivers found once per feature, for the feature's three columns.
+    let features = &list.meta.features;
+    let mut values = vec![Vec::with_capacity(entries.len()); features.len()];
+    let mut standardized = vec![Vec::with_capacity(entries.len()); features.len()];
+    let mut contributions = vec![Vec::with_capacity(entries.len()); features.len()];
+    for entry in entries {
+        for (index, feature) in features.iter().enumerate() {
+            let driver = driver_of(entry, &feature.name);
+            values[index].push(driver.and_then(|d| d.value));
+            standardized[index].push(driver.map(|d| d.standardized));
+            contributions[index].push(driver.map(|d| d.contribution));
+        }
+    }
+    let per_feature = features
+        .iter()
+        .zip(values)
+        .zip(standardized)
+        .zip(contributions);
+    for (((feature, values), standardized), contributions) in per_feature {
         let name = feature.name.as_str();
         fields.push(Field::new(value_column(name), DataType::Int64, true));
         fields.push(Field::new(
@@ -378,24 +428,9 @@ fn to_batch(list: &RiskList) -> Result<RecordBatch, RiskListError> {
             DataType::Float64,
             true,
         ));
-        columns.push(Arc::new(
-            entries
-                .iter()
-                .map(|e| driver_of(e, name).and_then(|d| d.value))
-                .collect::<Int64Array>(),
-        ));
-        columns.push(Arc::new(
-            entries
-                .iter()
-                .map(|e| driver_of(e, name).map(|d| d.standardized))
-                .collect::<Float64Array>(),
-        ));
-        columns.push(Arc::new(
-            entries
-                .iter()
-                .map(|e| driver_of(e, name).map(|d| d.contribution))
-                .collect::<Float64Array>(),
-        ));
+        columns.push(Arc::new(Int64Array::from(values)));
+        columns.push(Arc::new(Float64Array::from(standardized)));
+        columns.push(Arc::new(Float64Array::from(contributions)));
     }
     RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(|e| {
         RiskListError::Encode {
@@ -407,12 +442,16 @@ fn to_batch(list: &RiskList) -> Result<RecordBatch, RiskListError> {
 
 /// The list as a Parquet file with its [`RiskListMeta`] in the key-value metadata.
 pub fn to_parquet(list: &RiskList) -> Result<Vec<u8>, RiskListError> {
+    batch_to_parquet(&list.meta, &to_batch(list)?)
+}
+
+/// [`to_parquet`] of the list's [`to_batch`].
+fn batch_to_parquet(meta: &RiskListMeta, batch: &RecordBatch) -> Result<Vec<u8>, RiskListError> {
     let encode = |detail: String| RiskListError::Encode {
         format: "Parquet",
         detail,
     };
-    let batch = to_batch(list)?;
-    let meta = serde_json::to_string(&list.meta).map_err(|e| encode(e.to_string()))?;
+    let meta = serde_json::to_string(meta).map_err(|e| encode(e.to_string()))?;
     let properties = WriterProperties::builder()
         .set_compression(Compression::SNAPPY)
         .set_key_value_metadata(Some(vec![KeyValue::new(META_KEY.to_string(), meta)]))
@@ -420,79 +459,121 @@ pub fn to_parquet(list: &RiskList) -> Result<Vec<u8>, RiskListError> {
     let mut buffer = Vec::new();
     let mut writer = ArrowWriter::try_new(&mut buffer, batch.schema(), Some(properties))
         .map_err(|e| encode(e.to_string()))?;
-    writer.write(&batch).map_err(|e| encode(e.to_string()))?;
+    writer.write(batch).map_err(|e| encode(e.to_string()))?;
     writer.close().map_err(|e| encode(e.to_string()))?;
     Ok(buffer)
 }
+
+/// The first characters that make a spreadsheet read a cell as a formula.
+const FORMULA_STARTS: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
 
 /// A text cell a spreadsheet will not run as a formula: a corporation code is client data, and
 /// one starting with `=`, `+`, `-`, `@`, a tab or a carriage return is prefixed with `'` (OWASP's
 /// advice for CSV injection). The Parquet file keeps the code as it is.
 fn spreadsheet_safe(text: &str) -> String {
-    if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+    if text.starts_with(FORMULA_STARTS) {
         format!("'{text}")
     } else {
         text.to_string()
     }
 }
 
-/// The list as CSV with a header row: the same columns as the Parquet file (corporation codes
-/// made [spreadsheet-safe](spreadsheet_safe)).
+/// Decimals of the probabilities (and their change) in the CSV: a person reads 0.348675, not
+/// 0.34867534238099133; the Parquet file keeps every digit.
+pub const CSV_PROBABILITY_DECIMALS: usize = 6;
+/// Decimals of the standardised values and contributions in the CSV.
+pub const CSV_SCALE_DECIMALS: usize = 4;
+
+/// The list as CSV with a header row: the same columns as the Parquet file (text cells made
+/// [spreadsheet-safe](spreadsheet_safe); probabilities with [`CSV_PROBABILITY_DECIMALS`]
+/// decimals, standardised values and contributions with [`CSV_SCALE_DECIMALS`]).
 pub fn to_csv(list: &RiskList) -> Result<Vec<u8>, RiskListError> {
-    let encode = |e: csv::Error| RiskListError::Encode {
+    batch_to_csv(&to_batch(list)?)
+}
+
+/// [`to_csv`] of the list's [`to_batch`], written field by field into one buffer.
+fn batch_to_csv(batch: &RecordBatch) -> Result<Vec<u8>, RiskListError> {
+    let encode = |detail: String| RiskListError::Encode {
         format: "CSV",
-        detail: e.to_string(),
+        detail,
     };
-    let mut writer = csv::Writer::from_writer(Vec::new());
-    let mut header: Vec<String> = [
-        "rank",
-        "corporation",
-        "status",
-        "probability",
-        "band",
-        "previous_probability",
-        "probability_change",
-        "newly_high",
-        "drivers",
-    ]
-    .map(String::from)
-    .to_vec();
-    for feature in &list.meta.features {
-        header.push(value_column(&feature.name));
-        header.push(standardized_column(&feature.name));
-        header.push(contribution_column(&feature.name));
+    // About 300 bytes a client.
+    let mut writer = csv::Writer::from_writer(Vec::with_capacity(batch.num_rows() * 320));
+    let schema = batch.schema();
+    writer
+        .write_record(schema.fields().iter().map(|f| f.name().as_bytes()))
+        .map_err(|e| encode(e.to_string()))?;
+    enum Cells<'a> {
+        Ranks(&'a UInt32Array),
+        Integers(&'a Int64Array),
+        /// With this many decimals.
+        Floats(&'a Float64Array, usize),
+        Flags(&'a BooleanArray),
+        Text(&'a StringArray),
     }
-    writer.write_record(&header).map_err(encode)?;
-    let text = |v: Option<f64>| v.map(|v| v.to_string()).unwrap_or_default();
-    for entry in &list.entries {
-        let mut record = vec![
-            entry.rank.map(|r| r.to_string()).unwrap_or_default(),
-            spreadsheet_safe(&entry.corporation),
-            entry.status.name().to_string(),
-            text(entry.probability),
-            entry.band.map(Band::name).unwrap_or_default().to_string(),
-            text(entry.previous_probability),
-            text(entry.probability_change),
-            entry.newly_high.to_string(),
-            drivers_text(entry),
-        ];
-        for feature in &list.meta.features {
-            let driver = driver_of(entry, &feature.name);
-            record.push(
-                driver
-                    .and_then(|d| d.value)
-                    .map(|v| v.to_string())
-                    .unwrap_or_default(),
-            );
-            record.push(text(driver.map(|d| d.standardized)));
-            record.push(text(driver.map(|d| d.contribution)));
+    let cells = batch
+        .columns()
+        .iter()
+        .zip(schema.fields())
+        .map(|(column, field)| {
+            if let Some(c) = column.as_primitive_opt::<UInt32Type>() {
+                Ok(Cells::Ranks(c))
+            } else if let Some(c) = column.as_primitive_opt::<Int64Type>() {
+                Ok(Cells::Integers(c))
+            } else if let Some(c) = column.as_primitive_opt::<Float64Type>() {
+                let probability = field.name().starts_with("probability")
+                    || field.name() == "previous_probability";
+                let decimals = if probability {
+                    CSV_PROBABILITY_DECIMALS
+                } else {
+                    CSV_SCALE_DECIMALS
+                };
+                Ok(Cells::Floats(c, decimals))
+            } else if let Some(c) = column.as_boolean_opt() {
+                Ok(Cells::Flags(c))
+            } else if let Some(c) = column.as_string_opt::<i32>() {
+                Ok(Cells::Text(c))
+            } else {
+                Err(encode(format!("no CSV form for {}", column.data_type())))
+            }
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut integers = itoa::Buffer::new();
+    let mut number = String::with_capacity(32);
+    for row in 0..batch.num_rows() {
+        for cell in &cells {
+            let written = match cell {
+                Cells::Ranks(c) if c.is_valid(row) => {
+                    writer.write_field(integers.format(c.value(row)))
+                }
+                Cells::Integers(c) if c.is_valid(row) => {
+                    writer.write_field(integers.format(c.value(row)))
+                }
+                Cells::Floats(c, decimals) if c.is_valid(row) => {
+                    number.clear();
+                    let _ = write!(number, "{:.*}", decimals, c.value(row));
+                    writer.write_field(&number)
+                }
+                Cells::Flags(c) if c.is_valid(row) => {
+                    writer.write_field(if c.value(row) { "true" } else { "false" })
+                }
+                Cells::Text(c) if c.is_valid(row) => {
+                    let text = c.value(row);
+                    if text.starts_with(FORMULA_STARTS) {
+                        writer.write_field(spreadsheet_safe(text))
+                    } else {
+                        writer.write_field(text)
+                    }
+                }
+                _ => writer.write_field(""),
+            };
+            written.map_err(|e| encode(e.to_string()))?;
         }
-        writer.write_record(&record).map_err(encode)?;
+        writer
+            .write_record(None::<&[u8]>)
+            .map_err(|e| encode(e.to_string()))?;
     }
-    writer.into_inner().map_err(|e| RiskListError::Encode {
-        format: "CSV",
-        detail: e.to_string(),
-    })
+    writer.into_inner().map_err(|e| encode(e.to_string()))
 }
 
 /// Opens a list's Parquet bytes: its metadata and a reader builder.
@@ -571,16 +652,17 @@ impl<'a> Columns<'a> {
             .ok_or_else(|| self.missing(name))
     }
 
-    fn status(&self, row: usize) -> Result<ClientStatus, RiskListError> {
-        match self.strings("status")?.value(row) {
+    /// The status in `row` of the `status` column (`statuses`, fetched once per batch).
+    fn status(&self, statuses: &StringArray, row: usize) -> Result<ClientStatus, RiskListError> {
+        match statuses.value(row) {
             "active" => Ok(ClientStatus::Active),
             "exited" => Ok(ClientStatus::Exited),
             other => Err(self.missing(&format!("status (value {other:?})"))),
         }
     }
 
-    fn band(&self, row: usize) -> Result<Option<Band>, RiskListError> {
-        let bands = self.strings("band")?;
+    /// The band in `row` of the `band` column (`bands`, fetched once per batch).
+    fn band(&self, bands: &StringArray, row: usize) -> Result<Option<Band>, RiskListError> {
         if bands.is_null(row) {
             return Ok(None);
         }
@@ -616,6 +698,7 @@ pub fn from_parquet(bytes: Bytes, url: &str, version: &str) -> Result<RiskList, 
         };
         let ranks = columns.ranks()?;
         let corporations = columns.strings("corporation")?;
+        let (statuses, bands) = (columns.strings("status")?, columns.strings("band")?);
         let probabilities = columns.floats("probability")?;
         let previous = columns.floats("previous_probability")?;
         let changes = columns.floats("probability_change")?;
@@ -625,7 +708,8 @@ pub fn from_parquet(bytes: Bytes, url: &str, version: &str) -> Result<RiskList, 
             .iter()
             .map(|f| {
                 Ok((
-                    f.name.as_str(),
+                    Arc::<str>::from(f.name.as_str()),
+                    Phrases::new(&f.name),
                     columns.ints(&value_column(&f.name))?,
                     columns.floats(&standardized_column(&f.name))?,
                     columns.floats(&contribution_column(&f.name))?,
@@ -633,19 +717,19 @@ pub fn from_parquet(bytes: Bytes, url: &str, version: &str) -> Result<RiskList, 
             })
             .collect::<Result<Vec<_>, RiskListError>>()?;
         for row in 0..batch.num_rows() {
-            let status = columns.status(row)?;
+            let status = columns.status(statuses, row)?;
             let mut drivers = Vec::new();
             if status == ClientStatus::Active {
-                for (feature, values, standardized, contributions) in &per_feature {
+                for (feature, phrases, values, standardized, contributions) in &per_feature {
                     let value = values.is_valid(row).then(|| values.value(row));
                     let z = standardized.value(row);
                     let contribution = contributions.value(row);
                     drivers.push(Driver {
-                        feature: feature.to_string(),
+                        feature: feature.clone(),
                         value,
                         standardized: z,
                         contribution,
-                        phrase: driver_phrase(feature, value, z, contribution),
+                        phrase: phrases.of(value, z, contribution).clone(),
                     });
                 }
                 sort_drivers(&mut drivers);
@@ -655,7 +739,7 @@ pub fn from_parquet(bytes: Bytes, url: &str, version: &str) -> Result<RiskList, 
                 status,
                 rank: ranks.is_valid(row).then(|| ranks.value(row)),
                 probability: optional(probabilities, row),
-                band: columns.band(row)?,
+                band: columns.band(bands, row)?,
                 previous_probability: optional(previous, row),
                 probability_change: optional(changes, row),
                 newly_high: newly_high.value(row),
@@ -664,6 +748,77 @@ pub fn from_parquet(bytes: Bytes, url: &str, version: &str) -> Result<RiskList, 
         }
     }
     Ok(RiskList { meta, entries })
+}
+
+/// A list's [`PreviousList`]: only the columns a new list needs (no drivers' text, standardised
+/// values or contributions).
+pub fn previous_from_parquet(
+    bytes: Bytes,
+    url: &str,
+    version: &str,
+) -> Result<PreviousList, RiskListError> {
+    let unreadable = |detail: String| RiskListError::Unreadable {
+        url: url.to_string(),
+        version: version.to_string(),
+        detail,
+    };
+    let (meta, builder) = open(bytes, url, version)?;
+    // The raw values of the features the list holds, in FEATURES order.
+    let stored: [Option<&str>; 3] = FEATURES.map(|feature| {
+        meta.features
+            .iter()
+            .any(|f| f.name == feature)
+            .then_some(feature)
+    });
+    let schema = builder.schema().clone();
+    let mut wanted = vec!["corporation", "status", "probability", "band"];
+    wanted.extend(stored.iter().flatten());
+    let indices = wanted
+        .iter()
+        .map(|name| {
+            schema
+                .index_of(name)
+                .map_err(|_| unreadable(format!("column `{name}` is missing")))
+        })
+        .collect::<Result<Vec<usize>, RiskListError>>()?;
+    let mask = ProjectionMask::roots(builder.parquet_schema(), indices);
+    let reader = builder
+        .with_projection(mask)
+        .build()
+        .map_err(|e| unreadable(e.to_string()))?;
+    let mut clients = Vec::with_capacity(usize::try_from(meta.ranked + meta.exited).unwrap_or(0));
+    for batch in reader {
+        let batch = batch.map_err(|e| unreadable(e.to_string()))?;
+        let columns = Columns {
+            batch: &batch,
+            url,
+            version,
+        };
+        let corporations = columns.strings("corporation")?;
+        let (statuses, bands) = (columns.strings("status")?, columns.strings("band")?);
+        let probabilities = columns.floats("probability")?;
+        let values = stored.map(|feature| {
+            feature
+                .map(|name| columns.ints(&value_column(name)))
+                .transpose()
+        });
+        let values = match values {
+            [Ok(a), Ok(b), Ok(c)] => [a, b, c],
+            [Err(e), ..] | [_, Err(e), _] | [.., Err(e)] => return Err(e),
+        };
+        for row in 0..batch.num_rows() {
+            clients.push(PreviousClient {
+                corporation: corporations.value(row).into(),
+                status: columns.status(statuses, row)?,
+                probability: optional(probabilities, row),
+                band: columns.band(bands, row)?,
+                values: values.map(|column| {
+                    column.and_then(|column| column.is_valid(row).then(|| column.value(row)))
+                }),
+            });
+        }
+    }
+    Ok(PreviousList { meta, clients })
 }
 
 /// One client's row of a list, reading only the columns a history needs.
@@ -709,10 +864,10 @@ fn find_in_parquet(
             run_id: meta.run_id,
             generated_at: meta.generated_at,
             model_version: meta.model_version,
-            status: columns.status(row)?,
+            status: columns.status(columns.strings("status")?, row)?,
             rank: ranks.is_valid(row).then(|| ranks.value(row)),
             probability: optional(columns.floats("probability")?, row),
-            band: columns.band(row)?,
+            band: columns.band(columns.strings("band")?, row)?,
         }));
     }
     Ok(None)

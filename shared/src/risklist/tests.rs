@@ -140,7 +140,7 @@ fn check_against_seed(
             let feature = model
                 .features
                 .iter()
-                .find(|f| f.name == driver.feature)
+                .find(|f| *f.name == *driver.feature)
                 .unwrap();
             let value = driver.value.unwrap() as f64;
             let z = (value - feature.mean) / feature.std;
@@ -221,11 +221,41 @@ async fn every_run_that_adds_rows_writes_the_list_of_the_latest_rows_explained()
     assert_eq!((named, counted.len()), (7, 6));
     assert!(!list.meta.incremental);
 
-    // The CSV holds the same rows; the run's own copy is kept.
+    // The CSV holds the same rows; the run's own Parquet copy is kept.
     let (_, csv) = reports.get(store::LATEST_CSV, None).await.unwrap();
     let csv = String::from_utf8(csv.to_vec()).unwrap();
     assert_eq!(csv.lines().count(), list.entries.len() + 1);
     assert!(csv.starts_with("rank,corporation,status,probability,band,"));
+    let mut reader = csv::Reader::from_reader(csv.as_bytes());
+    let number = |text: &str| (!text.is_empty()).then(|| text.parse::<f64>().unwrap());
+    for (row, entry) in reader.records().zip(&list.entries) {
+        let row = row.unwrap();
+        assert_eq!(number(&row[0]), entry.rank.map(f64::from));
+        assert_eq!(&row[1], entry.corporation);
+        assert_eq!(&row[2], entry.status.name());
+        // Numbers rounded to their decimals.
+        let close = |text: &str, value: Option<f64>, decimals: i32| match (number(text), value) {
+            (Some(read), Some(value)) => {
+                (read - value).abs() <= 0.5 * 10f64.powi(-decimals) + 1e-12
+            }
+            (read, value) => read.is_none() && value.is_none(),
+        };
+        assert!(close(&row[3], entry.probability, 6), "{}", &row[3]);
+        assert!(close(&row[5], entry.previous_probability, 6));
+        assert!(close(&row[6], entry.probability_change, 6));
+        let phrases: Vec<&str> = entry.drivers.iter().map(|d| &*d.phrase).collect();
+        assert_eq!(&row[8], phrases.join("; "));
+        for (index, feature) in list.meta.features.iter().enumerate() {
+            let driver = entry.drivers.iter().find(|d| *d.feature == *feature.name);
+            let at = 9 + 3 * index;
+            assert_eq!(
+                number(&row[at]),
+                driver.and_then(|d| d.value).map(|v| v as f64)
+            );
+            assert!(close(&row[at + 1], driver.map(|d| d.standardized), 4));
+            assert!(close(&row[at + 2], driver.map(|d| d.contribution), 4));
+        }
+    }
     let run_copy = format!("{}/{}.parquet", store::RUN_LISTS_PREFIX, first.run_id);
     assert!(reports.head(&run_copy, None).await.is_ok());
 
@@ -373,6 +403,7 @@ fn fetched_part(
             rows,
             first_row,
             fingerprints: None,
+            statistics: None,
         },
         bytes,
     }
@@ -579,7 +610,10 @@ async fn an_incremental_list_is_the_full_build_of_the_same_data() {
         .await
         .unwrap();
     for month in 3..6 {
-        let previous = load_latest(&locations.reports).await.unwrap().unwrap();
+        // What the next list reads of this one: the columns it needs, the same as the whole list.
+        let previous = load_previous(&locations.reports).await.unwrap().unwrap();
+        let whole = load_latest(&locations.reports).await.unwrap().unwrap();
+        assert_eq!(previous, PreviousList::from(&whole));
         add_month(month).await;
         run_full_process(&pipeline, &format!("run-20260101T000000000Z-000{month}"))
             .await
@@ -652,15 +686,16 @@ async fn an_incremental_list_is_the_full_build_of_the_same_data() {
 
         // A list written with no row added (after a deployment alone) is new for the same rows:
         // it names the same exits, incrementally and by a full pass.
-        let from = recent_exits_from(Some(&list), &record, compiled.row_count());
+        let base = PreviousList::from(&list);
+        let from = recent_exits_from(Some(&base), &record, compiled.row_count());
         assert_eq!(from, covered);
-        let again = rows_for_new_list(&compiled, &record, Some(&list), &other).unwrap();
+        let again = rows_for_new_list(&compiled, &record, Some(&base), &other).unwrap();
         assert!(again.incremental);
         let full_again = latest_rows_newest_first(&compiled, from).unwrap();
         let incremental =
-            build_risk_list(&other, &again, Some(&list), &bands, provenance(&list)).unwrap();
+            build_risk_list(&other, &again, Some(&base), &bands, provenance(&list)).unwrap();
         let full =
-            build_risk_list(&other, &full_again, Some(&list), &bands, provenance(&list)).unwrap();
+            build_risk_list(&other, &full_again, Some(&base), &bands, provenance(&list)).unwrap();
         assert_eq!(incremental.meta.exited, list.meta.exited);
         assert_same_list(&incremental, &full);
     }
@@ -683,7 +718,8 @@ async fn an_incremental_list_is_the_full_build_of_the_same_data() {
         assert!(!lineage.is_extended_by(other, rows));
     }
     let (_, model) = deployed_model(&pipeline).await.unwrap();
-    let rows = rows_for_new_list(&compiled, &changed, Some(&list), &model).unwrap();
+    let base = PreviousList::from(&list);
+    let rows = rows_for_new_list(&compiled, &changed, Some(&base), &model).unwrap();
     assert!(!rows.incremental);
     let newest = changed.files.last().unwrap();
     assert_eq!(

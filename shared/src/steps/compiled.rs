@@ -269,6 +269,7 @@ mod tests {
                 rows,
                 first_row,
                 fingerprints: None,
+                statistics: None,
             },
             bytes: bytes.into(),
         }

@@ -11,11 +11,12 @@ use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::Int8Type;
 use chrono::Utc;
 
-use super::compiled::for_each_batch;
+use super::compiled::committed_data;
 use super::deployment::deployed_model;
 use super::ingestion::{IngestScope, ingest_into};
 use super::scoring::read_csv_location;
-use super::training::{compiled_data_parts, train_into};
+use super::statistics::compiled_statistics;
+use super::training::train_into;
 use super::{Pipeline, StepError};
 use crate::dependencies::dependency_status;
 use crate::location::Location;
@@ -24,7 +25,7 @@ use crate::records::{
     DiagnosticsRecord, MissingShare, ObjectRef, PredictionRow, PredictionSet, RunRecord, Timings,
     names,
 };
-use crate::stats::{DataSummary, SummaryBuilder};
+use crate::stats::DataSummary;
 use crate::store::PutMode;
 
 /// Predicts every row of `batches` with `model`, keeping the corporation code and known outcome.
@@ -64,25 +65,15 @@ pub fn predict_rows(
     Ok(rows)
 }
 
-/// Summarises the compiled data set named by the ingestion record.
+/// Summarises the compiled data set named by the ingestion record, from its parts' stored
+/// statistics ([`super::statistics`]): the history is not decoded.
 pub async fn summarize_compiled_data(
     pipeline: &Pipeline,
 ) -> Result<(ObjectRef, DataSummary), StepError> {
-    let (data, parts) = compiled_data_parts(pipeline, &pipeline.locations.compiled_data).await?;
-    let url = data.url.clone();
-    // Batch by batch: only the values the exact medians need are held, never the decoded set.
-    let summary = super::spawn_blocking_in_span(move || {
-        let mut builder = SummaryBuilder::new();
-        for_each_batch::<StepError>(&parts, None, 0, |batch| {
-            builder.add(&batch).map_err(|source| StepError::Summary {
-                url: url.clone(),
-                source,
-            })
-        })?;
-        Ok::<_, StepError>(builder.finish())
-    })
-    .await??;
-    Ok((data, summary))
+    let compiled = &pipeline.locations.compiled_data;
+    let (_, data) = committed_data(pipeline, compiled).await?;
+    let statistics = compiled_statistics(compiled, &data).await?;
+    Ok((data.object, statistics.summary()))
 }
 
 /// Missing-value shares from a summary.

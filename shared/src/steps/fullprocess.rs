@@ -5,8 +5,9 @@
 //! drift, retrain, rescore, redeploy and rerun diagnostics and reporting. What to do is decided
 //! from what is stored ([`super::repair`]), so a run finishes whatever an earlier one left undone.
 //! A run that finds nothing new and nothing pending writes nothing at all, so the schedule costs
-//! a listing and two record reads; every other run writes a run record saying what it found,
-//! what it decided and why (with both F1 figures), what it wrote, and how long each step took.
+//! a listing and one record read ([`super::idle`]); every other run writes a run record saying
+//! what it found, what it decided and why (with both F1 figures), what it wrote, and how long
+//! each step took.
 
 use std::time::Instant;
 
@@ -16,13 +17,13 @@ use super::compiled::committed_data;
 use super::deadline::Deadline;
 use super::deployment::{current_deployment, deploy};
 use super::diagnostics::{TimingSource, run_diagnostics_with};
-use super::ingestion::{IngestScope, ingest};
+use super::ingestion::{IngestScope, IngestionOutcome, ingest, ingest_candidates};
 use super::reporting::write_reports;
 use super::scoring::score_model;
 use super::training::{
-    TrainingOutcome, load_model, load_model_columns, model_columns_from, train_on, training_window,
+    TrainingOutcome, load_model, model_columns_from, train_on, training_window, window_columns,
 };
-use super::{Pipeline, StepError, repair};
+use super::{Pipeline, StepError, idle, repair};
 use crate::drift::report::{DriftReport, Verdict, check_drift};
 use crate::lifecycle::gate::{Challenger, challenge};
 use crate::model::TrainedModel;
@@ -230,8 +231,38 @@ pub async fn run_full_process_for(
 
     steps.before("ingestion")?;
     let started = Instant::now();
-    let ingestion = ingest(pipeline, scope, run_id).await?;
+    // A scheduled tick lists the source and reads the deployment record first: with nothing new
+    // and nothing pending, that is all it reads ([`idle`]).
+    let (ingestion, deployment, listing) = match scope {
+        IngestScope::All => {
+            let listing = pipeline.locations.source_data.list("").await?;
+            let deployment = current_deployment(pipeline).await?;
+            if idle::nothing_to_do(&listing, deployment.as_ref()) {
+                (None, deployment, listing)
+            } else {
+                let compiled = &pipeline.locations.compiled_data;
+                let ingestion =
+                    ingest_candidates(pipeline, compiled, listing.clone(), run_id).await?;
+                (Some(ingestion), deployment, listing)
+            }
+        }
+        _ => {
+            let ingestion = ingest(pipeline, scope, run_id).await?;
+            let deployment = current_deployment(pipeline).await?;
+            (Some(ingestion), deployment, Vec::new())
+        }
+    };
     steps.record("ingestion", started);
+    let idle = ingestion.is_none();
+    let ingestion = ingestion.unwrap_or_else(|| IngestionOutcome {
+        new_files: Vec::new(),
+        skipped_non_csv: Vec::new(),
+        rows_added: 0,
+        record: Default::default(),
+        record_version: None,
+        written: Vec::new(),
+        elapsed_ms: 0.0,
+    });
     let mut record = RunRecord {
         run_id: run_id.to_string(),
         started_at,
@@ -257,8 +288,7 @@ pub async fn run_full_process_for(
     };
     // Decided from what is stored, not from what this run ingested: compiled data the
     // deployment was not checked against is work an earlier run may have left undone.
-    let deployment = current_deployment(pipeline).await?;
-    let pending = repair::work_pending(&ingestion.record, deployment.as_ref());
+    let pending = !idle && repair::work_pending(&ingestion.record, deployment.as_ref());
     if !ingestion.found_new_files() && !pending {
         record.reason = match scope {
             IngestScope::All => format!("no new files in {}", pipeline.locations.source_data.url()),
@@ -351,18 +381,17 @@ pub async fn run_full_process_for(
     if retrain {
         steps.before("training")?;
         let started = Instant::now();
-        let (ingested, data, batches) = match compiled {
-            Some((ingested, data)) => {
-                let batches =
-                    model_columns_from(&pipeline.locations.compiled_data, &data, 0).await?;
-                (ingested, data.object, batches)
-            }
-            None => load_model_columns(pipeline, &pipeline.locations.compiled_data).await?,
+        let (ingested, data) = match compiled {
+            Some(compiled) => compiled,
+            None => committed_data(pipeline, &pipeline.locations.compiled_data).await?,
         };
         checked_data = ingested.compiled.clone();
         let window = training_window(pipeline, &ingested, since_row);
-        let trained =
-            train_on(pipeline, &data, batches, window, &pipeline.locations.models).await?;
+        // Only the parts overlapping the window are read.
+        let batches = window_columns(&pipeline.locations.compiled_data, &data, &window).await?;
+        let first_row = window.rows.start;
+        let models = &pipeline.locations.models;
+        let trained = train_on(pipeline, &data.object, batches, first_row, window, models).await?;
         steps.record("training", started);
         wrote.push(trained.artifact.clone());
         record.training_window = trained.model.window.clone();
@@ -417,8 +446,8 @@ pub async fn run_full_process_for(
     let written_list = crate::risklist::write_after_run(pipeline, run_id, &record, checked).await?;
     let written_list = written_list.map(|(list_record, list)| {
         steps.record("risk_list", started);
-        wrote.extend([list_record.run_parquet.clone(), list_record.run_csv.clone()]);
         wrote.extend([
+            list_record.run_parquet.clone(),
             list_record.latest_csv.clone(),
             list_record.latest_parquet.clone(),
         ]);
@@ -434,7 +463,14 @@ pub async fn run_full_process_for(
         if unfinished && !repair::reports_describe(pipeline, model).await? {
             diagnose_and_report(pipeline, run_id, &record, &mut wrote, &mut steps).await?;
         }
-        wrote.extend(repair::mark_checked(pipeline, &model.version_id, data, run_id).await?);
+        // The listing this run's data covers, so the ticks after it stop at the listing.
+        let listing = match scope {
+            IngestScope::All => listing,
+            _ => pipeline.locations.source_data.list("").await?,
+        };
+        let covered = idle::covered_listing_digest(&listing, &ingestion.record);
+        let marked = repair::mark_checked(pipeline, &model.version_id, data, covered, run_id);
+        wrote.extend(marked.await?);
     }
 
     // The HTML page shows this run too, so it is written before the record that lists it.

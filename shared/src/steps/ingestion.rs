@@ -22,6 +22,7 @@ use tokio_util::io::SyncIoBridge;
 use super::compiled::{
     FetchedPart, encode_fingerprints, fingerprint_key, for_each_batch, part_key,
 };
+use super::statistics::write_part_statistics;
 use super::{Pipeline, StepError};
 use crate::data::csv::CsvBatchReader;
 use crate::data::error::DataError;
@@ -104,7 +105,19 @@ pub async fn ingest_into(
     scope: &IngestScope,
     run_id: &str,
 ) -> Result<IngestionOutcome, StepError> {
-    ingest_in_parts_of(pipeline, compiled, scope, run_id, PART_ROWS).await
+    let candidates = list_candidates(&pipeline.locations.source_data, scope).await?;
+    ingest_candidates(pipeline, compiled, candidates, run_id).await
+}
+
+/// Ingests the new objects among `candidates` (source objects listed or named) into the
+/// compiled data set at `compiled`.
+pub async fn ingest_candidates(
+    pipeline: &Pipeline,
+    compiled: &Location,
+    candidates: Vec<ObjectMeta>,
+    run_id: &str,
+) -> Result<IngestionOutcome, StepError> {
+    ingest_in_parts_of(pipeline, compiled, candidates, run_id, PART_ROWS).await
 }
 
 /// Rows after which the part being written is closed and the next begun: a large ingestion
@@ -113,18 +126,17 @@ pub async fn ingest_into(
 /// 15 MB of Parquet).
 const PART_ROWS: u64 = 1_000_000;
 
-/// [`ingest_into`], closing a part every `part_rows` rows.
+/// [`ingest_candidates`], closing a part every `part_rows` rows.
 async fn ingest_in_parts_of(
     pipeline: &Pipeline,
     compiled: &Location,
-    scope: &IngestScope,
+    candidates: Vec<ObjectMeta>,
     run_id: &str,
     part_rows: u64,
 ) -> Result<IngestionOutcome, StepError> {
     let started = Instant::now();
     let source = &pipeline.locations.source_data;
     let (record_etag, mut record) = read_ingestion_record(compiled, source).await?;
-    let candidates = list_candidates(source, scope).await?;
     let (new_objects, skipped_non_csv) = select_new_objects(candidates, &record);
     if new_objects.is_empty() {
         tracing::info!(source = %source.url(), "no new source files");
@@ -142,7 +154,8 @@ async fn ingest_in_parts_of(
 
     // With history, the new rows wait in memory until they are checked against it (the new
     // data's size, not the history's); a first ingestion writes them as they come.
-    let (closed_parts, part_writer) = spawn_part_writer(compiled, run_id);
+    let first_row = record.compiled.as_ref().map_or(0, |c| c.rows);
+    let (closed_parts, part_writer) = spawn_part_writer(compiled, run_id, first_row);
     let compiler = Compiler::new(record.compiled.is_some(), part_rows, closed_parts)?;
     let duplicates_before = record.compiled.as_ref().map_or(0, |c| c.duplicates_dropped);
     let (parsed, compiler) = parse_and_compile(source, &new_objects, compiler).await?;
@@ -683,22 +696,12 @@ async fn write_compiled_part(
         });
     }
     let mut next_row = first_row;
-    for WrittenPart {
-        key,
-        object,
-        rows,
-        index,
-    } in new_parts
-    {
-        written.extend([object.clone(), index.object.clone()]);
-        parts.push(CompiledPart {
-            key,
-            object,
-            rows,
-            first_row: next_row,
-            fingerprints: Some(index),
-        });
-        next_row += rows;
+    for part in new_parts {
+        written.push(part.object.clone());
+        written.extend(part.fingerprints.iter().map(|index| index.object.clone()));
+        written.extend(part.statistics.iter().map(|stats| stats.object.clone()));
+        next_row += part.rows;
+        parts.push(part);
     }
     let newest = parts.last().map(|part| part.object.clone());
     record.compiled = newest.map(|object| CompiledData {
@@ -717,24 +720,17 @@ struct ClosedPart {
     fingerprints: Vec<u128>,
 }
 
-/// A part written to the store, before its place in the manifest is known.
-struct WrittenPart {
-    key: String,
-    object: ObjectRef,
-    rows: u64,
-    index: FingerprintIndex,
-}
-
 /// The task writing the parts the compiler closes; it answers every part written, in order.
-type PartWriter = tokio::task::JoinHandle<Result<Vec<WrittenPart>, StepError>>;
+type PartWriter = tokio::task::JoinHandle<Result<Vec<CompiledPart>, StepError>>;
 
-/// Starts the task that writes each part the compiler closes, with its index, while the
-/// compiler goes on (a queue of one part, so at most three parts are in memory: one building,
+/// Starts the task that writes each part the compiler closes, with its index and statistics,
+/// while the compiler goes on (its first row at `first_row`, the compiled rows before this run) (a queue of one part, so at most three parts are in memory: one building,
 /// one queued, one being written). The run's first part is `part-<run>`, the next ones
 /// `part-<run>-2`, `part-<run>-3`, … (all create-only: a part is never rewritten).
 fn spawn_part_writer(
     compiled: &Location,
     run_id: &str,
+    first_row: u64,
 ) -> (tokio::sync::mpsc::Sender<ClosedPart>, PartWriter) {
     use tracing::Instrument;
 
@@ -742,7 +738,7 @@ fn spawn_part_writer(
     let (compiled, run_id) = (compiled.clone(), run_id.to_string());
     let writer = async move {
         let month = Utc::now().format("%Y-%m").to_string();
-        let mut written = Vec::new();
+        let (mut written, mut next_row) = (Vec::new(), first_row);
         while let Some(ClosedPart {
             bytes,
             rows,
@@ -754,16 +750,23 @@ fn spawn_part_writer(
                 earlier => format!("{run_id}-{}", earlier + 1),
             };
             let key = part_key(&month, &name);
+            let bytes = Bytes::from(bytes);
             let put = compiled
-                .put(&key, Bytes::from(bytes), PutMode::CreateOnly)
+                .put(&key, bytes.clone(), PutMode::CreateOnly)
                 .await?;
             let index = write_fingerprint_index(&compiled, &key, &fingerprints).await?;
-            written.push(WrittenPart {
-                object: ObjectRef::new(&compiled, &put),
+            drop(fingerprints);
+            let mut part = CompiledPart {
                 key,
+                object: ObjectRef::new(&compiled, &put),
                 rows,
-                index,
-            });
+                first_row: next_row,
+                fingerprints: Some(index),
+                statistics: None,
+            };
+            part.statistics = Some(write_part_statistics(&compiled, &part, bytes).await?);
+            next_row += rows;
+            written.push(part);
         }
         Ok(written)
     };
@@ -820,6 +823,7 @@ async fn adopt_single_file(
         rows: previous.rows,
         first_row: 0,
         fingerprints: None,
+        statistics: None,
     })
 }
 
@@ -1335,7 +1339,11 @@ mod tests {
             let pipeline = pipeline.clone();
             async move {
                 let compiled = pipeline.locations.compiled_data.clone();
-                ingest_in_parts_of(&pipeline, &compiled, &IngestScope::All, run_id, part_rows)
+                let candidates =
+                    list_candidates(&pipeline.locations.source_data, &IngestScope::All)
+                        .await
+                        .unwrap();
+                ingest_in_parts_of(&pipeline, &compiled, candidates, run_id, part_rows)
                     .await
                     .unwrap()
             }

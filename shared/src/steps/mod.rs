@@ -8,10 +8,12 @@ pub mod deadline;
 pub mod deployment;
 pub mod diagnostics;
 pub mod fullprocess;
+pub mod idle;
 pub mod ingestion;
 pub mod repair;
 pub mod reporting;
 pub mod scoring;
+pub mod statistics;
 pub mod training;
 pub mod versions;
 

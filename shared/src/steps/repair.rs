@@ -77,10 +77,13 @@ pub async fn reports_describe(pipeline: &Pipeline, model: &ObjectRef) -> Result<
 /// everything after the check done. Conditional on the deployment record this run read: when
 /// another run deployed meanwhile, nothing is written and the run is told to go again.
 /// Returns the record as written, or `None` when it already named this data or newer.
+/// `source_listing`: the digest of a source listing `compiled` covers, if known
+/// ([`super::idle`]).
 pub async fn mark_checked(
     pipeline: &Pipeline,
     model_version: &str,
     compiled: &CompiledData,
+    source_listing: Option<String>,
     run_id: &str,
 ) -> Result<Option<ObjectRef>, StepError> {
     let production = &pipeline.locations.production;
@@ -110,6 +113,7 @@ pub async fn mark_checked(
         rows: compiled.rows,
         checked_at: Utc::now(),
         run_id: run_id.to_string(),
+        source_listing,
     });
     let written = production
         .put_json(
@@ -190,6 +194,7 @@ mod tests {
                 rows,
                 checked_at: Utc::now(),
                 run_id: "run-1".into(),
+                source_listing: None,
             }),
         }
     }
@@ -281,7 +286,7 @@ mod tests {
 
         let newer = compiled("v2", 20);
         assert!(
-            mark_checked(&pipeline, "m", &newer, "run-b")
+            mark_checked(&pipeline, "m", &newer, None, "run-b")
                 .await
                 .unwrap()
                 .is_some()
@@ -290,20 +295,20 @@ mod tests {
         // A slower run that checked older data leaves the newer mark alone; so does a repeat.
         let older = compiled("v1", 10);
         assert!(
-            mark_checked(&pipeline, "m", &older, "run-a")
+            mark_checked(&pipeline, "m", &older, None, "run-a")
                 .await
                 .unwrap()
                 .is_none()
         );
         assert!(
-            mark_checked(&pipeline, "m", &newer, "run-c")
+            mark_checked(&pipeline, "m", &newer, None, "run-c")
                 .await
                 .unwrap()
                 .is_none()
         );
         assert_eq!(checked().await, Some(("v2".into(), 20, "run-b".into())));
         // Another model was deployed meanwhile: nothing is marked, the run is told to go again.
-        let error = mark_checked(&pipeline, "other", &compiled("v3", 30), "run-d")
+        let error = mark_checked(&pipeline, "other", &compiled("v3", 30), None, "run-d")
             .await
             .unwrap_err();
         assert!(

@@ -146,6 +146,64 @@ pub fn bootstrap_mean_interval(
     percentile_interval(estimate, distribution, resamples, confidence)
 }
 
+/// [`bootstrap_interval`] of [`roc_auc`] over `labels` and `scores`, exactly (the same
+/// resamples from the same seed, the same values to the last bit), without a sort per resample:
+/// the rows are sorted by score once, and a resample only counts how often it drew each row, then
+/// walks the tie groups in order with those counts. O(resamples · n) instead of
+/// O(resamples · n log n); the drift check's AUC interval was most of its time.
+pub fn bootstrap_roc_auc_interval(
+    labels: &[u8],
+    scores: &[f64],
+    resamples: usize,
+    confidence: ConfidenceLevel,
+    seed: u64,
+) -> Result<BootstrapInterval, DriftStatsError> {
+    let estimate = roc_auc(labels, scores)?.unwrap_or(f64::NAN);
+    check_resamples(resamples)?;
+    let rows = labels.len();
+    let mut order: Vec<usize> = (0..rows).collect();
+    order.sort_unstable_by(|&a, &b| scores[a].total_cmp(&scores[b]));
+    // Where each group of tied scores ends in `order`.
+    let group_ends: Vec<usize> = (1..=rows)
+        .filter(|&end| end == rows || scores[order[end]] != scores[order[end - 1]])
+        .collect();
+    let mut generator = Wyrand(seed);
+    let mut drawn = vec![0u32; rows];
+    let distribution = (0..resamples).map(|_| {
+        drawn.fill(0);
+        for _ in 0..rows {
+            drawn[generator.below(rows)] += 1;
+        }
+        // The same arithmetic as the model's rank AUC on the resample sorted by score.
+        let positives = labels
+            .iter()
+            .zip(&drawn)
+            .filter(|(label, _)| **label == 1)
+            .map(|(_, &times)| u64::from(times))
+            .sum::<u64>() as f64;
+        let negatives = rows as f64 - positives;
+        if positives == 0.0 || negatives == 0.0 {
+            return f64::NAN;
+        }
+        let (mut positive_rank_sum, mut before, mut start) = (0.0f64, 0usize, 0usize);
+        for &end in &group_ends {
+            let (mut tied, mut tied_positives) = (0usize, 0u64);
+            for &row in &order[start..end] {
+                tied += drawn[row] as usize;
+                tied_positives += u64::from(drawn[row]) * u64::from(labels[row]);
+            }
+            if tied > 0 {
+                let average_rank = (before + 1 + before + tied) as f64 / 2.0;
+                positive_rank_sum += average_rank * tied_positives as f64;
+                before += tied;
+            }
+            start = end;
+        }
+        (positive_rank_sum - positives * (positives + 1.0) / 2.0) / (positives * negatives)
+    });
+    percentile_interval(estimate, distribution, resamples, confidence)
+}
+
 fn check_resamples(resamples: usize) -> Result<(), DriftStatsError> {
     if resamples >= 2 {
         Ok(())
@@ -270,6 +328,41 @@ mod tests {
             (actual - expected).abs() <= tolerance,
             "{actual} vs {expected} (tolerance {tolerance})"
         );
+    }
+
+    #[test]
+    fn the_counting_auc_bootstrap_is_the_sorting_one_exactly() {
+        let level = ConfidenceLevel::new(0.95).unwrap();
+        // Scores with many ties (two decimals), a balanced and a rare class, and a batch so
+        // small that some resamples draw one class only (undefined, left out).
+        let (labels, scores) = scored_rows(2000);
+        let rare: Vec<u8> = labels
+            .iter()
+            .enumerate()
+            .map(|(i, &l)| u8::from(l == 1 && i % 9 == 0))
+            .collect();
+        let tiny_labels = [0u8, 1, 0, 0, 0, 0];
+        let tiny_scores = [0.2, 0.9, 0.2, 0.4, 0.1, 0.9];
+        let cases: [(&[u8], &[f64]); 3] = [
+            (&labels, &scores),
+            (&rare, &scores),
+            (&tiny_labels, &tiny_scores),
+        ];
+        for (labels, scores) in cases {
+            for seed in [1, 20_261_201] {
+                let sorting = bootstrap_interval(labels.len(), 300, level, seed, |idx| {
+                    let l: Vec<u8> = idx.iter().map(|&i| labels[i]).collect();
+                    let p: Vec<f64> = idx.iter().map(|&i| scores[i]).collect();
+                    roc_auc(&l, &p).unwrap().unwrap_or(f64::NAN)
+                })
+                .unwrap();
+                let counting =
+                    bootstrap_roc_auc_interval(labels, scores, 300, level, seed).unwrap();
+                assert_eq!(counting, sorting);
+            }
+        }
+        let tiny = bootstrap_roc_auc_interval(&tiny_labels, &tiny_scores, 300, level, 1).unwrap();
+        assert!(tiny.undefined_resamples > 0);
     }
 
     const SMALL_LABELS: [u8; 10] = [0, 0, 1, 1, 0, 1, 0, 1, 1, 0];
