@@ -1398,6 +1398,7 @@ mod tests {
             for part in &many_data.parts {
                 assert_eq!(part.first_row, next_row);
                 next_row += part.rows;
+                assert!(part.statistics.is_some(), "{}", part.key);
                 let index = part.fingerprints.as_ref().unwrap();
                 let (_, bytes) = split
                     .locations
