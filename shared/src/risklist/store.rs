@@ -26,6 +26,7 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::basic::Compression;
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
+use parquet::schema::types::ColumnPath;
 use serde::{Deserialize, Serialize};
 
 use super::build::{
@@ -452,10 +453,16 @@ fn batch_to_parquet(meta: &RiskListMeta, batch: &RecordBatch) -> Result<Vec<u8>,
         detail,
     };
     let meta = serde_json::to_string(meta).map_err(|e| encode(e.to_string()))?;
-    let properties = WriterProperties::builder()
+    // Dictionaries only where values repeat: numbers and codes are nearly all distinct, and a
+    // dictionary of 100,000 distinct values per column cost time and space for nothing.
+    let mut properties = WriterProperties::builder()
         .set_compression(Compression::SNAPPY)
-        .set_key_value_metadata(Some(vec![KeyValue::new(META_KEY.to_string(), meta)]))
-        .build();
+        .set_dictionary_enabled(false)
+        .set_key_value_metadata(Some(vec![KeyValue::new(META_KEY.to_string(), meta)]));
+    for repeated in ["status", "band", "drivers"] {
+        properties = properties.set_column_dictionary_enabled(ColumnPath::from(repeated), true);
+    }
+    let properties = properties.build();
     let mut buffer = Vec::new();
     let mut writer = ArrowWriter::try_new(&mut buffer, batch.schema(), Some(properties))
         .map_err(|e| encode(e.to_string()))?;
