@@ -369,13 +369,25 @@ pub fn rows_for_new_list(
 ) -> Result<LatestRows, RiskListError> {
     let total = compiled.row_count();
     if let Some((previous, lineage)) = incremental_base(previous, record, total, model) {
-        let base = LatestRows::from_list(previous, lineage);
         if total == lineage.compiled_rows {
-            return Ok(base);
+            return Ok(LatestRows::from_list(previous, lineage));
         }
-        let added = compiled.rows_from(lineage.compiled_rows)?;
-        let mut newer = latest_rows(added.into_iter().map(Ok))?;
-        newer.recent_from = lineage.compiled_rows;
+        // The previous list's rows and the new rows' latest, on two cores.
+        let (base, newer) = std::thread::scope(|scope| {
+            let base = scope.spawn(|| LatestRows::from_list(previous, lineage));
+            let newer = compiled
+                .rows_from(lineage.compiled_rows)
+                .and_then(|added| latest_rows(added.into_iter().map(Ok)));
+            let base = base.join().map_err(|_| RiskListError::Encode {
+                format: "the previous list's rows",
+                detail: "a worker thread panicked".to_string(),
+            })?;
+            Ok::<_, RiskListError>((base, newer?))
+        })?;
+        let newer = LatestRows {
+            recent_from: lineage.compiled_rows,
+            ..newer
+        };
         return Ok(base.overlaid_with_recent(newer));
     }
     latest_rows_newest_first(compiled, recent_exits_from(previous, record, total))
@@ -480,10 +492,7 @@ pub fn build_risk_list(
         .map(|list| list.clients.iter().map(|c| (&*c.corporation, c)).collect())
         .unwrap_or_default();
     let book = driver_book(model);
-    let mut entries = Vec::with_capacity(rows.corporations.len());
-    let mut counts = [0u64; 3];
-    let mut newly_high = 0;
-    for (position, &index) in active.iter().enumerate() {
+    let entry_of = |position: usize, index: usize| {
         let probability = probabilities[index];
         let band = if probability >= high_probability {
             Band::High
@@ -492,25 +501,54 @@ pub fn build_risk_list(
         } else {
             Band::Low
         };
-        counts[band as usize] += 1;
         let corporation = rows.corporations[index].to_string();
         let before = previous_of.get(corporation.as_str());
         let previous_probability = before.and_then(|e| e.probability);
-        let newly = band == Band::High
-            && previous.is_some()
-            && before.and_then(|e| e.band) != Some(Band::High);
-        newly_high += u64::from(newly);
-        entries.push(RiskEntry {
+        RiskEntry {
             rank: Some(u32::try_from(position + 1).unwrap_or(u32::MAX)),
             probability: Some(probability),
             band: Some(band),
             previous_probability,
             probability_change: previous_probability.map(|p| probability - p),
-            newly_high: newly,
+            newly_high: band == Band::High
+                && previous.is_some()
+                && before.and_then(|e| e.band) != Some(Band::High),
             drivers: drivers(model, &book, &rows.features[index]),
             status: ClientStatus::Active,
             corporation,
+        }
+    };
+    // The ranked entries in two halves on two cores (the drivers are most of the work).
+    let (first, second) = active.split_at(active.len() / 2);
+    let mut entries = std::thread::scope(|scope| {
+        let later = scope.spawn(|| {
+            let start = first.len();
+            let entries = second.iter().enumerate();
+            entries
+                .map(|(offset, &index)| entry_of(start + offset, index))
+                .collect::<Vec<_>>()
         });
+        let mut entries = Vec::with_capacity(rows.corporations.len());
+        entries.extend(
+            first
+                .iter()
+                .enumerate()
+                .map(|(position, &index)| entry_of(position, index)),
+        );
+        let later = later.join().map_err(|_| RiskListError::Encode {
+            format: "the ranked entries",
+            detail: "a worker thread panicked".to_string(),
+        })?;
+        entries.extend(later);
+        Ok::<_, RiskListError>(entries)
+    })?;
+    let mut counts = [0u64; 3];
+    let mut newly_high = 0;
+    for entry in &entries {
+        if let Some(band) = entry.band {
+            counts[band as usize] += 1;
+        }
+        newly_high += u64::from(entry.newly_high);
     }
     for &index in &exited {
         let corporation = rows.corporations[index].to_string();
