@@ -152,7 +152,8 @@ impl IngestionRecord {
 }
 
 /// The compiled training data set, as of one ingestion: one logical table whose rows are the
-/// parts' rows in manifest order (each ingestion that adds rows appends one part).
+/// parts' rows in manifest order (each ingestion that adds rows appends one part, or one per
+/// million rows).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CompiledData {
     /// The newest part: which version of the compiled data this is (every ingestion that adds

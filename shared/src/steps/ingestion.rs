@@ -1,13 +1,14 @@
 //! Ingestion: finds the source CSV objects not ingested yet (by key, version id and ETag, so a
 //! file uploaded again with new content is new data), validates them with the data layer, drops
-//! exact duplicates of any row compiled before, writes the new rows as one new Parquet part of
-//! the compiled data (create-only, Hive-style by ingestion month), quarantines rejected rows
+//! exact duplicates of any row compiled before, writes the new rows as a new Parquet part of
+//! the compiled data (one per million rows; create-only, Hive-style by ingestion month), quarantines rejected rows
 //! with their reasons, and commits the ingestion record, whose manifest lists the parts, last
 //! with a conditional put, so two concurrent ingestions can never both win (the loser's part is
 //! an orphan no record names). Source objects are only read, never moved, rewritten or deleted.
 
 use std::collections::HashSet;
 use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender, SyncSender};
 use std::time::Instant;
 
@@ -19,8 +20,7 @@ use chrono::Utc;
 use tokio_util::io::SyncIoBridge;
 
 use super::compiled::{
-    FetchedPart, decode_fingerprints, encode_fingerprints, fetch_objects, fingerprint_key,
-    for_each_batch, part_key,
+    FetchedPart, encode_fingerprints, fingerprint_key, for_each_batch, part_key,
 };
 use super::statistics::write_part_statistics;
 use super::{Pipeline, StepError};
@@ -117,6 +117,23 @@ pub async fn ingest_candidates(
     candidates: Vec<ObjectMeta>,
     run_id: &str,
 ) -> Result<IngestionOutcome, StepError> {
+    ingest_in_parts_of(pipeline, compiled, candidates, run_id, PART_ROWS).await
+}
+
+/// Rows after which the part being written is closed and the next begun: a large ingestion
+/// (the first one, over years of files) then holds one part's bytes and index at a time, not the
+/// whole run's, and writes each while it reads on; engines get files of a useful size (about
+/// 15 MB of Parquet).
+const PART_ROWS: u64 = 1_000_000;
+
+/// [`ingest_candidates`], closing a part every `part_rows` rows.
+async fn ingest_in_parts_of(
+    pipeline: &Pipeline,
+    compiled: &Location,
+    candidates: Vec<ObjectMeta>,
+    run_id: &str,
+    part_rows: u64,
+) -> Result<IngestionOutcome, StepError> {
     let started = Instant::now();
     let source = &pipeline.locations.source_data;
     let (record_etag, mut record) = read_ingestion_record(compiled, source).await?;
@@ -137,7 +154,9 @@ pub async fn ingest_candidates(
 
     // With history, the new rows wait in memory until they are checked against it (the new
     // data's size, not the history's); a first ingestion writes them as they come.
-    let compiler = Compiler::new(record.compiled.is_some())?;
+    let first_row = record.compiled.as_ref().map_or(0, |c| c.rows);
+    let (closed_parts, part_writer) = spawn_part_writer(compiled, run_id, first_row);
+    let compiler = Compiler::new(record.compiled.is_some(), part_rows, closed_parts)?;
     let duplicates_before = record.compiled.as_ref().map_or(0, |c| c.duplicates_dropped);
     let (parsed, compiler) = parse_and_compile(source, &new_objects, compiler).await?;
     let (compiler, unindexed) =
@@ -154,11 +173,10 @@ pub async fn ingest_candidates(
     written.extend(
         write_compiled_part(
             compiled,
-            compiler,
+            (compiler, part_writer),
             unindexed,
             duplicates_dropped,
             &mut record,
-            run_id,
         )
         .await?,
     );
@@ -244,14 +262,19 @@ fn select_new_objects(
 /// next part written also writes their indexes.
 type Unindexed = Vec<(usize, Vec<u128>)>;
 
-/// Parts whose indexes are fetched at a time while checking the new rows against the history
-/// (16 bytes a row each: a 100,000-row part's index is 1.6 MB).
+/// Parts whose indexes are read at a time while checking the new rows against the history.
 const INDEXES_AT_ONCE: usize = 8;
 
+/// How much of an index is read at a time: memory per index read, whatever the part's size (a
+/// 10-million-row part's index is 160 MB); small enough that the buffers of the indexes read at
+/// once stay in the processor's cache.
+const INDEX_READ_BYTES: usize = 256 << 10;
+
 /// Drops the new rows that were compiled before and writes the others (see [`Compiler::settle`]).
-/// The history is read from each part's fingerprint index (16 bytes a row, nothing decoded), a
-/// few parts at a time, looking each fingerprint up among the new rows', so memory follows the
-/// new data, not the history; a part without a usable index is decoded and hashed instead.
+/// The history is read from each part's fingerprint index (16 bytes a row, nothing decoded),
+/// streamed a buffer at a time and merged with the new rows' sorted fingerprints, a few parts at
+/// once, so memory follows the new data, not the history; a part without a usable index is
+/// decoded and hashed instead.
 async fn check_against_history(
     compiled: &Location,
     previous: Option<&CompiledData>,
@@ -267,38 +290,29 @@ async fn check_against_history(
     let parts = previous.parts();
     let mut in_history: HashSet<u128, BuildHasherDefault<Prehashed>> = HashSet::default();
     let mut missing: Vec<(usize, CompiledPart)> = Vec::new();
-    let indexed: Vec<(usize, &CompiledPart)> = parts
-        .iter()
-        .enumerate()
-        .filter(|(position, part)| match part.fingerprints {
-            Some(_) => true,
+    let mut indexed: Vec<(usize, CompiledPart)> = Vec::new();
+    for (position, part) in parts.into_iter().enumerate() {
+        match part.fingerprints {
+            Some(_) => indexed.push((position, part)),
+            None => missing.push((position, part)),
+        }
+    }
+    let new_sorted = Arc::new(compiler.sorted_fingerprints());
+    let found = find_in_indexes(compiled, &indexed, new_sorted).await?;
+    for ((position, part), found) in indexed.into_iter().zip(found) {
+        match found {
+            Some(found) => in_history.extend(found),
             None => {
-                missing.push((*position, (*part).clone()));
-                false
-            }
-        })
-        .collect();
-    for chunk in indexed.chunks(INDEXES_AT_ONCE) {
-        let objects = chunk
-            .iter()
-            .filter_map(|(_, part)| part.fingerprints.as_ref())
-            .map(|index| (index.key.clone(), index.object.version_id.clone()))
-            .collect();
-        let indexes = fetch_objects(compiled, objects).await?;
-        for (&(position, part), bytes) in chunk.iter().zip(indexes) {
-            match decode_fingerprints(&bytes, part.rows) {
-                Some(fingerprints) => compiler.find_in_history(&fingerprints, &mut in_history),
-                None => {
-                    tracing::warn!(
-                        part = %part.object.url,
-                        rows = part.rows,
-                        "fingerprint index does not match its part; reading the part instead"
-                    );
-                    missing.push((position, part.clone()));
-                }
+                tracing::warn!(
+                    part = %part.object.url,
+                    rows = part.rows,
+                    "fingerprint index does not match its part; reading the part instead"
+                );
+                missing.push((position, part));
             }
         }
     }
+    missing.sort_by_key(|(position, _)| *position);
     let mut unindexed = Vec::new();
     for (position, part) in missing {
         let (_, bytes) = compiled
@@ -323,6 +337,143 @@ async fn check_against_history(
     }
     let compiler = run_blocking(move || compiler.settle(&in_history)).await?;
     Ok((compiler, unindexed))
+}
+
+/// For each of `parts` (which all have an index), the fingerprints of `new_sorted` its index
+/// holds, or `None` when the index does not fit its part; [`INDEXES_AT_ONCE`] read at a time.
+async fn find_in_indexes(
+    compiled: &Location,
+    parts: &[(usize, CompiledPart)],
+    new_sorted: Arc<Vec<u128>>,
+) -> Result<Vec<Option<Vec<u128>>>, StepError> {
+    let permits = Arc::new(tokio::sync::Semaphore::new(INDEXES_AT_ONCE));
+    let mut reads = tokio::task::JoinSet::new();
+    for (order, (_, part)) in parts.iter().enumerate() {
+        let Some(index) = part.fingerprints.clone() else {
+            continue;
+        };
+        let (compiled, permits, new_sorted, rows) = (
+            compiled.clone(),
+            permits.clone(),
+            new_sorted.clone(),
+            part.rows,
+        );
+        reads.spawn(async move {
+            let _permit = permits.acquire_owned().await;
+            (
+                order,
+                find_in_index(&compiled, &index, rows, &new_sorted).await,
+            )
+        });
+    }
+    let mut results = reads.join_all().await;
+    results.sort_unstable_by_key(|(order, _)| *order);
+    results.into_iter().map(|(_, found)| found).collect()
+}
+
+/// The fingerprints of `new_sorted` that `index` (of a part of `rows` rows) holds, read as a
+/// stream and merged (both are sorted); `None` when the index is not 16 bytes a row or not
+/// sorted, so it cannot be the index of its part.
+async fn find_in_index(
+    compiled: &Location,
+    index: &FingerprintIndex,
+    rows: u64,
+    new_sorted: &[u128],
+) -> Result<Option<Vec<u128>>, StepError> {
+    use tokio::io::AsyncReadExt;
+
+    let (meta, mut reader) = compiled
+        .get_reader(&index.key, Some(&index.object.version_id))
+        .await?;
+    if rows.checked_mul(16) != Some(meta.size) {
+        return Ok(None);
+    }
+    let read_error = |source| StoreError::Io {
+        path: compiled.object_url(&index.key).into(),
+        source,
+    };
+    let mut merge = SortedMerge::new(new_sorted);
+    let mut buffer = vec![0u8; INDEX_READ_BYTES];
+    let mut total = 0u64;
+    loop {
+        // Fill the buffer (a read may return less), so entries never straddle two reads.
+        let mut filled = 0;
+        while filled < buffer.len() {
+            match reader
+                .read(&mut buffer[filled..])
+                .await
+                .map_err(read_error)?
+            {
+                0 => break,
+                read => filled += read,
+            }
+        }
+        if filled == 0 {
+            break;
+        }
+        total += filled as u64;
+        if filled % 16 != 0 || total > meta.size {
+            return Ok(None);
+        }
+        if !merge.next_run(&buffer[..filled]) {
+            return Ok(None);
+        }
+    }
+    Ok((total == meta.size).then_some(merge.found))
+}
+
+/// A merge of a sorted stream of history fingerprints, taken a run at a time, with the new
+/// rows' sorted fingerprints, collecting the new ones the history holds (each once).
+struct SortedMerge<'a> {
+    new_sorted: &'a [u128],
+    next_new: usize,
+    previous: Option<u128>,
+    found: Vec<u128>,
+}
+
+impl<'a> SortedMerge<'a> {
+    fn new(new_sorted: &'a [u128]) -> Self {
+        SortedMerge {
+            new_sorted,
+            next_new: 0,
+            previous: None,
+            found: Vec::new(),
+        }
+    }
+
+    /// Takes the next run of history fingerprints (index bytes, 16 a fingerprint); `false`
+    /// when the history is not sorted (a fingerprint smaller than the one before), since the
+    /// merge would then miss rows. One pass over the run, which also checks its order.
+    fn next_run(&mut self, run: &[u8]) -> bool {
+        let (mut previous, mut next_new) = (self.previous, self.next_new);
+        for entry in run.chunks_exact(16) {
+            let fingerprint = index_entry(entry);
+            if previous.is_some_and(|previous| previous > fingerprint) {
+                return false;
+            }
+            previous = Some(fingerprint);
+            while self
+                .new_sorted
+                .get(next_new)
+                .is_some_and(|&new| new < fingerprint)
+            {
+                next_new += 1;
+            }
+            if self.new_sorted.get(next_new) == Some(&fingerprint) {
+                self.found.push(fingerprint);
+                next_new += 1;
+            }
+        }
+        (self.previous, self.next_new) = (previous, next_new);
+        true
+    }
+}
+
+/// One fingerprint of an index: 16 bytes, little-endian.
+fn index_entry(bytes: &[u8]) -> u128 {
+    let mut word = [0u8; 16];
+    word.copy_from_slice(&bytes[..16]);
+    u128::from_le_bytes(word)
 }
 
 /// One file's parse result, and where the compiler answers how many of its rows were
@@ -498,19 +649,20 @@ async fn quarantine_rejected_rows(
     Ok(ObjectRef::new(compiled, &written))
 }
 
-/// Writes this run's new rows as one new part (create-only: a part is never rewritten) with its
-/// fingerprint index, and the indexes of earlier parts that had none, and appends the part to
-/// the record's manifest; with no new rows, only updates the duplicate count. Returns what it
-/// wrote.
+/// Writes the indexes of earlier parts that had none, closes this run's last part (each part
+/// is written create-only, never rewritten, with its fingerprint index, by the part writer)
+/// and appends this run's parts to the record's manifest; with no new rows, only updates the
+/// duplicate count. Returns what it wrote.
 async fn write_compiled_part(
     compiled: &Location,
-    compiler: Compiler,
+    (compiler, part_writer): (Compiler, PartWriter),
     unindexed: Unindexed,
     duplicates_dropped: u64,
     record: &mut IngestionRecord,
-    run_id: &str,
 ) -> Result<Vec<ObjectRef>, StepError> {
     if compiler.rows == 0 {
+        drop(compiler);
+        part_writer.await??;
         if let Some(existing) = &mut record.compiled {
             existing.duplicates_dropped = duplicates_dropped;
         }
@@ -534,35 +686,92 @@ async fn write_compiled_part(
             part.fingerprints = Some(index);
         }
     }
-    let (bytes, rows, fingerprints) = run_blocking(move || compiler.finish()).await?;
-    let key = part_key(&Utc::now().format("%Y-%m").to_string(), run_id);
-    let bytes = Bytes::from(bytes);
-    let put = compiled
-        .put(&key, bytes.clone(), PutMode::CreateOnly)
-        .await?;
-    let object = ObjectRef::new(compiled, &put);
-    written.push(object.clone());
-    let index = write_fingerprint_index(compiled, &key, &fingerprints).await?;
-    written.push(index.object.clone());
-    let mut part = CompiledPart {
-        key,
-        object: object.clone(),
-        rows,
-        first_row,
-        fingerprints: Some(index),
-        statistics: None,
-    };
-    let statistics = write_part_statistics(compiled, &part, bytes).await?;
-    written.push(statistics.object.clone());
-    part.statistics = Some(statistics);
-    parts.push(part);
-    record.compiled = Some(CompiledData {
+    // Closing the compiler closes its last part and ends the part writer's queue.
+    let closed = run_blocking(move || compiler.finish()).await?;
+    let new_parts = part_writer.await??;
+    if new_parts.len() != closed {
+        return Err(StepError::PartsMissing {
+            closed,
+            written: new_parts.len(),
+        });
+    }
+    let mut next_row = first_row;
+    for part in new_parts {
+        written.push(part.object.clone());
+        written.extend(part.fingerprints.iter().map(|index| index.object.clone()));
+        written.extend(part.statistics.iter().map(|stats| stats.object.clone()));
+        next_row += part.rows;
+        parts.push(part);
+    }
+    let newest = parts.last().map(|part| part.object.clone());
+    record.compiled = newest.map(|object| CompiledData {
         object,
-        rows: first_row + rows,
+        rows: next_row,
         duplicates_dropped,
         parts,
     });
     Ok(written)
+}
+
+/// A part the compiler closed: its Parquet bytes, rows and sorted fingerprints (its index).
+struct ClosedPart {
+    bytes: Vec<u8>,
+    rows: u64,
+    fingerprints: Vec<u128>,
+}
+
+/// The task writing the parts the compiler closes; it answers every part written, in order.
+type PartWriter = tokio::task::JoinHandle<Result<Vec<CompiledPart>, StepError>>;
+
+/// Starts the task that writes each part the compiler closes, with its index and statistics,
+/// while the compiler goes on (its first row at `first_row`, the compiled rows before this run) (a queue of one part, so at most three parts are in memory: one building,
+/// one queued, one being written). The run's first part is `part-<run>`, the next ones
+/// `part-<run>-2`, `part-<run>-3`, … (all create-only: a part is never rewritten).
+fn spawn_part_writer(
+    compiled: &Location,
+    run_id: &str,
+    first_row: u64,
+) -> (tokio::sync::mpsc::Sender<ClosedPart>, PartWriter) {
+    use tracing::Instrument;
+
+    let (closed_parts, mut to_write) = tokio::sync::mpsc::channel::<ClosedPart>(1);
+    let (compiled, run_id) = (compiled.clone(), run_id.to_string());
+    let writer = async move {
+        let month = Utc::now().format("%Y-%m").to_string();
+        let (mut written, mut next_row) = (Vec::new(), first_row);
+        while let Some(ClosedPart {
+            bytes,
+            rows,
+            fingerprints,
+        }) = to_write.recv().await
+        {
+            let name = match written.len() {
+                0 => run_id.clone(),
+                earlier => format!("{run_id}-{}", earlier + 1),
+            };
+            let key = part_key(&month, &name);
+            let bytes = Bytes::from(bytes);
+            let put = compiled
+                .put(&key, bytes.clone(), PutMode::CreateOnly)
+                .await?;
+            let index = write_fingerprint_index(&compiled, &key, &fingerprints).await?;
+            drop(fingerprints);
+            let mut part = CompiledPart {
+                key,
+                object: ObjectRef::new(&compiled, &put),
+                rows,
+                first_row: next_row,
+                fingerprints: Some(index),
+                statistics: None,
+            };
+            part.statistics = Some(write_part_statistics(&compiled, &part, bytes).await?);
+            next_row += rows;
+            written.push(part);
+        }
+        Ok(written)
+    };
+    let writer = tokio::spawn(writer.instrument(tracing::Span::current()));
+    (closed_parts, writer)
 }
 
 /// Writes the fingerprint index of the part at `part_key` (its rows' sorted fingerprints). Its
@@ -748,19 +957,26 @@ fn parse_csv(
     })
 }
 
-/// Builds a new part of the compiled data set: writes each new row once, in first-seen order,
-/// and drops exact duplicates of any row seen before (earlier in this run, as rows come; in
-/// earlier ingestions, by [`check_against_history`] before anything is written).
+/// Builds this run's parts of the compiled data set: writes each new row once, in first-seen
+/// order, and drops exact duplicates of any row seen before (earlier in this run, as rows come;
+/// in earlier ingestions, by [`check_against_history`] before anything is written). Every
+/// `part_rows` rows it closes the part and hands it to the part writer.
 struct Compiler {
     writer: ParquetBatchWriter<Vec<u8>>,
-    // 128-bit row fingerprints (two independent 64-bit hashes of every field). Holding
-    // fingerprints instead of rows keeps memory at 16 bytes a row (about 29 with the table's
-    // spare capacity); a false "duplicate" needs a 128-bit collision, about 1 in 10^23 for ten
-    // million rows.
-    // Once the rows are settled it holds exactly the fingerprints of the rows written: the new
-    // part's index.
+    // 128-bit row fingerprints (two independent 64-bit hashes of every field) of this run's
+    // rows. Holding fingerprints instead of rows keeps memory at 16 bytes a row (about 29 with
+    // the table's spare capacity); a false "duplicate" needs a 128-bit collision, about 1 in
+    // 10^23 for ten million rows.
     seen: HashSet<u128, BuildHasherDefault<Prehashed>>,
+    /// Rows written by this run.
     rows: u64,
+    /// The fingerprints of the rows in the open part (its index, once sorted).
+    part_fingerprints: Vec<u128>,
+    /// Rows after which the open part is closed.
+    part_rows: u64,
+    /// Where closed parts go (the part writer), and how many went.
+    closed_parts: tokio::sync::mpsc::Sender<ClosedPart>,
+    closed: usize,
     /// The rows held until they are checked against the history (`None`: written as they come).
     pending: Option<Pending>,
 }
@@ -892,11 +1108,19 @@ fn row_fingerprints(batch: &RecordBatch) -> Vec<u128> {
 impl Compiler {
     /// A compiler that writes rows as they come, or (`defer`) holds them until
     /// [`Compiler::settle`] knows which were compiled before.
-    fn new(defer: bool) -> Result<Self, StepError> {
+    fn new(
+        defer: bool,
+        part_rows: u64,
+        closed_parts: tokio::sync::mpsc::Sender<ClosedPart>,
+    ) -> Result<Self, StepError> {
         Ok(Compiler {
             writer: ParquetBatchWriter::new(names::COMPILED_DATA, Vec::new())?,
             seen: HashSet::default(),
             rows: 0,
+            part_fingerprints: Vec::new(),
+            part_rows: part_rows.max(1),
+            closed_parts,
+            closed: 0,
             pending: defer.then(Pending::default),
         })
     }
@@ -905,6 +1129,13 @@ impl Compiler {
     /// step holds the old and the new table together at every doubling.
     fn reserve(&mut self, more: usize) {
         self.seen.reserve(more);
+    }
+
+    /// This run's rows' fingerprints, sorted.
+    fn sorted_fingerprints(&self) -> Vec<u128> {
+        let mut sorted: Vec<u128> = self.seen.iter().copied().collect();
+        sorted.sort_unstable();
+        sorted
     }
 
     /// Adds to `found` the fingerprints of `history` that are among this run's rows.
@@ -935,26 +1166,65 @@ impl Compiler {
             if let Some(count) = duplicates.get_mut(file) {
                 *count += (batch.num_rows() - kept) as u64;
             }
-            self.write_kept(&batch, &keep)?;
+            self.write_kept(&batch, &keep, &fingerprints)?;
         }
-        // What was compiled before is not this part's: `seen` keeps the rows written.
-        self.seen.retain(|f| !in_history.contains(f));
         for ((reply, _), count) in pending.replies.into_iter().zip(duplicates) {
             let _ = reply.send(count);
         }
         Ok(self)
     }
 
-    /// Writes the rows of `batch` that `keep` marks.
-    fn write_kept(&mut self, batch: &RecordBatch, keep: &BooleanArray) -> Result<(), StepError> {
+    /// Writes the rows of `batch` that `keep` marks (`fingerprints` are the batch's), closing
+    /// the part when it is full.
+    fn write_kept(
+        &mut self,
+        batch: &RecordBatch,
+        keep: &BooleanArray,
+        fingerprints: &[u128],
+    ) -> Result<(), StepError> {
         let kept = keep.true_count();
         if kept == batch.num_rows() {
             self.writer.write(batch)?;
+            self.part_fingerprints.extend_from_slice(fingerprints);
         } else if kept > 0 {
             let filtered = filter_record_batch(batch, keep).map_err(StepError::DropDuplicates)?;
             self.writer.write(&filtered)?;
+            self.part_fingerprints.extend(
+                fingerprints
+                    .iter()
+                    .zip(keep.values().iter())
+                    .filter_map(|(fingerprint, kept)| kept.then_some(*fingerprint)),
+            );
         }
         self.rows += kept as u64;
+        if self.part_fingerprints.len() as u64 >= self.part_rows {
+            self.close_part()?;
+        }
+        Ok(())
+    }
+
+    /// Closes the open part (if it has rows) and hands it to the part writer.
+    fn close_part(&mut self) -> Result<(), StepError> {
+        if self.part_fingerprints.is_empty() {
+            return Ok(());
+        }
+        let writer = std::mem::replace(
+            &mut self.writer,
+            ParquetBatchWriter::new(names::COMPILED_DATA, Vec::new())?,
+        );
+        let (bytes, rows) = writer.finish_into_inner()?;
+        let mut fingerprints = std::mem::take(&mut self.part_fingerprints);
+        fingerprints.sort_unstable();
+        // The vector grew by doubling: up to half of it is spare while the part waits.
+        fingerprints.shrink_to_fit();
+        // Refused only when the part writer stopped on an error, which it reports itself
+        // (and the count of closed parts then differs from the written ones).
+        let _ = self.closed_parts.blocking_send(ClosedPart {
+            bytes,
+            rows,
+            fingerprints,
+        });
+        self.closed += 1;
         Ok(())
     }
 
@@ -988,7 +1258,7 @@ impl Compiler {
                     .push((batch, fingerprints, pending.replies.len()));
             }
             Some(_) => {}
-            None => self.write_kept(batch, &keep)?,
+            None => self.write_kept(batch, &keep, fingerprints)?,
         }
         Ok(duplicates)
     }
@@ -1018,12 +1288,10 @@ impl Compiler {
         Ok(self)
     }
 
-    /// The new part's bytes, its rows and their sorted fingerprints (its index).
-    fn finish(self) -> Result<(Vec<u8>, u64, Vec<u128>), StepError> {
-        let (bytes, rows) = self.writer.finish_into_inner()?;
-        let mut fingerprints: Vec<u128> = self.seen.into_iter().collect();
-        fingerprints.sort_unstable();
-        Ok((bytes, rows, fingerprints))
+    /// Closes the last part; returns how many parts this run closed.
+    fn finish(mut self) -> Result<usize, StepError> {
+        self.close_part()?;
+        Ok(self.closed)
     }
 }
 
@@ -1038,5 +1306,155 @@ mod tests {
         assert!(!is_csv_key("notes.txt"));
         assert!(!is_csv_key("csv"));
         assert!(!is_csv_key("archive.csv.gz"));
+    }
+
+    /// The compiled rows of the record in `pipeline`'s compiled data, as one batch.
+    async fn compiled_rows(pipeline: &Pipeline) -> (CompiledData, RecordBatch) {
+        let compiled = &pipeline.locations.compiled_data;
+        let (_, data) = super::super::compiled::committed_data(pipeline, compiled)
+            .await
+            .unwrap();
+        let parts = super::super::compiled::fetch_parts(compiled, &data, 0)
+            .await
+            .unwrap();
+        let batches = super::super::compiled::decode_rows(&parts, None, 0).unwrap();
+        let rows = arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap();
+        (data, rows)
+    }
+
+    #[tokio::test]
+    async fn a_run_of_many_rows_writes_several_indexed_parts_holding_the_rows_one_part_would() {
+        let (whole_dir, split_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (_, whole) = crate::testing::local_pipeline(whole_dir.path());
+        let (_, split) = crate::testing::local_pipeline(split_dir.path());
+        let add_files = |names: &[(&str, &str)]| {
+            for dir in [whole_dir.path(), split_dir.path()] {
+                for (from, to) in names {
+                    std::fs::copy(crate::testing::repo_path(from), dir.join("source").join(to))
+                        .unwrap();
+                }
+            }
+        };
+        let run = |pipeline: &Pipeline, part_rows: u64, run_id: &'static str| {
+            let pipeline = pipeline.clone();
+            async move {
+                let compiled = pipeline.locations.compiled_data.clone();
+                let candidates =
+                    list_candidates(&pipeline.locations.source_data, &IngestScope::All)
+                        .await
+                        .unwrap();
+                ingest_in_parts_of(&pipeline, &compiled, candidates, run_id, part_rows)
+                    .await
+                    .unwrap()
+            }
+        };
+        // The first run (nothing to check against), then one with history: new rows, rows of
+        // the history again, and rows repeated within the run.
+        let runs: [&[(&str, &str)]; 2] = [
+            &[
+                ("data/sourcedata/dataset3.csv", "dataset3.csv"),
+                ("data/sourcedata/dataset4.csv", "dataset4.csv"),
+            ],
+            &[
+                ("data/practicedata/dataset1.csv", "dataset1.csv"),
+                ("data/sourcedata/dataset4.csv", "dataset4-again.csv"),
+                ("data/practicedata/dataset2.csv", "dataset2.csv"),
+            ],
+        ];
+        for (number, names) in runs.into_iter().enumerate() {
+            add_files(names);
+            let run_id = ["run-1", "run-2"][number];
+            let one = run(&whole, 1_000_000, run_id).await;
+            let many = run(&split, 4, run_id).await;
+            assert_eq!(many.rows_added, one.rows_added);
+            assert!(many.rows_added > 4);
+            let (one_data, one_rows) = compiled_rows(&whole).await;
+            let (many_data, many_rows) = compiled_rows(&split).await;
+            assert_eq!(many_rows, one_rows, "run {run_id}");
+            assert_eq!(many_data.duplicates_dropped, one_data.duplicates_dropped);
+            let new_parts: Vec<&CompiledPart> = many_data
+                .parts
+                .iter()
+                .filter(|part| part.key.contains(run_id))
+                .collect();
+            // A part is closed at the first batch end after 4 rows (a seed file is one batch).
+            assert!(new_parts.len() >= 2, "run {run_id}: {new_parts:?}");
+            assert!(
+                new_parts
+                    .iter()
+                    .all(|part| part.rows >= 4 || part.key == new_parts.last().unwrap().key)
+            );
+            assert!(
+                new_parts[0]
+                    .key
+                    .ends_with(&format!("part-{run_id}.parquet"))
+            );
+            assert!(
+                new_parts[1]
+                    .key
+                    .ends_with(&format!("part-{run_id}-2.parquet"))
+            );
+            let mut next_row = 0;
+            for part in &many_data.parts {
+                assert_eq!(part.first_row, next_row);
+                next_row += part.rows;
+                assert!(part.statistics.is_some(), "{}", part.key);
+                let index = part.fingerprints.as_ref().unwrap();
+                let (_, bytes) = split
+                    .locations
+                    .compiled_data
+                    .get(&index.key, Some(&index.object.version_id))
+                    .await
+                    .unwrap();
+                let fingerprints =
+                    super::super::compiled::decode_fingerprints(&bytes, part.rows).unwrap();
+                assert!(fingerprints.windows(2).all(|w| w[0] < w[1]));
+            }
+            assert_eq!(next_row, many_data.rows);
+            assert_eq!(many_data.object, many_data.parts.last().unwrap().object);
+        }
+
+        // The seed's rows again: all found in the many small parts' indexes.
+        std::fs::copy(
+            crate::testing::repo_path("data/sourcedata/dataset3.csv"),
+            split_dir.path().join("source/again.csv"),
+        )
+        .unwrap();
+        let again = run(&split, 4, "run-3").await;
+        assert_eq!(again.rows_added, 0);
+        assert_eq!(
+            again.new_files[0].rows_duplicate,
+            again.new_files[0].rows_accepted
+        );
+    }
+
+    #[test]
+    fn the_sorted_merge_finds_the_new_fingerprints_in_the_history_and_refuses_disorder() {
+        let new_sorted = [2u128, 3, 5, 9, 11, 20, 30];
+        let mut merge = SortedMerge::new(&new_sorted);
+        // Repeats are allowed (an index rebuilt from a part written before de-duplication),
+        // also across runs; a new fingerprint found at a run's end is found once.
+        for run in [
+            &[1u128, 3, 3][..],
+            &[3, 4, 9],
+            &[],
+            &[10, 11],
+            &[11, 12, 21],
+        ] {
+            assert!(merge.next_run(&encode_fingerprints(run)));
+        }
+        assert_eq!(merge.found, vec![3, 9, 11]);
+
+        let mut unsorted = SortedMerge::new(&new_sorted);
+        assert!(unsorted.next_run(&encode_fingerprints(&[1, 9])));
+        assert!(
+            !unsorted.next_run(&encode_fingerprints(&[3])),
+            "a smaller fingerprint after a larger one"
+        );
+        let mut unsorted_within = SortedMerge::new(&new_sorted);
+        assert!(
+            !unsorted_within.next_run(&encode_fingerprints(&[1, 9, 3])),
+            "out of order within a run"
+        );
     }
 }

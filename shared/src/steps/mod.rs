@@ -159,6 +159,10 @@ pub enum StepError {
     },
     #[error("cannot drop the duplicate rows of a batch ({0}); this is a bug: report it")]
     DropDuplicates(#[source] arrow::error::ArrowError),
+    #[error(
+        "ingestion closed {closed} compiled parts but {written} were written; this is a bug: report it"
+    )]
+    PartsMissing { closed: usize, written: usize },
     #[error("cannot summarise the compiled data set {url}: {source}")]
     Summary {
         url: String,
