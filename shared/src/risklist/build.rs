@@ -17,7 +17,7 @@ use super::compiled_rows::CompiledRows;
 use super::drivers::Phrases;
 use super::{
     Band, ClientStatus, DataLineage, Driver, FeatureScale, RiskBands, RiskEntry, RiskList,
-    RiskListError, RiskListMeta,
+    RiskListError, RiskListMeta, joined,
 };
 use crate::data::DataError;
 use crate::data::schema::{COLUMNS, FEATURES, client_schema};
@@ -89,13 +89,7 @@ impl From<&RiskList> for PreviousList {
                 status: entry.status,
                 probability: entry.probability,
                 band: entry.band,
-                values: FEATURES.map(|feature| {
-                    entry
-                        .drivers
-                        .iter()
-                        .find(|d| &*d.feature == feature)
-                        .and_then(|d| d.value)
-                }),
+                values: FEATURES.map(|feature| entry.driver(feature).and_then(|d| d.value)),
             })
             .collect();
         PreviousList {
@@ -378,10 +372,7 @@ pub fn rows_for_new_list(
             let newer = compiled
                 .rows_from(lineage.compiled_rows)
                 .and_then(|added| latest_rows(added.into_iter().map(Ok)));
-            let base = base.join().map_err(|_| RiskListError::Encode {
-                format: "the previous list's rows",
-                detail: "a worker thread panicked".to_string(),
-            })?;
+            let base = joined(base, "the previous list's rows")?;
             Ok::<_, RiskListError>((base, newer?))
         })?;
         let newer = LatestRows {
@@ -535,10 +526,7 @@ pub fn build_risk_list(
                 .enumerate()
                 .map(|(position, &index)| entry_of(position, index)),
         );
-        let later = later.join().map_err(|_| RiskListError::Encode {
-            format: "the ranked entries",
-            detail: "a worker thread panicked".to_string(),
-        })?;
+        let later = joined(later, "the ranked entries")?;
         entries.extend(later);
         Ok::<_, RiskListError>(entries)
     })?;

@@ -7,7 +7,7 @@
 
 use arrow::array::RecordBatch;
 
-use super::RiskListError;
+use super::{RiskListError, joined};
 use crate::data::DataError;
 use crate::data::parquet::{parquet_row_group_rows, read_parquet_row_groups};
 use crate::steps::compiled::{FetchedPart, decode_rows};
@@ -119,12 +119,7 @@ impl CompiledRows {
             }
             // Dropping the receiver ends the decoder at its next send.
             drop(receiver);
-            if decoder.join().is_err() {
-                return Err(RiskListError::Encode {
-                    format: "a worker thread",
-                    detail: "it panicked".to_string(),
-                });
-            }
+            joined(decoder, "the row-group decoder")?;
             outcome
         })
     }

@@ -85,6 +85,17 @@ pub enum RiskListError {
     },
 }
 
+/// The result of a scoped worker thread; a panic in it becomes an error naming `work`.
+pub(crate) fn joined<T>(
+    worker: std::thread::ScopedJoinHandle<'_, T>,
+    work: &'static str,
+) -> Result<T, RiskListError> {
+    worker.join().map_err(|_| RiskListError::Encode {
+        format: work,
+        detail: "its worker thread panicked".to_string(),
+    })
+}
+
 /// How the cut-off of the `high` band is chosen.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "rule", content = "probability")]
@@ -267,6 +278,13 @@ pub struct RiskEntry {
     /// Every feature's contribution, the largest in absolute value first (empty for a client
     /// that already left).
     pub drivers: Vec<Driver>,
+}
+
+impl RiskEntry {
+    /// The driver of `feature`, if the entry has one (an exited client has none).
+    pub fn driver(&self, feature: &str) -> Option<&Driver> {
+        self.drivers.iter().find(|d| &*d.feature == feature)
+    }
 }
 
 /// A model feature as the drivers were computed with.

@@ -10,6 +10,7 @@
 //! rounded for reading. The per-run copy is written before `latest`, and `latest.parquet` last,
 //! so a reader of `latest.parquet` never sees a list whose run copy is missing.
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Instant;
@@ -37,7 +38,7 @@ use super::compiled_rows::CompiledRows;
 use super::drivers::Phrases;
 use super::{
     Band, ClientStatus, DataLineage, Driver, RiskBands, RiskEntry, RiskList, RiskListError,
-    RiskListMeta,
+    RiskListMeta, joined,
 };
 use crate::data::schema::FEATURES;
 use crate::location::Location;
@@ -133,10 +134,7 @@ pub async fn write_risk_list(
             let csv = scope.spawn(|| timed(&|| batch_to_csv(&batch)));
             drop(previous);
             let parquet = timed(&|| batch_to_parquet(&list.meta, &batch));
-            let csv = csv.join().map_err(|_| RiskListError::Encode {
-                format: "CSV",
-                detail: "the encoding thread panicked".to_string(),
-            })?;
+            let csv = joined(csv, "CSV")?;
             Ok::<_, RiskListError>((parquet?, csv?))
         })?;
         let timings = [rows_ms, score_ms, batch_ms, parquet_ms, csv_ms];
@@ -220,33 +218,31 @@ pub async fn write_after_run(
 /// The latest list in the reports location, or `None` when none was written yet. The function
 /// other readers (the API, the HTML report) use.
 pub async fn load_latest(reports: &Location) -> Result<Option<RiskList>, RiskListError> {
+    read_latest(reports, from_parquet).await
+}
+
+/// What a new list needs of the latest one ([`PreviousList`]), or `None` when none was written.
+pub async fn load_previous(reports: &Location) -> Result<Option<PreviousList>, RiskListError> {
+    read_latest(reports, previous_from_parquet).await
+}
+
+/// `latest.parquet` read by `decode` (bytes, URL, version) on a blocking thread; `None` when
+/// none was written yet.
+async fn read_latest<T: Send + 'static>(
+    reports: &Location,
+    decode: fn(Bytes, &str, &str) -> Result<T, RiskListError>,
+) -> Result<Option<T>, RiskListError> {
     let Some((meta, bytes)) = reports.get_if_exists(LATEST_PARQUET).await? else {
         return Ok(None);
     };
     let url = reports.object_url(LATEST_PARQUET);
-    let list = tokio::task::spawn_blocking(move || from_parquet(bytes, &url, &meta.version_id))
+    let read = tokio::task::spawn_blocking(move || decode(bytes, &url, &meta.version_id))
         .await
         .map_err(|e| RiskListError::Encode {
             format: "a worker thread",
             detail: e.to_string(),
         })??;
-    Ok(Some(list))
-}
-
-/// What a new list needs of the latest one ([`PreviousList`]), or `None` when none was written.
-pub async fn load_previous(reports: &Location) -> Result<Option<PreviousList>, RiskListError> {
-    let Some((meta, bytes)) = reports.get_if_exists(LATEST_PARQUET).await? else {
-        return Ok(None);
-    };
-    let url = reports.object_url(LATEST_PARQUET);
-    let list =
-        tokio::task::spawn_blocking(move || previous_from_parquet(bytes, &url, &meta.version_id))
-            .await
-            .map_err(|e| RiskListError::Encode {
-                format: "a worker thread",
-                detail: e.to_string(),
-            })??;
-    Ok(Some(list))
+    Ok(Some(read))
 }
 
 /// A client in one earlier list.
@@ -333,10 +329,6 @@ fn drivers_column(entries: &[RiskEntry]) -> StringArray {
     column.finish()
 }
 
-fn driver_of<'a>(entry: &'a RiskEntry, feature: &str) -> Option<&'a Driver> {
-    entry.drivers.iter().find(|d| &*d.feature == feature)
-}
-
 /// The list as one record batch: fixed columns, then value, standardised value and
 /// contribution per model feature.
 fn to_batch(list: &RiskList) -> Result<RecordBatch, RiskListError> {
@@ -405,7 +397,7 @@ fn to_batch(list: &RiskList) -> Result<RecordBatch, RiskListError> {
     let mut contributions = vec![Vec::with_capacity(entries.len()); features.len()];
     for entry in entries {
         for (index, feature) in features.iter().enumerate() {
-            let driver = driver_of(entry, &feature.name);
+            let driver = entry.driver(&feature.name);
             values[index].push(driver.and_then(|d| d.value));
             standardized[index].push(driver.map(|d| d.standardized));
             contributions[index].push(driver.map(|d| d.contribution));
@@ -477,11 +469,11 @@ const FORMULA_STARTS: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
 /// A text cell a spreadsheet will not run as a formula: a corporation code is client data, and
 /// one starting with `=`, `+`, `-`, `@`, a tab or a carriage return is prefixed with `'` (OWASP's
 /// advice for CSV injection). The Parquet file keeps the code as it is.
-fn spreadsheet_safe(text: &str) -> String {
+fn spreadsheet_safe(text: &str) -> Cow<'_, str> {
     if text.starts_with(FORMULA_STARTS) {
-        format!("'{text}")
+        Cow::Owned(format!("'{text}"))
     } else {
-        text.to_string()
+        Cow::Borrowed(text)
     }
 }
 
@@ -565,12 +557,7 @@ fn batch_to_csv(batch: &RecordBatch) -> Result<Vec<u8>, RiskListError> {
                     writer.write_field(if c.value(row) { "true" } else { "false" })
                 }
                 Cells::Text(c) if c.is_valid(row) => {
-                    let text = c.value(row);
-                    if text.starts_with(FORMULA_STARTS) {
-                        writer.write_field(spreadsheet_safe(text))
-                    } else {
-                        writer.write_field(text)
-                    }
+                    writer.write_field(spreadsheet_safe(c.value(row)).as_bytes())
                 }
                 _ => writer.write_field(""),
             };

@@ -246,7 +246,7 @@ async fn every_run_that_adds_rows_writes_the_list_of_the_latest_rows_explained()
         let phrases: Vec<&str> = entry.drivers.iter().map(|d| &*d.phrase).collect();
         assert_eq!(&row[8], phrases.join("; "));
         for (index, feature) in list.meta.features.iter().enumerate() {
-            let driver = entry.drivers.iter().find(|d| *d.feature == *feature.name);
+            let driver = entry.driver(&feature.name);
             let at = 9 + 3 * index;
             assert_eq!(
                 number(&row[at]),
