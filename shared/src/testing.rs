@@ -155,6 +155,20 @@ fn event_fixture_at(path: &std::path::Path) -> serde_json::Value {
     serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()))
 }
 
+/// A pipeline whose every location is a fresh in-memory scratch store.
+pub fn scratch_pipeline() -> crate::steps::Pipeline {
+    let scratch = crate::location::Location::scratch;
+    crate::steps::Pipeline::new(crate::location::Locations {
+        source_data: scratch("source"),
+        compiled_data: scratch("compiled"),
+        test_data: scratch("test"),
+        models: scratch("models"),
+        production: scratch("production"),
+        reports: scratch("reports"),
+    })
+    .unwrap_or_else(|e| panic!("a scratch pipeline: {e}"))
+}
+
 /// A configuration and pipeline whose every location is a fresh directory under `root`:
 /// `source/` (empty), `testdata/` (the seed's test file), and `store/{compiled,models,
 /// production,reports}`. The dependency check is off, so nothing waits on the network.

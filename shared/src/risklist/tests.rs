@@ -10,6 +10,7 @@ use bytes::Bytes;
 use super::*;
 use crate::data::csv::read_csv_file;
 use crate::data::schema::COLUMNS;
+use crate::steps::compiled::fetched_part;
 use crate::steps::deployment::deployed_model;
 use crate::steps::fullprocess::run_full_process;
 use crate::store::PutMode;
@@ -383,31 +384,6 @@ fn bands_are_validated_and_read_from_the_environment() {
     assert!(error.to_string().contains(WATCH_SHARE_ENV), "{error}");
 }
 
-/// A compiled part as the manifest names it and as fetched: `rows` rows from position
-/// `first_row`, the Parquet `bytes`.
-fn fetched_part(
-    key: &str,
-    first_row: u64,
-    rows: u64,
-    bytes: Bytes,
-) -> crate::steps::compiled::FetchedPart {
-    crate::steps::compiled::FetchedPart {
-        part: crate::records::CompiledPart {
-            key: key.into(),
-            object: crate::records::ObjectRef {
-                url: key.into(),
-                version_id: "v".into(),
-                etag: "e".into(),
-                size: bytes.len() as u64,
-            },
-            rows,
-            first_row,
-            fingerprints: None,
-            statistics: None,
-        },
-        bytes,
-    }
-}
 #[test]
 fn the_newest_first_pass_keeps_each_clients_newest_row_and_counts_old_exits() {
     use std::sync::Arc;

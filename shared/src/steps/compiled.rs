@@ -229,12 +229,33 @@ pub fn part_key(month: &str, run_id: &str) -> String {
     )
 }
 
+/// For tests: a part as the manifest names it and as fetched, `rows` rows from position
+/// `first_row` in the Parquet `bytes`.
+#[cfg(test)]
+pub(crate) fn fetched_part(key: &str, first_row: u64, rows: u64, bytes: Bytes) -> FetchedPart {
+    FetchedPart {
+        part: CompiledPart {
+            key: key.into(),
+            object: crate::records::ObjectRef {
+                url: format!("memory:///{key}"),
+                version_id: "1".into(),
+                etag: "e".into(),
+                size: bytes.len() as u64,
+            },
+            rows,
+            first_row,
+            fingerprints: None,
+            statistics: None,
+        },
+        bytes,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::data::parquet::{read_parquet, write_parquet};
     use crate::data::schema::client_schema;
-    use crate::records::ObjectRef;
     use arrow::array::{Int8Array, Int64Array, StringArray};
     use std::sync::Arc;
 
@@ -257,22 +278,7 @@ mod tests {
     fn part(key: &str, first_row: u64, batches: &[RecordBatch]) -> FetchedPart {
         let mut bytes = Vec::new();
         let rows = write_parquet(key, &mut bytes, batches.iter().cloned()).unwrap();
-        FetchedPart {
-            part: CompiledPart {
-                key: key.into(),
-                object: ObjectRef {
-                    url: format!("memory:///{key}"),
-                    version_id: "1".into(),
-                    etag: "e".into(),
-                    size: bytes.len() as u64,
-                },
-                rows,
-                first_row,
-                fingerprints: None,
-                statistics: None,
-            },
-            bytes: bytes.into(),
-        }
+        fetched_part(key, first_row, rows, bytes.into())
     }
 
     fn corporations(batches: &[RecordBatch]) -> Vec<String> {

@@ -254,16 +254,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_check_mark_only_moves_forward_and_only_on_the_model_this_run_checked() {
-        let scratch = crate::location::Location::scratch;
-        let pipeline = Pipeline::new(crate::location::Locations {
-            source_data: scratch("source"),
-            compiled_data: scratch("compiled"),
-            test_data: scratch("test"),
-            models: scratch("models"),
-            production: scratch("production"),
-            reports: scratch("reports"),
-        })
-        .unwrap();
+        let pipeline = crate::testing::scratch_pipeline();
         let production = &pipeline.locations.production;
         production
             .put_json(

@@ -123,23 +123,13 @@ pub async fn compiled_statistics(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::steps::Pipeline;
     use crate::steps::compiled::{committed_data, fetch_parts};
     use crate::steps::ingestion::{IngestScope, ingest};
     use crate::synth::{SynthSpec, generate_in_memory};
 
     #[tokio::test]
     async fn merged_part_statistics_equal_one_pass_over_every_row() {
-        let scratch = Location::scratch;
-        let pipeline = Pipeline::new(crate::location::Locations {
-            source_data: scratch("source"),
-            compiled_data: scratch("compiled"),
-            test_data: scratch("test"),
-            models: scratch("models"),
-            production: scratch("production"),
-            reports: scratch("reports"),
-        })
-        .unwrap();
+        let pipeline = crate::testing::scratch_pipeline();
         let spec = SynthSpec {
             clients: 500,
             months: 3,

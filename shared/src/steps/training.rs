@@ -197,23 +197,12 @@ mod tests {
 
     use super::*;
     use crate::lifecycle::LifecycleSettings;
-    use crate::location::Locations;
     use crate::steps::ingestion::{IngestScope, ingest};
     use crate::synth::{SynthSpec, generate_in_memory};
 
     /// Four monthly files of 700 clients, each ingested by its own run: four parts.
     async fn four_part_store(settings: LifecycleSettings) -> Pipeline {
-        let scratch = Location::scratch;
-        let pipeline = Pipeline::new(Locations {
-            source_data: scratch("source"),
-            compiled_data: scratch("compiled"),
-            test_data: scratch("test"),
-            models: scratch("models"),
-            production: scratch("production"),
-            reports: scratch("reports"),
-        })
-        .unwrap()
-        .with_lifecycle(settings);
+        let pipeline = crate::testing::scratch_pipeline().with_lifecycle(settings);
         let spec = SynthSpec {
             clients: 700,
             months: 4,
