@@ -87,12 +87,18 @@ pub async fn fetch_objects(
 /// `fingerprints/` (`parts/ingested_month=2026-12/part-x.parquet` ->
 /// `fingerprints/ingested_month=2026-12/part-x.fp128`).
 pub fn fingerprint_key(part_key: &str) -> String {
+    sidecar_key(part_key, names::FINGERPRINTS_PREFIX, "fp128")
+}
+
+/// Where an object describing the part at `part_key` goes: the part's path under `prefix`
+/// instead of `parts/`, with `extension` instead of `.parquet`.
+pub fn sidecar_key(part_key: &str, prefix: &str, extension: &str) -> String {
     let path = part_key
         .strip_prefix(names::COMPILED_PARTS_PREFIX)
         .unwrap_or(part_key)
         .trim_start_matches('/');
     let stem = path.strip_suffix(".parquet").unwrap_or(path);
-    format!("{}/{stem}.fp128", names::FINGERPRINTS_PREFIX)
+    format!("{prefix}/{stem}.{extension}")
 }
 
 /// A fingerprint index: the sorted fingerprints, 16 bytes each, little-endian.

@@ -8,7 +8,7 @@
 
 use bytes::Bytes;
 
-use super::compiled::{FetchedPart, fetch_objects, for_each_batch};
+use super::compiled::{FetchedPart, fetch_objects, for_each_batch, sidecar_key};
 use super::{StepError, spawn_blocking_in_span};
 use crate::location::Location;
 use crate::records::{CompiledData, CompiledPart, ObjectRef, PartStatistics, names};
@@ -18,12 +18,7 @@ use crate::store::{PutMode, StoreError};
 /// Where the statistics of the part at `part_key` go: the same path under `stats/`
 /// (`parts/ingested_month=2026-12/part-x.parquet` -> `stats/ingested_month=2026-12/part-x.json`).
 pub fn statistics_key(part_key: &str) -> String {
-    let path = part_key
-        .strip_prefix(names::COMPILED_PARTS_PREFIX)
-        .unwrap_or(part_key)
-        .trim_start_matches('/');
-    let stem = path.strip_suffix(".parquet").unwrap_or(path);
-    format!("{}/{stem}.json", names::STATISTICS_PREFIX)
+    sidecar_key(part_key, names::STATISTICS_PREFIX, "json")
 }
 
 /// The statistics of one part's rows, decoded from its bytes.
