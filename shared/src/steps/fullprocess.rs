@@ -17,7 +17,7 @@ use super::compiled::committed_data;
 use super::deadline::Deadline;
 use super::deployment::{current_deployment, deploy};
 use super::diagnostics::{TimingSource, run_diagnostics_with};
-use super::ingestion::{IngestScope, IngestionOutcome, ingest, ingest_candidates};
+use super::ingestion::{IngestScope, ingest, ingest_candidates};
 use super::reporting::write_reports;
 use super::scoring::score_model;
 use super::training::{
@@ -254,15 +254,7 @@ pub async fn run_full_process_for(
     };
     steps.record("ingestion", started);
     let idle = ingestion.is_none();
-    let ingestion = ingestion.unwrap_or_else(|| IngestionOutcome {
-        new_files: Vec::new(),
-        skipped_non_csv: Vec::new(),
-        rows_added: 0,
-        record: Default::default(),
-        record_version: None,
-        written: Vec::new(),
-        elapsed_ms: 0.0,
-    });
+    let ingestion = ingestion.unwrap_or_default();
     let mut record = RunRecord {
         run_id: run_id.to_string(),
         started_at,

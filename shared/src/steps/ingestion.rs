@@ -36,8 +36,8 @@ use crate::records::{
 };
 use crate::store::{ByteReader, ObjectMeta, PutMode, StoreError};
 
-/// What one ingestion did.
-#[derive(Debug, Clone)]
+/// What one ingestion did (the default: nothing, as an idle tick that never ingests).
+#[derive(Debug, Clone, Default)]
 pub struct IngestionOutcome {
     /// The files (object versions) this run looked at for the first time.
     pub new_files: Vec<IngestedFile>,
