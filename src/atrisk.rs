@@ -49,14 +49,14 @@ struct Shown<'a> {
 
 pub async fn run(pipeline: &Pipeline, args: AtRiskArgs, run_id: &str, json: bool) -> Result<()> {
     let list = if args.refresh {
-        let (record, list) = write_risk_list(pipeline, run_id, &pipeline.risk_bands).await?;
+        let (record, written) = write_risk_list(pipeline, run_id, &pipeline.risk_bands).await?;
         if !json {
             println!(
                 "Wrote {} (version {}) and {}",
                 record.latest_parquet.url, record.latest_parquet.version_id, record.latest_csv.url
             );
         }
-        list
+        written.to_list()
     } else {
         match load_latest(&pipeline.locations.reports).await? {
             Some(list) => list,

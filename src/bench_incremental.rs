@@ -146,19 +146,23 @@ async fn next_month(data: &DataSet, drifted: bool, dir: &Path) -> Result<PathBuf
     Ok(file)
 }
 
-/// Copies a directory tree (the store snapshot), keeping nothing from `to`.
+/// Copies a directory tree (the store snapshot), keeping nothing from `to`, as hard links: the
+/// local store never writes into an existing file (a put renames a new file into place), so the
+/// snapshot is untouched, and each visible file keeps the inode its version record names. A
+/// byte copy changes every inode, so the store took each visible file for one placed by hand and
+/// copied it into history before overwriting it: work a real store never does.
 fn copy_tree(from: &Path, to: &Path) -> Result<()> {
     if to.exists() {
         fs::remove_dir_all(to)?;
     }
     let status = Process::new("cp")
-        .arg("-a")
+        .arg("-al")
         .arg(from)
         .arg(to)
         .status()
         .context("cannot run cp")?;
     if !status.success() {
-        bail!("cp -a {} {} failed", from.display(), to.display());
+        bail!("cp -al {} {} failed", from.display(), to.display());
     }
     Ok(())
 }
@@ -378,7 +382,7 @@ fn render(args: &IncrementalArgs, sizes: &[SizeResult]) -> String {
     let _ = writeln!(out, "Machine: {}  ", machine());
     let _ = writeln!(
         out,
-        "Each run starts from a copy of the store the bootstrap left; local-store fsync on; dependency check off; `RUST_LOG=warn`. Times are wall clock from spawn to exit, median (min–max) of {} runs; memory is the process's own peak resident set.\n",
+        "Each run starts from a hard-linked copy of the store the bootstrap left (what the store was, inodes included); local-store fsync on; dependency check off; `RUST_LOG=warn`. Times are wall clock from spawn to exit, median (min–max) of {} runs; memory is the process's own peak resident set.\n",
         args.runs
     );
     let _ = writeln!(

@@ -153,7 +153,7 @@ pub async fn publish_html(
     pipeline: &Pipeline,
     run_id: &str,
     current_run: Option<&RunRecord>,
-    written_list: Option<&crate::risklist::RiskList>,
+    written_list: Option<&crate::risklist::BuiltList>,
 ) -> Result<HtmlPages, StepError> {
     let data = gather(pipeline, run_id, current_run, written_list).await;
     let page = Bytes::from(html::render(&data));
@@ -181,7 +181,7 @@ impl HtmlPages {
 pub async fn publish_for_run(
     pipeline: &Pipeline,
     run: &RunRecord,
-    written_list: Option<&crate::risklist::RiskList>,
+    written_list: Option<&crate::risklist::BuiltList>,
 ) -> Option<HtmlPages> {
     match publish_html(pipeline, &run.run_id, Some(run), written_list).await {
         Ok(pages) => Some(pages),
@@ -197,7 +197,7 @@ pub async fn gather(
     pipeline: &Pipeline,
     run_id: &str,
     current_run: Option<&RunRecord>,
-    written_list: Option<&crate::risklist::RiskList>,
+    written_list: Option<&crate::risklist::BuiltList>,
 ) -> PageData {
     let card = model_card(pipeline, current_run).await;
     let test = async {
@@ -490,16 +490,16 @@ pub fn count_reasons(csv_text: &[u8], reasons: &mut Vec<RejectionReason>) {
 /// has it in hand, else `reports/risk/latest.parquet`.
 pub async fn risk_list(
     pipeline: &Pipeline,
-    written: Option<&crate::risklist::RiskList>,
+    written: Option<&crate::risklist::BuiltList>,
 ) -> Part<RiskList> {
     let reports = &pipeline.locations.reports;
-    let loaded;
-    let list = match written {
-        Some(list) => list,
+    // The meta and the first ranked entries: all the section shows.
+    let (meta, top) = match written {
+        Some(list) => (list.meta.clone(), list.top_ranked(TOP_AT_RISK)),
         None => match crate::risklist::load_latest(reports).await {
             Ok(Some(list)) => {
-                loaded = list;
-                &loaded
+                let top = list.ranked().take(TOP_AT_RISK).cloned().collect();
+                (list.meta, top)
             }
             Ok(None) => {
                 return Err("not available yet: no risk list has been written (the full process writes one once a model is deployed; `risk at-risk --refresh` writes one now)".to_string());
@@ -507,18 +507,11 @@ pub async fn risk_list(
             Err(e) => return Err(format!("the latest risk list could not be read: {e}")),
         },
     };
-    let ranked: Vec<_> = list.ranked().collect();
-    let high = ranked
-        .iter()
-        .filter(|e| e.band == Some(crate::risklist::Band::High))
-        .count();
-    let clients = ranked
-        .iter()
-        .take(TOP_AT_RISK)
+    let clients = top
+        .into_iter()
         .filter_map(|entry| {
             Some(AtRiskClient {
                 rank: entry.rank?,
-                client: entry.corporation.clone(),
                 probability: entry.probability?,
                 band: entry.band?.name(),
                 change: entry.probability_change,
@@ -529,16 +522,17 @@ pub async fn risk_list(
                     .take(DRIVERS_SHOWN)
                     .map(|d| d.phrase.to_string())
                     .collect(),
+                client: entry.corporation,
             })
         })
         .collect();
     Ok(RiskList {
         clients,
-        ranked: ranked.len(),
-        high,
-        exited: list.meta.exited,
-        exited_earlier: list.meta.exited_earlier,
-        generated_at: list.meta.generated_at,
+        ranked: usize::try_from(meta.ranked).unwrap_or(usize::MAX),
+        high: usize::try_from(meta.high).unwrap_or(usize::MAX),
+        exited: meta.exited,
+        exited_earlier: meta.exited_earlier,
+        generated_at: meta.generated_at,
         full_list: reports.object_url(crate::risklist::store::LATEST_CSV),
     })
 }

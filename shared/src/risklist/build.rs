@@ -5,6 +5,7 @@
 //! probabilities are the model's predictions — and each feature's contribution is computed
 //! beside it.
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 use std::hash::BuildHasher;
 use std::sync::Arc;
@@ -26,7 +27,7 @@ use crate::records::{FileOutcome, IngestionRecord};
 
 /// The newest row of each client a list names (in no particular order), and the counts of the
 /// rows and clients it does not name.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct LatestRows {
     pub corporations: Vec<Box<str>>,
     /// Raw feature values in [`FEATURES`] order.
@@ -105,7 +106,8 @@ pub fn latest_rows(
     batches: impl IntoIterator<Item = Result<RecordBatch, DataError>>,
 ) -> Result<LatestRows, RiskListError> {
     let mut latest = LatestRows::default();
-    let mut slots: HashMap<Box<str>, usize, foldhash::fast::RandomState> = HashMap::default();
+    // Keyed by the code's 128-bit key, so each new client's code is allocated once (its row).
+    let mut slots: HashMap<u128, usize, KeyHash> = HashMap::default();
     let position = |name: &str| COLUMNS.iter().position(|c| *c == name).unwrap_or_default();
     let feature_columns = FEATURES.map(position);
     for batch in batches {
@@ -124,11 +126,11 @@ pub fn latest_rows(
                 continue;
             }
             let name = corporation.value(row);
-            let slot = match slots.get(name) {
-                Some(&slot) => slot,
-                None => {
+            let slot = match slots.entry(code_key(name)) {
+                Entry::Occupied(slot) => *slot.get(),
+                Entry::Vacant(vacant) => {
                     let slot = latest.corporations.len();
-                    slots.insert(name.into(), slot);
+                    vacant.insert(slot);
                     latest.corporations.push(name.into());
                     latest.features.push([None; 3]);
                     latest.exited.push(None);
@@ -149,12 +151,40 @@ pub fn latest_rows(
 /// The seeds of the two 64-bit halves of a code's [`code_key`].
 const KEY_SEEDS: [u64; 2] = [0x5EED_C0DE_0000_0001, 0x5EED_C0DE_0000_0002];
 
-/// A corporation code as 128 bits (two differently seeded foldhash values), what the full
-/// build remembers of every code it has seen instead of the code itself (three million codes
+/// A corporation code as 128 bits (two differently seeded foldhash values), what a build
+/// remembers of every code it has seen instead of the code itself (three million codes
 /// at XL). Two codes collide with a probability of about n²/2¹²⁹ (10⁻²⁶ for those three
 /// million), and the codes are the company's own client data, not chosen by an adversary, so a
 /// collision (which would hide a client's older rows behind another's) is not a practical
 /// concern.
+/// Hashes a [`code_key`] by taking its low half: the key is already a hash, so hashing it
+/// again (as a default hasher would) is work for nothing in a set of millions.
+#[derive(Default)]
+struct KeyHasher(u64);
+
+impl std::hash::Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write_u128(&mut self, key: u128) {
+        self.0 ^= key as u64;
+    }
+
+    /// Not used by a `u128` key; any other input is folded in 8 bytes at a time.
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word))
+                .wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+}
+
+/// What the sets and maps of [`code_key`]s hash with.
+type KeyHash = std::hash::BuildHasherDefault<KeyHasher>;
+
 fn code_key(code: &str) -> u128 {
     let [low, high] =
         KEY_SEEDS.map(|seed| foldhash::quality::FixedState::with_seed(seed).hash_one(code));
@@ -173,7 +203,7 @@ pub fn latest_rows_newest_first(
         recent_from,
         ..LatestRows::default()
     };
-    let mut seen: HashSet<u128, foldhash::fast::RandomState> = HashSet::default();
+    let mut seen: HashSet<u128, KeyHash> = HashSet::default();
     let position_of = |name: &str| COLUMNS.iter().position(|c| *c == name).unwrap_or_default();
     let feature_columns = FEATURES.map(position_of);
     compiled.visit_groups_newest_first(|start, batches| {
@@ -396,7 +426,18 @@ pub struct Provenance {
 }
 
 /// What the drivers of a row need of each model feature, worked out once per list: its name,
-/// where its raw value is, and its phrases.
+/// where its raw value is, its scaling and its phrases.
+pub(super) struct DriverBookEntry {
+    pub(super) name: Arc<str>,
+    /// Where its raw value is among [`FEATURES`].
+    raw_index: Option<usize>,
+    impute_value: f64,
+    mean: f64,
+    std: f64,
+    coefficient_standardized: f64,
+    pub(super) phrases: Phrases,
+}
+
 fn driver_book(model: &TrainedModel) -> Vec<DriverBookEntry> {
     model
         .features
@@ -404,50 +445,169 @@ fn driver_book(model: &TrainedModel) -> Vec<DriverBookEntry> {
         .map(|feature| DriverBookEntry {
             name: feature.name.as_str().into(),
             raw_index: FEATURES.iter().position(|f| *f == feature.name),
+            impute_value: feature.impute_value,
+            mean: feature.mean,
+            std: feature.std,
+            coefficient_standardized: feature.coefficient_standardized,
             phrases: Phrases::new(&feature.name),
         })
         .collect()
 }
 
-/// One model feature in [`driver_book`].
-struct DriverBookEntry {
-    name: Arc<str>,
-    /// Where its raw value is among [`FEATURES`].
-    raw_index: Option<usize>,
-    phrases: Phrases,
-}
-
-/// The drivers of one row: every model feature's contribution, the largest first.
-fn drivers(
-    model: &TrainedModel,
-    book: &[DriverBookEntry],
-    values: &[Option<i64>; 3],
-) -> Vec<Driver> {
-    let mut drivers: Vec<Driver> = model
-        .features
-        .iter()
-        .zip(book)
-        .map(|(feature, entry)| {
-            let value = entry.raw_index.and_then(|i| values[i]);
-            let raw = value.map_or(feature.impute_value, |v| v as f64);
-            let standardized = (raw - feature.mean) / feature.std;
-            let contribution = feature.coefficient_standardized * standardized;
-            Driver {
-                phrase: entry.phrases.of(value, standardized, contribution).clone(),
-                feature: entry.name.clone(),
-                value,
-                standardized,
-                contribution,
-            }
-        })
-        .collect();
-    sort_drivers(&mut drivers);
-    drivers
-}
-
 /// Largest absolute contribution first (stable: ties keep model order).
 pub(super) fn sort_drivers(drivers: &mut [Driver]) {
     drivers.sort_by(|a, b| b.contribution.abs().total_cmp(&a.contribution.abs()));
+}
+
+/// A list as it is built: its clients in list order (the ranked ones by rank, then those who
+/// left by code) held as columns, which the writer encodes to Arrow without making an entry
+/// per client (at XL those 100,000 entries and their drivers were a third of the step).
+/// Entries are made on demand: [`BuiltList::entry`], [`BuiltList::to_list`].
+pub struct BuiltList {
+    pub meta: RiskListMeta,
+    rows: LatestRows,
+    /// The row (in `rows`) at each position of the list.
+    order: Vec<usize>,
+    /// Per ranked position: the probability, band and whether it is newly high.
+    probability: Vec<f64>,
+    band: Vec<Band>,
+    newly_high: Vec<bool>,
+    /// Per position: the probability in the previous list.
+    previous_probability: Vec<Option<f64>>,
+    /// Per model feature, per ranked position: standardised value, contribution and phrase.
+    standardized: Vec<Vec<f64>>,
+    contribution: Vec<Vec<f64>>,
+    phrase: Vec<Vec<u8>>,
+    /// Per ranked position, the model features largest contribution first
+    /// ([`sort_drivers`]'s order), `features` at a time.
+    driver_order: Vec<u8>,
+    book: Vec<DriverBookEntry>,
+}
+
+impl BuiltList {
+    /// Clients in the list (ranked and exited).
+    pub fn len(&self) -> usize {
+        self.order.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.order.is_empty()
+    }
+
+    /// Ranked clients: the first positions.
+    pub fn ranked(&self) -> usize {
+        self.probability.len()
+    }
+
+    pub(super) fn corporation(&self, position: usize) -> &str {
+        &self.rows.corporations[self.order[position]]
+    }
+
+    pub(super) fn probability(&self, position: usize) -> Option<f64> {
+        self.probability.get(position).copied()
+    }
+
+    pub(super) fn band(&self, position: usize) -> Option<Band> {
+        self.band.get(position).copied()
+    }
+
+    pub(super) fn previous_probability(&self, position: usize) -> Option<f64> {
+        self.previous_probability[position]
+    }
+
+    pub(super) fn newly_high(&self, position: usize) -> bool {
+        self.newly_high.get(position).copied().unwrap_or(false)
+    }
+
+    /// The raw value, standardised value and contribution of model feature `feature` at
+    /// ranked `position` (`None` for a client that left).
+    pub(super) fn feature_at(
+        &self,
+        feature: usize,
+        position: usize,
+    ) -> Option<(Option<i64>, f64, f64)> {
+        (position < self.ranked()).then(|| {
+            let value = self.book[feature]
+                .raw_index
+                .and_then(|i| self.rows.features[self.order[position]][i]);
+            (
+                value,
+                self.standardized[feature][position],
+                self.contribution[feature][position],
+            )
+        })
+    }
+
+    /// The drivers' phrases at `position`, largest contribution first (none for a client
+    /// that left).
+    pub(super) fn phrases(&self, position: usize) -> impl Iterator<Item = &Arc<str>> {
+        let features = self.book.len();
+        let order = if position < self.ranked() {
+            &self.driver_order[position * features..(position + 1) * features]
+        } else {
+            &[]
+        };
+        order.iter().map(move |&f| {
+            let f = usize::from(f);
+            self.book[f].phrases.get(self.phrase[f][position])
+        })
+    }
+
+    /// The entry at `position`.
+    pub fn entry(&self, position: usize) -> RiskEntry {
+        let probability = self.probability(position);
+        let previous_probability = self.previous_probability(position);
+        let features = self.book.len();
+        let drivers = if position < self.ranked() {
+            self.driver_order[position * features..(position + 1) * features]
+                .iter()
+                .filter_map(|&f| {
+                    let f = usize::from(f);
+                    let (value, standardized, contribution) = self.feature_at(f, position)?;
+                    Some(Driver {
+                        feature: self.book[f].name.clone(),
+                        value,
+                        standardized,
+                        contribution,
+                        phrase: self.book[f].phrases.get(self.phrase[f][position]).clone(),
+                    })
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let ranked = position < self.ranked();
+        RiskEntry {
+            corporation: self.corporation(position).to_string(),
+            status: if ranked {
+                ClientStatus::Active
+            } else {
+                ClientStatus::Exited
+            },
+            rank: ranked.then(|| u32::try_from(position + 1).unwrap_or(u32::MAX)),
+            probability,
+            band: self.band(position),
+            previous_probability,
+            probability_change: probability.zip(previous_probability).map(|(p, q)| p - q),
+            newly_high: self.newly_high(position),
+            drivers,
+        }
+    }
+
+    /// The first `count` ranked entries.
+    pub fn top_ranked(&self, count: usize) -> Vec<RiskEntry> {
+        (0..count.min(self.ranked()))
+            .map(|p| self.entry(p))
+            .collect()
+    }
+
+    /// The whole list, an entry per client.
+    pub fn to_list(&self) -> RiskList {
+        RiskList {
+            meta: self.meta.clone(),
+            entries: (0..self.len()).map(|p| self.entry(p)).collect(),
+        }
+    }
 }
 
 /// The list for `rows` under `model`, compared with `previous` (the list before it, if any).
@@ -458,6 +618,17 @@ pub fn build_risk_list(
     bands: &RiskBands,
     provenance: Provenance,
 ) -> Result<RiskList, RiskListError> {
+    Ok(build_list(model, rows.clone(), previous, bands, provenance)?.to_list())
+}
+
+/// [`build_risk_list`] as columns ([`BuiltList`]), what the writer encodes.
+pub fn build_list(
+    model: &TrainedModel,
+    rows: LatestRows,
+    previous: Option<&PreviousList>,
+    bands: &RiskBands,
+    provenance: Provenance,
+) -> Result<BuiltList, RiskListError> {
     let probabilities = model.predict(&rows.to_batch()?)?.probabilities;
     let threshold = model.threshold();
     let high_probability = bands.high_probability(threshold);
@@ -478,83 +649,74 @@ pub fn build_risk_list(
     });
     exited.sort_by(|&a, &b| rows.corporations[a].cmp(&rows.corporations[b]));
     let watch_ranks = bands.watch_ranks(active.len());
+    let ranked = active.len();
 
     let previous_of: HashMap<&str, &PreviousClient, foldhash::fast::RandomState> = previous
         .map(|list| list.clients.iter().map(|c| (&*c.corporation, c)).collect())
         .unwrap_or_default();
-    let book = driver_book(model);
-    let entry_of = |position: usize, index: usize| {
-        let probability = probabilities[index];
-        let band = if probability >= high_probability {
+    let mut order = active;
+    order.extend(exited);
+    let before: Vec<Option<&PreviousClient>> = order
+        .iter()
+        .map(|&index| previous_of.get(&*rows.corporations[index]).copied())
+        .collect();
+    drop(previous_of);
+
+    let mut probability = Vec::with_capacity(ranked);
+    let mut band = Vec::with_capacity(ranked);
+    let mut newly_high = Vec::with_capacity(ranked);
+    let mut counts = [0u64; 3];
+    for (position, &index) in order[..ranked].iter().enumerate() {
+        let p = probabilities[index];
+        let b = if p >= high_probability {
             Band::High
         } else if position < watch_ranks {
             Band::Watch
         } else {
             Band::Low
         };
-        let corporation = rows.corporations[index].to_string();
-        let before = previous_of.get(corporation.as_str());
-        let previous_probability = before.and_then(|e| e.probability);
-        RiskEntry {
-            rank: Some(u32::try_from(position + 1).unwrap_or(u32::MAX)),
-            probability: Some(probability),
-            band: Some(band),
-            previous_probability,
-            probability_change: previous_probability.map(|p| probability - p),
-            newly_high: band == Band::High
+        counts[b as usize] += 1;
+        probability.push(p);
+        band.push(b);
+        newly_high.push(
+            b == Band::High
                 && previous.is_some()
-                && before.and_then(|e| e.band) != Some(Band::High),
-            drivers: drivers(model, &book, &rows.features[index]),
-            status: ClientStatus::Active,
-            corporation,
-        }
-    };
-    // The ranked entries in two halves on two cores (the drivers are most of the work).
-    let (first, second) = active.split_at(active.len() / 2);
-    let mut entries = std::thread::scope(|scope| {
-        let later = scope.spawn(|| {
-            let start = first.len();
-            let entries = second.iter().enumerate();
-            entries
-                .map(|(offset, &index)| entry_of(start + offset, index))
-                .collect::<Vec<_>>()
-        });
-        let mut entries = Vec::with_capacity(rows.corporations.len());
-        entries.extend(
-            first
-                .iter()
-                .enumerate()
-                .map(|(position, &index)| entry_of(position, index)),
+                && before[position].and_then(|e| e.band) != Some(Band::High),
         );
-        let later = joined(later, "the ranked entries")?;
-        entries.extend(later);
-        Ok::<_, RiskListError>(entries)
-    })?;
-    let mut counts = [0u64; 3];
-    let mut newly_high = 0;
-    for entry in &entries {
-        if let Some(band) = entry.band {
-            counts[band as usize] += 1;
+    }
+    let previous_probability = before
+        .iter()
+        .map(|b| b.and_then(|e| e.probability))
+        .collect();
+
+    let book = driver_book(model);
+    let features = book.len();
+    let mut standardized = vec![Vec::with_capacity(ranked); features];
+    let mut contribution = vec![Vec::with_capacity(ranked); features];
+    let mut phrase = vec![Vec::with_capacity(ranked); features];
+    for (f, entry) in book.iter().enumerate() {
+        for &index in &order[..ranked] {
+            let value = entry.raw_index.and_then(|i| rows.features[index][i]);
+            let raw = value.map_or(entry.impute_value, |v| v as f64);
+            let z = (raw - entry.mean) / entry.std;
+            let c = entry.coefficient_standardized * z;
+            standardized[f].push(z);
+            contribution[f].push(c);
+            phrase[f].push(entry.phrases.index_of(value, z, c));
         }
-        newly_high += u64::from(entry.newly_high);
     }
-    for &index in &exited {
-        let corporation = rows.corporations[index].to_string();
-        let previous_probability = previous_of
-            .get(corporation.as_str())
-            .and_then(|e| e.probability);
-        entries.push(RiskEntry {
-            corporation,
-            status: ClientStatus::Exited,
-            rank: None,
-            probability: None,
-            band: None,
-            previous_probability,
-            probability_change: None,
-            newly_high: false,
-            drivers: Vec::new(),
-        });
+    // Stable, like sort_drivers: ties keep model order.
+    let mut driver_order = Vec::with_capacity(ranked * features);
+    let mut one: Vec<u8> = Vec::with_capacity(features);
+    let size = |feature: u8, position: usize| contribution[usize::from(feature)][position].abs();
+    for position in 0..ranked {
+        one.clear();
+        one.extend((0..features).map(|f| u8::try_from(f).unwrap_or(u8::MAX)));
+        one.sort_by(|&a, &b| size(b, position).total_cmp(&size(a, position)));
+        driver_order.extend_from_slice(&one);
     }
+
+    let exited_count = order.len() - ranked;
     let meta = RiskListMeta {
         run_id: provenance.run_id,
         generated_at: Utc::now(),
@@ -569,13 +731,13 @@ pub fn build_risk_list(
         rows_read: rows.rows_read,
         rows_without_corporation: rows.rows_without_corporation,
         clients: rows.corporations.len() as u64 + rows.exited_earlier,
-        ranked: active.len() as u64,
-        exited: exited.len() as u64,
+        ranked: ranked as u64,
+        exited: exited_count as u64,
         exited_earlier: rows.exited_earlier,
         high: counts[Band::High as usize],
         watch: counts[Band::Watch as usize],
         low: counts[Band::Low as usize],
-        newly_high,
+        newly_high: newly_high.iter().filter(|&&n| n).count() as u64,
         previous_run_id: previous.map(|p| p.meta.run_id.clone()),
         lineage: provenance.lineage,
         incremental: rows.incremental,
@@ -590,5 +752,18 @@ pub fn build_risk_list(
             })
             .collect(),
     };
-    Ok(RiskList { meta, entries })
+    Ok(BuiltList {
+        meta,
+        rows,
+        order,
+        probability,
+        band,
+        newly_high,
+        previous_probability,
+        standardized,
+        contribution,
+        phrase,
+        driver_order,
+        book,
+    })
 }

@@ -13,11 +13,12 @@ const DEGREES: [(&str, f64); 3] = [("far", 2.0), ("well", 1.0), ("slightly", 0.2
 const EFFECTS: [&str; 3] = ["raises the risk", "lowers the risk", "no effect"];
 
 /// Every phrase one feature's driver can read (unknown; 3 sizes × 2 sides and "about average",
-/// × 3 effects), made once per list rather than once per client.
+/// × 3 effects), made once per list rather than once per client; a client's phrase is kept as
+/// its index ([`Phrases::index_of`]).
 pub struct Phrases {
-    unknown: Arc<str>,
-    /// By position (far below … about average … far above), then effect.
-    known: [[Arc<str>; 3]; 7],
+    /// Index 0: the value is unknown; then by position (far below … about average … far
+    /// above) and, within a position, by effect.
+    all: Vec<Arc<str>>,
 }
 
 impl Phrases {
@@ -33,19 +34,20 @@ impl Phrases {
             3 => format!("{what} about the average client's"),
             _ => format!("{what} {} above the average client's", DEGREES[6 - index].0),
         };
-        Phrases {
-            unknown: format!("{what} unknown (taken as the average client's): no effect").into(),
-            known: std::array::from_fn(|index| {
-                let position = position(index);
-                EFFECTS.map(|effect| format!("{position}: {effect}").into())
-            }),
+        let mut all: Vec<Arc<str>> =
+            vec![format!("{what} unknown (taken as the average client's): no effect").into()];
+        for index in 0..7 {
+            let position = position(index);
+            all.extend(EFFECTS.map(|effect| format!("{position}: {effect}").into()));
         }
+        Phrases { all }
     }
 
-    /// The phrase of a driver with this raw value, standardised value and contribution.
-    pub fn of(&self, value: Option<i64>, standardized: f64, contribution: f64) -> &Arc<str> {
+    /// The index of the phrase of a driver with this raw value, standardised value and
+    /// contribution.
+    pub fn index_of(&self, value: Option<i64>, standardized: f64, contribution: f64) -> u8 {
         if value.is_none() {
-            return &self.unknown;
+            return 0;
         }
         let size = standardized.abs();
         let degree = DEGREES.iter().position(|(_, at_least)| size >= *at_least);
@@ -61,7 +63,18 @@ impl Phrases {
         } else {
             2
         };
-        &self.known[position][effect]
+        // At most 1 + 6 × 3 + 2 = 21.
+        (1 + position * 3 + effect) as u8
+    }
+
+    /// The phrase at `index` (from [`Phrases::index_of`]).
+    pub fn get(&self, index: u8) -> &Arc<str> {
+        &self.all[usize::from(index)]
+    }
+
+    /// The phrase of a driver with this raw value, standardised value and contribution.
+    pub fn of(&self, value: Option<i64>, standardized: f64, contribution: f64) -> &Arc<str> {
+        self.get(self.index_of(value, standardized, contribution))
     }
 }
 

@@ -34,7 +34,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 pub use build::{
-    LatestRows, PreviousClient, PreviousList, Provenance, build_risk_list, latest_rows,
+    BuiltList, LatestRows, PreviousClient, PreviousList, Provenance, build_risk_list, latest_rows,
     latest_rows_newest_first, recent_exits_from, rows_for_new_list,
 };
 pub use drivers::driver_phrase;

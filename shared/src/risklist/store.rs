@@ -31,8 +31,8 @@ use parquet::schema::types::ColumnPath;
 use serde::{Deserialize, Serialize};
 
 use super::build::{
-    PreviousClient, PreviousList, Provenance, build_risk_list, first_row_needed, rows_for_new_list,
-    sort_drivers,
+    BuiltList, PreviousClient, PreviousList, Provenance, build_list, first_row_needed,
+    rows_for_new_list, sort_drivers,
 };
 use super::compiled_rows::CompiledRows;
 use super::drivers::Phrases;
@@ -90,7 +90,7 @@ pub async fn write_risk_list(
     pipeline: &Pipeline,
     run_id: &str,
     bands: &RiskBands,
-) -> Result<(RiskListRecord, RiskList), StepError> {
+) -> Result<(RiskListRecord, BuiltList), StepError> {
     // Where the time goes (logged): reading, the rows, scoring, encoding, writing.
     let ms = |since: Instant| since.elapsed().as_secs_f64() * 1e3;
     let started = Instant::now();
@@ -120,7 +120,7 @@ pub async fn write_risk_list(
         drop(compiled);
         let rows_ms = ms(step);
         let step = Instant::now();
-        let list = build_risk_list(&model, &rows, previous.as_ref(), &bands, provenance)?;
+        let list = build_list(&model, rows, previous.as_ref(), &bands, provenance)?;
         let score_ms = ms(step);
         let step = Instant::now();
         // One Arrow batch, encoded twice on two cores; the previous list is freed meanwhile.
@@ -205,7 +205,7 @@ pub async fn write_after_run(
     run_id: &str,
     record: &RunRecord,
     checked_new_data: bool,
-) -> Result<Option<(RiskListRecord, RiskList)>, StepError> {
+) -> Result<Option<(RiskListRecord, BuiltList)>, StepError> {
     let deployed_now = record.model_after.is_some() && record.model_after != record.model_before;
     if record.model_after.is_none() || !(deployed_now || checked_new_data) {
         return Ok(None);
@@ -307,22 +307,24 @@ fn contribution_column(feature: &str) -> String {
     format!("{feature}_contribution")
 }
 
-/// The drivers' phrases, largest first, as one text field per entry (`"; "` between them).
-fn drivers_column(entries: &[RiskEntry]) -> StringArray {
-    let bytes = entries
-        .iter()
-        .flat_map(|e| &e.drivers)
-        .map(|d| d.phrase.len() + 2)
+/// The drivers' phrases, largest first, as one text field per client (`"; "` between them;
+/// empty for a client that left).
+fn drivers_column(list: &BuiltList) -> StringArray {
+    let positions = 0..list.len();
+    let bytes = positions
+        .clone()
+        .flat_map(|p| list.phrases(p))
+        .map(|phrase| phrase.len() + 2)
         .sum();
-    let mut column = StringBuilder::with_capacity(entries.len(), bytes);
+    let mut column = StringBuilder::with_capacity(list.len(), bytes);
     let mut text = String::new();
-    for entry in entries {
+    for position in positions {
         text.clear();
-        for (index, driver) in entry.drivers.iter().enumerate() {
+        for (index, phrase) in list.phrases(position).enumerate() {
             if index > 0 {
                 text.push_str("; ");
             }
-            text.push_str(&driver.phrase);
+            text.push_str(phrase);
         }
         column.append_value(&text);
     }
@@ -330,9 +332,11 @@ fn drivers_column(entries: &[RiskEntry]) -> StringArray {
 }
 
 /// The list as one record batch: fixed columns, then value, standardised value and
-/// contribution per model feature.
-fn to_batch(list: &RiskList) -> Result<RecordBatch, RiskListError> {
-    let entries = &list.entries;
+/// contribution per model feature; made from the list's columns, not from entries.
+fn to_batch(list: &BuiltList) -> Result<RecordBatch, RiskListError> {
+    let clients = list.len();
+    let ranked = list.ranked();
+    let positions = || 0..clients;
     let mut fields = vec![
         Field::new("rank", DataType::UInt32, true),
         Field::new("corporation", DataType::Utf8, false),
@@ -344,72 +348,61 @@ fn to_batch(list: &RiskList) -> Result<RecordBatch, RiskListError> {
         Field::new("newly_high", DataType::Boolean, false),
         Field::new("drivers", DataType::Utf8, false),
     ];
+    let code_bytes = positions().map(|p| list.corporation(p).len()).sum();
+    let mut corporations = StringBuilder::with_capacity(clients, code_bytes);
+    for position in positions() {
+        corporations.append_value(list.corporation(position));
+    }
+    let status = |p: usize| {
+        if p < ranked {
+            ClientStatus::Active
+        } else {
+            ClientStatus::Exited
+        }
+    };
+    let change = |p: usize| {
+        list.probability(p)
+            .zip(list.previous_probability(p))
+            .map(|(now, before)| now - before)
+    };
     let mut columns: Vec<ArrayRef> = vec![
-        Arc::new(entries.iter().map(|e| e.rank).collect::<UInt32Array>()),
         Arc::new(
-            entries
-                .iter()
-                .map(|e| Some(e.corporation.as_str()))
+            positions()
+                .map(|p| (p < ranked).then(|| u32::try_from(p + 1).unwrap_or(u32::MAX)))
+                .collect::<UInt32Array>(),
+        ),
+        Arc::new(corporations.finish()),
+        Arc::new(
+            positions()
+                .map(|p| Some(status(p).name()))
                 .collect::<StringArray>(),
         ),
         Arc::new(
-            entries
-                .iter()
-                .map(|e| Some(e.status.name()))
+            positions()
+                .map(|p| list.probability(p))
+                .collect::<Float64Array>(),
+        ),
+        Arc::new(
+            positions()
+                .map(|p| list.band(p).map(Band::name))
                 .collect::<StringArray>(),
         ),
         Arc::new(
-            entries
-                .iter()
-                .map(|e| e.probability)
+            positions()
+                .map(|p| list.previous_probability(p))
                 .collect::<Float64Array>(),
         ),
+        Arc::new(positions().map(change).collect::<Float64Array>()),
         Arc::new(
-            entries
-                .iter()
-                .map(|e| e.band.map(Band::name))
-                .collect::<StringArray>(),
-        ),
-        Arc::new(
-            entries
-                .iter()
-                .map(|e| e.previous_probability)
-                .collect::<Float64Array>(),
-        ),
-        Arc::new(
-            entries
-                .iter()
-                .map(|e| e.probability_change)
-                .collect::<Float64Array>(),
-        ),
-        Arc::new(
-            entries
-                .iter()
-                .map(|e| Some(e.newly_high))
+            positions()
+                .map(|p| Some(list.newly_high(p)))
                 .collect::<BooleanArray>(),
         ),
-        Arc::new(drivers_column(entries)),
+        Arc::new(drivers_column(list)),
     ];
-    // Each client's drivers found once per feature, for the feature's three columns.
-    let features = &list.meta.features;
-    let mut values = vec![Vec::with_capacity(entries.len()); features.len()];
-    let mut standardized = vec![Vec::with_capacity(entries.len()); features.len()];
-    let mut contributions = vec![Vec::with_capacity(entries.len()); features.len()];
-    for entry in entries {
-        for (index, feature) in features.iter().enumerate() {
-            let driver = entry.driver(&feature.name);
-            values[index].push(driver.and_then(|d| d.value));
-            standardized[index].push(driver.map(|d| d.standardized));
-            contributions[index].push(driver.map(|d| d.contribution));
-        }
-    }
-    let per_feature = features
-        .iter()
-        .zip(values)
-        .zip(standardized)
-        .zip(contributions);
-    for (((feature, values), standardized), contributions) in per_feature {
+    for (index, feature) in list.meta.features.iter().enumerate() {
         let name = feature.name.as_str();
+        let at = |p: usize| list.feature_at(index, p);
         fields.push(Field::new(value_column(name), DataType::Int64, true));
         fields.push(Field::new(
             standardized_column(name),
@@ -421,9 +414,12 @@ fn to_batch(list: &RiskList) -> Result<RecordBatch, RiskListError> {
             DataType::Float64,
             true,
         ));
-        columns.push(Arc::new(Int64Array::from(values)));
-        columns.push(Arc::new(Float64Array::from(standardized)));
-        columns.push(Arc::new(Float64Array::from(contributions)));
+        let values: Int64Array = positions().map(|p| at(p).and_then(|f| f.0)).collect();
+        let standardized: Float64Array = positions().map(|p| at(p).map(|f| f.1)).collect();
+        let contributions: Float64Array = positions().map(|p| at(p).map(|f| f.2)).collect();
+        columns.push(Arc::new(values));
+        columns.push(Arc::new(standardized));
+        columns.push(Arc::new(contributions));
     }
     RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(|e| {
         RiskListError::Encode {
@@ -433,12 +429,8 @@ fn to_batch(list: &RiskList) -> Result<RecordBatch, RiskListError> {
     })
 }
 
-/// The list as a Parquet file with its [`RiskListMeta`] in the key-value metadata.
-pub fn to_parquet(list: &RiskList) -> Result<Vec<u8>, RiskListError> {
-    batch_to_parquet(&list.meta, &to_batch(list)?)
-}
-
-/// [`to_parquet`] of the list's [`to_batch`].
+/// The list's [`to_batch`] as a Parquet file with its [`RiskListMeta`] in the key-value
+/// metadata.
 fn batch_to_parquet(meta: &RiskListMeta, batch: &RecordBatch) -> Result<Vec<u8>, RiskListError> {
     let encode = |detail: String| RiskListError::Encode {
         format: "Parquet",
@@ -483,14 +475,10 @@ pub const CSV_PROBABILITY_DECIMALS: u32 = 6;
 /// Decimals of the standardised values and contributions in the CSV.
 pub const CSV_SCALE_DECIMALS: u32 = 4;
 
-/// The list as CSV with a header row: the same columns as the Parquet file (text cells made
-/// [spreadsheet-safe](spreadsheet_safe); probabilities with [`CSV_PROBABILITY_DECIMALS`]
-/// decimals, standardised values and contributions with [`CSV_SCALE_DECIMALS`]).
-pub fn to_csv(list: &RiskList) -> Result<Vec<u8>, RiskListError> {
-    batch_to_csv(&to_batch(list)?)
-}
-
-/// [`to_csv`] of the list's [`to_batch`], written field by field into one buffer.
+/// The list's [`to_batch`] as CSV with a header row: the same columns as the Parquet file (text
+/// cells made [spreadsheet-safe](spreadsheet_safe); probabilities with
+/// [`CSV_PROBABILITY_DECIMALS`] decimals, standardised values and contributions with
+/// [`CSV_SCALE_DECIMALS`]), written field by field into one buffer.
 fn batch_to_csv(batch: &RecordBatch) -> Result<Vec<u8>, RiskListError> {
     let encode = |detail: String| RiskListError::Encode {
         format: "CSV",

@@ -335,9 +335,12 @@ async fn the_parquet_file_reads_back_as_the_list_written() {
         .await
         .unwrap();
     let bands = RiskBands::new(Some(0.3), 0.5).unwrap();
-    let (record, written) = write_risk_list(&pipeline, "run-on-demand", &bands)
+    let (record, built) = write_risk_list(&pipeline, "run-on-demand", &bands)
         .await
         .unwrap();
+    // What was encoded from the columns reads back as the entries the columns make.
+    let written = built.to_list();
+    assert_eq!(built.top_ranked(3), written.entries[..3]);
     let read = load_latest(&pipeline.locations.reports)
         .await
         .unwrap()
