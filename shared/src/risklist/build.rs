@@ -20,8 +20,8 @@ use super::{
     Band, ClientStatus, DataLineage, Driver, FeatureScale, RiskBands, RiskEntry, RiskList,
     RiskListError, RiskListMeta, joined,
 };
-use crate::data::DataError;
 use crate::data::schema::{COLUMNS, FEATURES, client_schema};
+use crate::data::{DataError, Prehashed};
 use crate::model::TrainedModel;
 use crate::records::{FileOutcome, IngestionRecord};
 
@@ -107,7 +107,7 @@ pub fn latest_rows(
 ) -> Result<LatestRows, RiskListError> {
     let mut latest = LatestRows::default();
     // Keyed by the code's 128-bit key, so each new client's code is allocated once (its row).
-    let mut slots: HashMap<u128, usize, KeyHash> = HashMap::default();
+    let mut slots: HashMap<u128, usize, Prehashed> = HashMap::default();
     let position = |name: &str| COLUMNS.iter().position(|c| *c == name).unwrap_or_default();
     let feature_columns = FEATURES.map(position);
     for batch in batches {
@@ -157,34 +157,6 @@ const KEY_SEEDS: [u64; 2] = [0x5EED_C0DE_0000_0001, 0x5EED_C0DE_0000_0002];
 /// million), and the codes are the company's own client data, not chosen by an adversary, so a
 /// collision (which would hide a client's older rows behind another's) is not a practical
 /// concern.
-/// Hashes a [`code_key`] by taking its low half: the key is already a hash, so hashing it
-/// again (as a default hasher would) is work for nothing in a set of millions.
-#[derive(Default)]
-struct KeyHasher(u64);
-
-impl std::hash::Hasher for KeyHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write_u128(&mut self, key: u128) {
-        self.0 ^= key as u64;
-    }
-
-    /// Not used by a `u128` key; any other input is folded in 8 bytes at a time.
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word))
-                .wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        }
-    }
-}
-
-/// What the sets and maps of [`code_key`]s hash with.
-type KeyHash = std::hash::BuildHasherDefault<KeyHasher>;
-
 fn code_key(code: &str) -> u128 {
     let [low, high] =
         KEY_SEEDS.map(|seed| foldhash::quality::FixedState::with_seed(seed).hash_one(code));
@@ -203,42 +175,79 @@ pub fn latest_rows_newest_first(
         recent_from,
         ..LatestRows::default()
     };
-    let mut seen: HashSet<u128, KeyHash> = HashSet::default();
+    // The codes seen, in two halves by a bit of their key, each searched on its own core: the
+    // set is tens of megabytes, and its cache misses were most of the pass.
+    let mut seen: [HashSet<u128, Prehashed>; 2] = Default::default();
     let position_of = |name: &str| COLUMNS.iter().position(|c| *c == name).unwrap_or_default();
     let feature_columns = FEATURES.map(position_of);
+    // Per group, reused: the group's rows with a code, newest first, as (key, batch, row).
+    let mut keyed: Vec<(u128, u32, u32)> = Vec::new();
     compiled.visit_groups_newest_first(|start, batches| {
-        let mut position = start + batches.iter().map(|b| b.num_rows() as u64).sum::<u64>();
-        for batch in batches.iter().rev() {
+        keyed.clear();
+        for (index, batch) in batches.iter().enumerate().rev() {
             latest.rows_read += batch.num_rows() as u64;
-            // read_parquet conforms every batch to the client schema, so these casts hold.
             let corporation = batch.column(0).as_string::<i32>();
-            let features = feature_columns.map(|i| batch.column(i).as_primitive::<Int64Type>());
-            let exited = batch.column(COLUMNS.len() - 1).as_primitive::<Int8Type>();
             for row in (0..batch.num_rows()).rev() {
-                position -= 1;
                 if corporation.is_null(row) {
                     latest.rows_without_corporation += 1;
-                    continue;
+                } else {
+                    let key = code_key(corporation.value(row));
+                    keyed.push((key, index as u32, row as u32));
                 }
-                let name = corporation.value(row);
-                if !seen.insert(code_key(name)) {
-                    continue;
-                }
-                let exit = exited.is_valid(row).then(|| exited.value(row));
-                if exit == Some(1) && position < recent_from {
-                    latest.exited_earlier += 1;
-                    continue;
-                }
-                latest.corporations.push(name.into());
-                latest
-                    .features
-                    .push(features.map(|column| column.is_valid(row).then(|| column.value(row))));
-                latest.exited.push(exit);
             }
+        }
+        let [low, high] = &mut seen;
+        let (newest_low, newest_high) = std::thread::scope(|scope| {
+            let keyed = &keyed;
+            let other = scope.spawn(move || first_sightings(keyed, high, true));
+            let mine = first_sightings(keyed, low, false);
+            Ok::<_, RiskListError>((mine, joined(other, "the seen codes")?))
+        })?;
+        // Where each batch starts, to tell a row's position.
+        let mut batch_start = Vec::with_capacity(batches.len());
+        let mut next = start;
+        for batch in &batches {
+            batch_start.push(next);
+            next += batch.num_rows() as u64;
+        }
+        for index in newest_low.into_iter().chain(newest_high) {
+            let (_, batch_index, row) = keyed[index];
+            let (batch_index, row) = (batch_index as usize, row as usize);
+            let batch = &batches[batch_index];
+            let position = batch_start[batch_index] + row as u64;
+            // read_parquet conforms every batch to the client schema, so these casts hold.
+            let corporation = batch.column(0).as_string::<i32>();
+            let exited = batch.column(COLUMNS.len() - 1).as_primitive::<Int8Type>();
+            let exit = exited.is_valid(row).then(|| exited.value(row));
+            if exit == Some(1) && position < recent_from {
+                latest.exited_earlier += 1;
+                continue;
+            }
+            let features = feature_columns.map(|i| batch.column(i).as_primitive::<Int64Type>());
+            latest.corporations.push(corporation.value(row).into());
+            latest
+                .features
+                .push(features.map(|column| column.is_valid(row).then(|| column.value(row))));
+            latest.exited.push(exit);
         }
         Ok(())
     })?;
     Ok(latest)
+}
+
+/// The indices in `keyed` (newest first) of the codes `seen` had not seen, among those whose
+/// key's top bit is `high`; they are added to `seen`.
+fn first_sightings(
+    keyed: &[(u128, u32, u32)],
+    seen: &mut HashSet<u128, Prehashed>,
+    high: bool,
+) -> Vec<usize> {
+    keyed
+        .iter()
+        .enumerate()
+        .filter(|(_, (key, _, _))| (key >> 127 == 1) == high && seen.insert(*key))
+        .map(|(index, _)| index)
+        .collect()
 }
 
 impl LatestRows {

@@ -7,7 +7,6 @@
 //! an orphan no record names). Source objects are only read, never moved, rewritten or deleted.
 
 use std::collections::HashSet;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender, SyncSender};
 use std::time::Instant;
@@ -24,6 +23,7 @@ use super::compiled::{
 };
 use super::statistics::write_part_statistics;
 use super::{Pipeline, StepError};
+use crate::data::Prehashed;
 use crate::data::csv::CsvBatchReader;
 use crate::data::error::DataError;
 use crate::data::parquet::ParquetBatchWriter;
@@ -288,7 +288,7 @@ async fn check_against_history(
         return Ok((compiler, Vec::new()));
     }
     let parts = previous.parts();
-    let mut in_history: HashSet<u128, BuildHasherDefault<Prehashed>> = HashSet::default();
+    let mut in_history: HashSet<u128, Prehashed> = HashSet::default();
     let mut missing: Vec<(usize, CompiledPart)> = Vec::new();
     let mut indexed: Vec<(usize, CompiledPart)> = Vec::new();
     for (position, part) in parts.into_iter().enumerate() {
@@ -967,7 +967,7 @@ struct Compiler {
     // rows. Holding fingerprints instead of rows keeps memory at 16 bytes a row (about 29 with
     // the table's spare capacity); a false "duplicate" needs a 128-bit collision, about 1 in
     // 10^23 for ten million rows.
-    seen: HashSet<u128, BuildHasherDefault<Prehashed>>,
+    seen: HashSet<u128, Prehashed>,
     /// Rows written by this run.
     rows: u64,
     /// The fingerprints of the rows in the open part (its index, once sorted).
@@ -988,28 +988,6 @@ struct Pending {
     batches: Vec<(RecordBatch, Vec<u128>, usize)>,
     /// Each finished file's answer channel and its duplicates within this run.
     replies: Vec<(Sender<u64>, u64)>,
-}
-
-/// The hasher of a set whose keys are already hashes: the table uses the key's low 64 bits as
-/// they are, instead of hashing them again (SipHash on every insert was a third of ingestion).
-#[derive(Default)]
-struct Prehashed(u64);
-
-impl Hasher for Prehashed {
-    fn write(&mut self, bytes: &[u8]) {
-        // Only u128 keys are hashed here; any other input still gets a sound (if slow) hash.
-        for &byte in bytes {
-            self.0 = (self.0 ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01B3);
-        }
-    }
-
-    fn write_u128(&mut self, key: u128) {
-        self.0 = key as u64;
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
 }
 
 /// Multiplies and folds the 128-bit product: the mixing step of wyhash and foldhash, a few
@@ -1139,20 +1117,13 @@ impl Compiler {
     }
 
     /// Adds to `found` the fingerprints of `history` that are among this run's rows.
-    fn find_in_history(
-        &self,
-        history: &[u128],
-        found: &mut HashSet<u128, BuildHasherDefault<Prehashed>>,
-    ) {
+    fn find_in_history(&self, history: &[u128], found: &mut HashSet<u128, Prehashed>) {
         found.extend(history.iter().filter(|f| self.seen.contains(f)));
     }
 
     /// Writes the held rows but those `in_history` (compiled before), in order, and answers
     /// each file with its duplicates (within this run and of the history).
-    fn settle(
-        mut self,
-        in_history: &HashSet<u128, BuildHasherDefault<Prehashed>>,
-    ) -> Result<Compiler, StepError> {
+    fn settle(mut self, in_history: &HashSet<u128, Prehashed>) -> Result<Compiler, StepError> {
         let Some(pending) = self.pending.take() else {
             return Ok(self);
         };
