@@ -962,7 +962,8 @@ fn parse_csv(
 /// in earlier ingestions, by [`check_against_history`] before anything is written). Every
 /// `part_rows` rows it closes the part and hands it to the part writer.
 struct Compiler {
-    writer: ParquetBatchWriter<Vec<u8>>,
+    /// Encodes the kept rows into the open part, on a thread of its own.
+    encoder: PartEncoder,
     // 128-bit row fingerprints (two independent 64-bit hashes of every field) of this run's
     // rows. Holding fingerprints instead of rows keeps memory at 16 bytes a row (about 29 with
     // the table's spare capacity); a false "duplicate" needs a 128-bit collision, about 1 in
@@ -974,8 +975,7 @@ struct Compiler {
     part_fingerprints: Vec<u128>,
     /// Rows after which the open part is closed.
     part_rows: u64,
-    /// Where closed parts go (the part writer), and how many went.
-    closed_parts: tokio::sync::mpsc::Sender<ClosedPart>,
+    /// How many parts were closed.
     closed: usize,
     /// The rows held until they are checked against the history (`None`: written as they come).
     pending: Option<Pending>,
@@ -1092,12 +1092,11 @@ impl Compiler {
         closed_parts: tokio::sync::mpsc::Sender<ClosedPart>,
     ) -> Result<Self, StepError> {
         Ok(Compiler {
-            writer: ParquetBatchWriter::new(names::COMPILED_DATA, Vec::new())?,
+            encoder: PartEncoder::spawn(closed_parts)?,
             seen: HashSet::default(),
             rows: 0,
             part_fingerprints: Vec::new(),
             part_rows: part_rows.max(1),
-            closed_parts,
             closed: 0,
             pending: defer.then(Pending::default),
         })
@@ -1155,11 +1154,11 @@ impl Compiler {
     ) -> Result<(), StepError> {
         let kept = keep.true_count();
         if kept == batch.num_rows() {
-            self.writer.write(batch)?;
+            self.encoder.send(ToEncoder::Rows(batch.clone()))?;
             self.part_fingerprints.extend_from_slice(fingerprints);
         } else if kept > 0 {
             let filtered = filter_record_batch(batch, keep).map_err(StepError::DropDuplicates)?;
-            self.writer.write(&filtered)?;
+            self.encoder.send(ToEncoder::Rows(filtered))?;
             self.part_fingerprints.extend(
                 fingerprints
                     .iter()
@@ -1174,27 +1173,14 @@ impl Compiler {
         Ok(())
     }
 
-    /// Closes the open part (if it has rows) and hands it to the part writer.
+    /// Closes the open part (if it has rows): the encoder finishes it and hands it to the part
+    /// writer.
     fn close_part(&mut self) -> Result<(), StepError> {
         if self.part_fingerprints.is_empty() {
             return Ok(());
         }
-        let writer = std::mem::replace(
-            &mut self.writer,
-            ParquetBatchWriter::new(names::COMPILED_DATA, Vec::new())?,
-        );
-        let (bytes, rows) = writer.finish_into_inner()?;
-        let mut fingerprints = std::mem::take(&mut self.part_fingerprints);
-        fingerprints.sort_unstable();
-        // The vector grew by doubling: up to half of it is spare while the part waits.
-        fingerprints.shrink_to_fit();
-        // Refused only when the part writer stopped on an error, which it reports itself
-        // (and the count of closed parts then differs from the written ones).
-        let _ = self.closed_parts.blocking_send(ClosedPart {
-            bytes,
-            rows,
-            fingerprints,
-        });
+        let fingerprints = std::mem::take(&mut self.part_fingerprints);
+        self.encoder.send(ToEncoder::Close(fingerprints))?;
         self.closed += 1;
         Ok(())
     }
@@ -1259,10 +1245,100 @@ impl Compiler {
         Ok(self)
     }
 
-    /// Closes the last part; returns how many parts this run closed.
+    /// Closes the last part; returns how many parts this run closed, once the encoder has
+    /// handed them all to the part writer.
     fn finish(mut self) -> Result<usize, StepError> {
         self.close_part()?;
+        self.encoder.finish()?;
         Ok(self.closed)
+    }
+}
+
+/// What the compiler sends its part encoder.
+enum ToEncoder {
+    /// Rows to add to the open part.
+    Rows(RecordBatch),
+    /// The open part is full: finish it, with its rows' fingerprints (sorted there).
+    Close(Vec<u128>),
+}
+
+/// The thread that encodes the compiler's kept rows into Parquet parts and hands each closed
+/// part to the part writer. Encoding was half of the compiler's time, and the compiler the
+/// slowest stage of a first ingestion; on a thread of its own it overlaps parsing and
+/// de-duplication.
+struct PartEncoder {
+    inbox: Option<SyncSender<ToEncoder>>,
+    thread: Option<std::thread::JoinHandle<Result<(), StepError>>>,
+}
+
+impl PartEncoder {
+    fn spawn(closed_parts: tokio::sync::mpsc::Sender<ClosedPart>) -> Result<Self, StepError> {
+        let new_part = || ParquetBatchWriter::new(names::COMPILED_DATA, Vec::new());
+        let mut part = new_part()?;
+        // A few batches in flight: enough to keep both threads busy, little memory.
+        let (inbox, messages) = std::sync::mpsc::sync_channel::<ToEncoder>(4);
+        let span = tracing::Span::current();
+        let encode = move || {
+            span.in_scope(|| {
+                for message in messages {
+                    match message {
+                        ToEncoder::Rows(batch) => part.write(&batch)?,
+                        ToEncoder::Close(mut fingerprints) => {
+                            let (bytes, rows) =
+                                std::mem::replace(&mut part, new_part()?).finish_into_inner()?;
+                            fingerprints.sort_unstable();
+                            // The vector grew by doubling: up to half of it is spare while the
+                            // part waits.
+                            fingerprints.shrink_to_fit();
+                            let closed = ClosedPart {
+                                bytes,
+                                rows,
+                                fingerprints,
+                            };
+                            // Refused only when the part writer stopped on an error, which it
+                            // reports itself (the count of closed parts then differs from the
+                            // written ones).
+                            if closed_parts.blocking_send(closed).is_err() {
+                                return Ok(());
+                            }
+                        }
+                    }
+                }
+                Ok(())
+            })
+        };
+        let thread = std::thread::Builder::new()
+            .name("part-encoder".into())
+            .spawn(encode)
+            .map_err(|_| StepError::WorkerStopped {
+                work: "the compiled-part encoder",
+            })?;
+        Ok(PartEncoder {
+            inbox: Some(inbox),
+            thread: Some(thread),
+        })
+    }
+
+    /// Sends `message`; when the encoder has stopped, its error.
+    fn send(&mut self, message: ToEncoder) -> Result<(), StepError> {
+        let sent = self.inbox.as_ref().map(|inbox| inbox.send(message));
+        match sent {
+            Some(Ok(())) => Ok(()),
+            _ => self.finish(),
+        }
+    }
+
+    /// Waits until every part sent is handed to the part writer; the encoder's error if it
+    /// stopped on one.
+    fn finish(&mut self) -> Result<(), StepError> {
+        self.inbox = None;
+        match self.thread.take().map(std::thread::JoinHandle::join) {
+            None | Some(Ok(Ok(()))) => Ok(()),
+            Some(Ok(Err(error))) => Err(error),
+            Some(Err(_)) => Err(StepError::WorkerStopped {
+                work: "the compiled-part encoder",
+            }),
+        }
     }
 }
 

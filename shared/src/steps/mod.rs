@@ -151,6 +151,10 @@ pub enum StepError {
         "a worker thread of this step stopped unexpectedly ({0}); this is a bug: report it with the log lines above"
     )]
     Worker(#[from] tokio::task::JoinError),
+    #[error(
+        "{work} stopped unexpectedly (its thread could not start or panicked); this is a bug: report it with the log lines above"
+    )]
+    WorkerStopped { work: &'static str },
     #[error("cannot encode the rejected rows of {file} as CSV: {source}")]
     EncodeRejectedRows {
         file: String,
