@@ -34,6 +34,7 @@ use crate::records::{
     CompiledData, CompiledPart, FileOutcome, FingerprintIndex, IngestedFile, IngestionRecord,
     ObjectRef, names,
 };
+use crate::stats::{DataStatistics, SummaryBuilder};
 use crate::store::{ByteReader, ObjectMeta, PutMode, StoreError};
 
 /// What one ingestion did (the default: nothing, as an idle tick that never ingests).
@@ -718,6 +719,7 @@ struct ClosedPart {
     bytes: Vec<u8>,
     rows: u64,
     fingerprints: Vec<u128>,
+    statistics: DataStatistics,
 }
 
 /// The task writing the parts the compiler closes; it answers every part written, in order.
@@ -743,6 +745,7 @@ fn spawn_part_writer(
             bytes,
             rows,
             fingerprints,
+            statistics,
         }) = to_write.recv().await
         {
             let name = match written.len() {
@@ -764,7 +767,7 @@ fn spawn_part_writer(
                 fingerprints: Some(index),
                 statistics: None,
             };
-            part.statistics = Some(write_part_statistics(&compiled, &part, bytes).await?);
+            part.statistics = Some(write_part_statistics(&compiled, &part, &statistics).await?);
             next_row += rows;
             written.push(part);
         }
@@ -1275,6 +1278,14 @@ impl PartEncoder {
     fn spawn(closed_parts: tokio::sync::mpsc::Sender<ClosedPart>) -> Result<Self, StepError> {
         let new_part = || ParquetBatchWriter::new(names::COMPILED_DATA, Vec::new());
         let mut part = new_part()?;
+        // The part's statistics, from its rows as they are encoded (not decoded again after).
+        let mut summary = SummaryBuilder::new();
+        let summarise = |summary: &mut SummaryBuilder, batch: &RecordBatch| {
+            summary.add(batch).map_err(|source| StepError::Summary {
+                url: names::COMPILED_DATA.to_string(),
+                source,
+            })
+        };
         // A few batches in flight: enough to keep both threads busy, little memory.
         let (inbox, messages) = std::sync::mpsc::sync_channel::<ToEncoder>(4);
         let span = tracing::Span::current();
@@ -1282,7 +1293,10 @@ impl PartEncoder {
             span.in_scope(|| {
                 for message in messages {
                     match message {
-                        ToEncoder::Rows(batch) => part.write(&batch)?,
+                        ToEncoder::Rows(batch) => {
+                            part.write(&batch)?;
+                            summarise(&mut summary, &batch)?;
+                        }
                         ToEncoder::Close(mut fingerprints) => {
                             let (bytes, rows) =
                                 std::mem::replace(&mut part, new_part()?).finish_into_inner()?;
@@ -1294,6 +1308,7 @@ impl PartEncoder {
                                 bytes,
                                 rows,
                                 fingerprints,
+                                statistics: std::mem::take(&mut summary).statistics(),
                             };
                             // Refused only when the part writer stopped on an error, which it
                             // reports itself (the count of closed parts then differs from the
@@ -1445,7 +1460,27 @@ mod tests {
             for part in &many_data.parts {
                 assert_eq!(part.first_row, next_row);
                 next_row += part.rows;
-                assert!(part.statistics.is_some(), "{}", part.key);
+                // The statistics computed as the part was encoded are those of its rows.
+                let stored = part.statistics.as_ref().unwrap();
+                let compiled = &split.locations.compiled_data;
+                let (_, stats) = compiled
+                    .get(&stored.key, Some(&stored.object.version_id))
+                    .await
+                    .unwrap();
+                let stats: crate::stats::DataStatistics = serde_json::from_slice(&stats).unwrap();
+                let (_, bytes) = compiled
+                    .get(&part.key, Some(&part.object.version_id))
+                    .await
+                    .unwrap();
+                let decoded = super::super::compiled::fetched_part(
+                    &part.key,
+                    part.first_row,
+                    part.rows,
+                    bytes,
+                );
+                let from_rows = super::super::statistics::statistics_of_part(&decoded).unwrap();
+                assert_eq!(stats, from_rows, "{}", part.key);
+                assert!(stats.describes(part.rows), "{}", part.key);
                 let index = part.fingerprints.as_ref().unwrap();
                 let (_, bytes) = split
                     .locations

@@ -38,22 +38,17 @@ pub fn statistics_of_part(part: &FetchedPart) -> Result<DataStatistics, StepErro
     Ok(builder.statistics())
 }
 
-/// Computes and writes the statistics of the part just written at `part` (its bytes in
-/// `bytes`). Their content follows from the part's, so a run that writes them again writes the
-/// same bytes.
+/// Writes `statistics`, those of the part just written at `part` (computed from its rows as
+/// they were encoded). Their content follows from the part's, so a run that writes them again
+/// writes the same bytes.
 pub async fn write_part_statistics(
     compiled: &Location,
     part: &CompiledPart,
-    bytes: Bytes,
+    statistics: &DataStatistics,
 ) -> Result<PartStatistics, StepError> {
-    let fetched = FetchedPart {
-        part: part.clone(),
-        bytes,
-    };
-    let statistics = spawn_blocking_in_span(move || statistics_of_part(&fetched)).await??;
     let key = statistics_key(&part.key);
     let put = compiled
-        .put_json(&key, "part statistics", &statistics, PutMode::Overwrite)
+        .put_json(&key, "part statistics", statistics, PutMode::Overwrite)
         .await?;
     Ok(PartStatistics {
         object: ObjectRef::new(compiled, &put),
