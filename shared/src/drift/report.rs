@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::stats::{
     BootstrapInterval, DegradationTest, KsTest, LabelRateTest, MeanInterval, MinRows, PsiBin,
-    PsiBins, benjamini_hochberg_adjusted, bootstrap_interval, bootstrap_roc_auc_interval,
+    PsiBins, benjamini_hochberg_adjusted, bootstrap_f1_interval, bootstrap_roc_auc_interval,
     ks_two_sample, label_rate_test, log_loss_per_row, loss_degradation_test, mean_interval, psi,
     wasserstein_normed,
 };
@@ -213,16 +213,17 @@ fn performance(
         all
     };
     let resamples = settings.bootstrap_resamples;
-    drift.f1 = bootstrap_interval(
-        sample.len(),
+    let sampled_labels: Vec<u8> = sample.iter().map(|&i| labels[i]).collect();
+    let sampled_probabilities: Vec<f64> = sample.iter().map(|&i| probabilities[i]).collect();
+    drift.f1 = bootstrap_f1_interval(
+        &sampled_labels,
+        &sampled_probabilities,
+        threshold,
         resamples,
         settings.confidence,
         BOOTSTRAP_SEED,
-        |idx| f1_at(threshold, &mut idx.iter().map(|&i| sample[i])),
     )
     .ok();
-    let sampled_labels: Vec<u8> = sample.iter().map(|&i| labels[i]).collect();
-    let sampled_probabilities: Vec<f64> = sample.iter().map(|&i| probabilities[i]).collect();
     drift.roc_auc = bootstrap_roc_auc_interval(
         &sampled_labels,
         &sampled_probabilities,

@@ -33,9 +33,9 @@ pub use hypothesis::{
 pub use ks::{KS_EXACT_MAX_ROWS, KsMethod, KsTest, ks_two_sample, ks_two_sample_with};
 pub use normal::{normal_cdf, normal_quantile, normal_sf};
 pub use performance::{
-    BootstrapInterval, MeanInterval, bootstrap_interval, bootstrap_mean_interval,
-    bootstrap_roc_auc_interval, brier, log_loss, log_loss_per_row, mean_interval,
-    metrics_at_threshold, roc_auc,
+    BootstrapInterval, MeanInterval, bootstrap_f1_interval, bootstrap_interval,
+    bootstrap_mean_interval, bootstrap_roc_auc_interval, brier, log_loss, log_loss_per_row,
+    mean_interval, metrics_at_threshold, roc_auc,
 };
 
 /// What is wrong with the input of a drift statistic, and what to do about it.

@@ -15,8 +15,8 @@ use chrono::{DateTime, Utc};
 
 use crate::drift::report::{BOOTSTRAP_MAX_ROWS, BOOTSTRAP_SEED};
 use crate::drift::stats::{
-    BootstrapInterval, ConfidenceLevel, MeanInterval, bootstrap_interval, log_loss_per_row,
-    mean_interval,
+    BootstrapInterval, ConfidenceLevel, MeanInterval, bootstrap_f1_interval,
+    bootstrap_roc_auc_interval, log_loss_per_row, mean_interval,
 };
 use crate::lifecycle::profile::labelled_probabilities;
 use crate::model::{ClassificationMetrics, TrainedModel, classification_metrics};
@@ -318,23 +318,26 @@ pub fn test_metrics(
     } else {
         (0..rows).collect()
     };
-    // Each resample is scored from how often it drew each row (O(n), no sort).
+    // The drift check's counting bootstraps: each resample is scored from the rows it drew,
+    // without collecting or sorting it.
     let sample_labels: Vec<u8> = sample.iter().map(|&i| labels[i]).collect();
-    let sample_predicted: Vec<u8> = sample.iter().map(|&i| predicted[i]).collect();
     let sample_scores: Vec<f64> = sample.iter().map(|&i| probabilities[i]).collect();
-    let ranked = stats::RankedScores::new(&sample_scores);
-    let n = sample.len();
-    let f1 = bootstrap_interval(n, resamples, confidence, BOOTSTRAP_SEED, |idx| {
-        stats::weighted_f1(
-            &sample_labels,
-            &sample_predicted,
-            &stats::draw_counts(idx, n),
-        )
-    })
+    let f1 = bootstrap_f1_interval(
+        &sample_labels,
+        &sample_scores,
+        threshold,
+        resamples,
+        confidence,
+        BOOTSTRAP_SEED,
+    )
     .ok();
-    let roc = bootstrap_interval(n, resamples, confidence, BOOTSTRAP_SEED, |idx| {
-        ranked.weighted_auc(&sample_labels, &stats::draw_counts(idx, n))
-    })
+    let roc = bootstrap_roc_auc_interval(
+        &sample_labels,
+        &sample_scores,
+        resamples,
+        confidence,
+        BOOTSTRAP_SEED,
+    )
     .ok();
     let log_loss = log_loss_per_row(&labels, &probabilities)
         .ok()

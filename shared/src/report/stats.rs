@@ -174,90 +174,6 @@ pub fn score_histograms(labels: &[u8], probabilities: &[f64], bins: usize) -> (V
     (stayed, exited)
 }
 
-/// Rows ordered by score with their groups of tied scores, so that many bootstrap resamples of
-/// one data set are scored in O(n) each — a resample is how often each row was drawn — instead
-/// of collecting and sorting every resample.
-#[derive(Debug, Clone)]
-pub struct RankedScores {
-    /// Row indices, lowest score first.
-    order: Vec<usize>,
-    /// Where each group of equal scores ends in `order`.
-    group_ends: Vec<usize>,
-}
-
-impl RankedScores {
-    pub fn new(scores: &[f64]) -> Self {
-        let mut order: Vec<usize> = (0..scores.len()).collect();
-        order.sort_unstable_by(|&a, &b| scores[a].total_cmp(&scores[b]));
-        let mut group_ends = Vec::new();
-        for position in 1..=order.len() {
-            if position == order.len() || scores[order[position]] != scores[order[position - 1]] {
-                group_ends.push(position);
-            }
-        }
-        RankedScores { order, group_ends }
-    }
-
-    /// ROC AUC of the rows, row `i` counted `counts[i]` times (Mann–Whitney, ties one half,
-    /// as [`crate::drift::stats::roc_auc`] on the drawn rows); NaN when a class is absent.
-    pub fn weighted_auc(&self, labels: &[u8], counts: &[u32]) -> f64 {
-        let (mut negatives_below, mut numerator) = (0.0f64, 0.0f64);
-        let (mut positives, mut negatives) = (0.0f64, 0.0f64);
-        let mut start = 0;
-        for &end in &self.group_ends {
-            let (mut p, mut n) = (0.0f64, 0.0f64);
-            for &row in &self.order[start..end] {
-                let drawn = f64::from(counts[row]);
-                if labels[row] == 1 {
-                    p += drawn;
-                } else {
-                    n += drawn;
-                }
-            }
-            numerator += p * (negatives_below + n / 2.0);
-            negatives_below += n;
-            positives += p;
-            negatives += n;
-            start = end;
-        }
-        if positives == 0.0 || negatives == 0.0 {
-            f64::NAN
-        } else {
-            numerator / (positives * negatives)
-        }
-    }
-}
-
-/// F1 of predicted classes against labels, row `i` counted `counts[i]` times; 0 when there is
-/// no positive row and no positive prediction (scikit-learn's `zero_division=0`).
-pub fn weighted_f1(labels: &[u8], predicted: &[u8], counts: &[u32]) -> f64 {
-    let (mut tp, mut fp, mut fn_) = (0u64, 0u64, 0u64);
-    for ((&label, &guess), &drawn) in labels.iter().zip(predicted).zip(counts) {
-        let drawn = u64::from(drawn);
-        match (label, guess) {
-            (1, 1) => tp += drawn,
-            (0, 1) => fp += drawn,
-            (1, _) => fn_ += drawn,
-            _ => {}
-        }
-    }
-    let denominator = 2 * tp + fp + fn_;
-    if denominator == 0 {
-        0.0
-    } else {
-        (2 * tp) as f64 / denominator as f64
-    }
-}
-
-/// How often each of `rows` rows appears in a resample's indices.
-pub fn draw_counts(indices: &[usize], rows: usize) -> Vec<u32> {
-    let mut counts = vec![0u32; rows];
-    for &index in indices {
-        counts[index] += 1;
-    }
-    counts
-}
-
 /// At most `max` points of a curve, evenly spaced, first and last kept: a page stays small on a
 /// test set of millions of rows while the curve keeps its shape.
 pub fn thin(points: &[(f64, f64)], max: usize) -> Vec<(f64, f64)> {
@@ -403,40 +319,6 @@ mod tests {
             (2, 1),
             "0.1 is on an edge: it goes down, as in scikit-learn"
         );
-    }
-
-    #[test]
-    fn weighted_scores_equal_the_metrics_of_the_drawn_rows() {
-        use crate::drift::stats::roc_auc;
-        use crate::model::ConfusionMatrix;
-        let predicted: Vec<u8> = SCORES.iter().map(|&p| u8::from(p >= 0.5)).collect();
-        let ranked = RankedScores::new(&SCORES);
-        // A few resamples with repeats and ties, and the full set.
-        let resamples: [&[usize]; 4] = [
-            &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11],
-            &[1, 1, 4, 4, 2, 7, 8, 8, 8, 11, 0, 3],
-            &[5, 5, 5, 9, 9, 6, 2, 2, 10, 10, 1, 4],
-            &[0, 0, 0, 6, 6, 10, 10, 1, 4, 9, 9, 9],
-        ];
-        for indices in resamples {
-            let counts = draw_counts(indices, LABELS.len());
-            let labels: Vec<u8> = indices.iter().map(|&i| LABELS[i]).collect();
-            let scores: Vec<f64> = indices.iter().map(|&i| SCORES[i]).collect();
-            let guesses: Vec<u8> = indices.iter().map(|&i| predicted[i]).collect();
-            let auc = ranked.weighted_auc(&LABELS, &counts);
-            match roc_auc(&labels, &scores).unwrap() {
-                Some(expected) => assert!(
-                    close(auc, expected, 1e-12),
-                    "{indices:?}: {auc} vs {expected}"
-                ),
-                None => assert!(auc.is_nan(), "{indices:?}"),
-            }
-            let f1 = weighted_f1(&LABELS, &predicted, &counts);
-            let expected = ConfusionMatrix::from_labels(&labels, &guesses)
-                .unwrap()
-                .f1();
-            assert!(close(f1, expected, 1e-15), "{indices:?}");
-        }
     }
 
     #[test]

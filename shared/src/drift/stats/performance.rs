@@ -13,7 +13,7 @@ use super::{
     check_labels, check_same_length, invalid, mean_and_sample_variance,
 };
 use crate::drift::threshold::Threshold;
-use crate::model::{ClassificationMetrics, classification_metrics};
+use crate::model::{ClassificationMetrics, ConfusionMatrix, classification_metrics};
 
 /// Per-row log loss −ln P(observed label), the probability clipped to [ε, 1 − ε] with
 /// ε = `f64::EPSILON`, as scikit-learn's `log_loss` does (1.9: the dtype's machine epsilon),
@@ -204,6 +204,38 @@ pub fn bootstrap_roc_auc_interval(
     percentile_interval(estimate, distribution, resamples, confidence)
 }
 
+/// [`bootstrap_interval`] of the F1 score at `threshold` over `labels` and `scores`, exactly
+/// (the same resamples from the same seed): each row's cell of the confusion matrix is worked
+/// out once, and a resample only counts its draws' cells.
+pub fn bootstrap_f1_interval(
+    labels: &[u8],
+    scores: &[f64],
+    threshold: f64,
+    resamples: usize,
+    confidence: ConfidenceLevel,
+    seed: u64,
+) -> Result<BootstrapInterval, DriftStatsError> {
+    // 2 × exited + predicted to exit.
+    let cell: Vec<u8> = labels
+        .iter()
+        .zip(scores)
+        .map(|(&label, &score)| (u8::from(label != 0) << 1) | u8::from(score >= threshold))
+        .collect();
+    bootstrap_interval(labels.len(), resamples, confidence, seed, |idx| {
+        let mut counts = [0u64; 4];
+        for &i in idx {
+            counts[usize::from(cell[i])] += 1;
+        }
+        ConfusionMatrix {
+            true_negatives: counts[0],
+            false_positives: counts[1],
+            false_negatives: counts[2],
+            true_positives: counts[3],
+        }
+        .f1()
+    })
+}
+
 fn check_resamples(resamples: usize) -> Result<(), DriftStatsError> {
     if resamples >= 2 {
         Ok(())
@@ -363,6 +395,31 @@ mod tests {
         }
         let tiny = bootstrap_roc_auc_interval(&tiny_labels, &tiny_scores, 300, level, 1).unwrap();
         assert!(tiny.undefined_resamples > 0);
+    }
+
+    #[test]
+    fn the_counting_f1_bootstrap_is_the_one_over_resampled_rows_exactly() {
+        let level = ConfidenceLevel::new(0.95).unwrap();
+        let (labels, scores) = scored_rows(2000);
+        let rare: Vec<u8> = labels
+            .iter()
+            .enumerate()
+            .map(|(i, &l)| u8::from(l == 1 && i % 9 == 0))
+            .collect();
+        for labels in [&labels, &rare] {
+            for (threshold, seed) in [(0.5, 1), (0.31, 20_261_202)] {
+                let resampled = bootstrap_interval(labels.len(), 300, level, seed, |idx| {
+                    let l: Vec<u8> = idx.iter().map(|&i| labels[i]).collect();
+                    let p: Vec<f64> = idx.iter().map(|&i| scores[i]).collect();
+                    let predicted: Vec<u8> = p.iter().map(|&s| u8::from(s >= threshold)).collect();
+                    classification_metrics(&l, &predicted, &p).unwrap().f1
+                })
+                .unwrap();
+                let counting =
+                    bootstrap_f1_interval(labels, &scores, threshold, 300, level, seed).unwrap();
+                assert_eq!(counting, resampled);
+            }
+        }
     }
 
     const SMALL_LABELS: [u8; 10] = [0, 0, 1, 1, 0, 1, 0, 1, 1, 0];
