@@ -754,20 +754,22 @@ fn spawn_part_writer(
             };
             let key = part_key(&month, &name);
             let bytes = Bytes::from(bytes);
-            let put = compiled
-                .put(&key, bytes.clone(), PutMode::CreateOnly)
-                .await?;
-            let index = write_fingerprint_index(&compiled, &key, &fingerprints).await?;
+            // The part and its two sidecars at once: the sidecars follow from the part's
+            // content, and nothing names any of them until the ingestion record is committed.
+            let (put, index, statistics) = tokio::try_join!(
+                async { Ok::<_, StepError>(compiled.put(&key, bytes, PutMode::CreateOnly).await?) },
+                write_fingerprint_index(&compiled, &key, &fingerprints),
+                write_part_statistics(&compiled, &key, &statistics),
+            )?;
             drop(fingerprints);
-            let mut part = CompiledPart {
+            let part = CompiledPart {
                 key,
                 object: ObjectRef::new(&compiled, &put),
                 rows,
                 first_row: next_row,
                 fingerprints: Some(index),
-                statistics: None,
+                statistics: Some(statistics),
             };
-            part.statistics = Some(write_part_statistics(&compiled, &part, &statistics).await?);
             next_row += rows;
             written.push(part);
         }

@@ -38,15 +38,15 @@ pub fn statistics_of_part(part: &FetchedPart) -> Result<DataStatistics, StepErro
     Ok(builder.statistics())
 }
 
-/// Writes `statistics`, those of the part just written at `part` (computed from its rows as
-/// they were encoded). Their content follows from the part's, so a run that writes them again
-/// writes the same bytes.
+/// Writes `statistics`, those of the part at `part_key` (computed from its rows as they were
+/// encoded). Their content follows from the part's, so a run that writes them again writes the
+/// same bytes.
 pub async fn write_part_statistics(
     compiled: &Location,
-    part: &CompiledPart,
+    part_key: &str,
     statistics: &DataStatistics,
 ) -> Result<PartStatistics, StepError> {
-    let key = statistics_key(&part.key);
+    let key = statistics_key(part_key);
     let put = compiled
         .put_json(&key, "part statistics", statistics, PutMode::Overwrite)
         .await?;
