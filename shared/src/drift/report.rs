@@ -10,10 +10,10 @@ use arrow::array::RecordBatch;
 use serde::{Deserialize, Serialize};
 
 use super::stats::{
-    BootstrapInterval, DegradationTest, KsTest, LabelRateTest, MeanInterval, MinRows, PsiBin,
-    PsiBins, benjamini_hochberg_adjusted, bootstrap_f1_interval, bootstrap_roc_auc_interval,
-    ks_two_sample, label_rate_test, log_loss_per_row, loss_degradation_test, mean_interval, psi,
-    wasserstein_normed,
+    BootstrapInterval, ConfidenceLevel, DegradationTest, KsTest, LabelRateTest, MeanInterval,
+    MinRows, PsiBin, PsiBins, benjamini_hochberg_adjusted, bootstrap_f1_interval,
+    bootstrap_roc_auc_interval, ks_two_sample, label_rate_test, log_loss_per_row,
+    loss_degradation_test, mean_interval, psi, wasserstein_normed,
 };
 use crate::data::schema::FEATURES;
 use crate::lifecycle::gate::{fmt_auc, fmt_p};
@@ -188,50 +188,24 @@ fn performance(
     }
     let losses = log_loss_per_row(labels, probabilities).map_err(stats_error)?;
     drift.log_loss = mean_interval(&losses, settings.confidence).ok();
-    // F1 needs only the confusion counts: no AUC (a sort) per bootstrap resample.
     // (The labels are 0/1: log_loss_per_row checked them.)
-    let f1_at = |t: f64, rows: &mut dyn Iterator<Item = usize>| {
-        let mut matrix = ConfusionMatrix::default();
-        for i in rows {
-            match (labels[i], probabilities[i] >= t) {
-                (0, false) => matrix.true_negatives += 1,
-                (0, true) => matrix.false_positives += 1,
-                (_, false) => matrix.false_negatives += 1,
-                (_, true) => matrix.true_positives += 1,
-            }
+    let mut at_half = ConfusionMatrix::default();
+    for (&label, &probability) in labels.iter().zip(probabilities) {
+        match (label, probability >= 0.5) {
+            (0, false) => at_half.true_negatives += 1,
+            (0, true) => at_half.false_positives += 1,
+            (_, false) => at_half.false_negatives += 1,
+            (_, true) => at_half.true_positives += 1,
         }
-        matrix.f1()
-    };
-    let all: Vec<usize> = (0..rows).collect();
-    drift.f1_at_half = f1_at(0.5, &mut all.iter().copied());
-    // Bootstraps resample an evenly spaced subsample on large batches.
-    let sample: Vec<usize> = if rows > BOOTSTRAP_MAX_ROWS {
-        (0..BOOTSTRAP_MAX_ROWS)
-            .map(|i| i * rows / BOOTSTRAP_MAX_ROWS)
-            .collect()
-    } else {
-        all
-    };
-    let resamples = settings.bootstrap_resamples;
-    let sampled_labels: Vec<u8> = sample.iter().map(|&i| labels[i]).collect();
-    let sampled_probabilities: Vec<f64> = sample.iter().map(|&i| probabilities[i]).collect();
-    drift.f1 = bootstrap_f1_interval(
-        &sampled_labels,
-        &sampled_probabilities,
+    }
+    drift.f1_at_half = at_half.f1();
+    (drift.f1, drift.roc_auc) = bootstrap_f1_and_auc(
+        labels,
+        probabilities,
         threshold,
-        resamples,
+        settings.bootstrap_resamples,
         settings.confidence,
-        BOOTSTRAP_SEED,
-    )
-    .ok();
-    drift.roc_auc = bootstrap_roc_auc_interval(
-        &sampled_labels,
-        &sampled_probabilities,
-        resamples,
-        settings.confidence,
-        BOOTSTRAP_SEED,
-    )
-    .ok();
+    );
     if let Some(reference) = reference.filter(|r| !r.losses.is_empty()) {
         drift.test = Some(
             // The minimum applies to the new rows (decide() enforces it); a small reference is
@@ -246,6 +220,43 @@ fn performance(
         );
     }
     Ok(drift)
+}
+
+/// The F1 (at `threshold`) and ROC AUC intervals of a drift report, also used for the report's
+/// test figures: bootstraps from [`BOOTSTRAP_SEED`] over at most [`BOOTSTRAP_MAX_ROWS`] rows (an
+/// evenly spaced subsample of a larger batch); `None` where one is undefined.
+pub fn bootstrap_f1_and_auc(
+    labels: &[u8],
+    probabilities: &[f64],
+    threshold: f64,
+    resamples: usize,
+    confidence: ConfidenceLevel,
+) -> (Option<BootstrapInterval>, Option<BootstrapInterval>) {
+    let rows = labels.len();
+    let (labels, probabilities): (Vec<u8>, Vec<f64>) = if rows > BOOTSTRAP_MAX_ROWS {
+        (0..BOOTSTRAP_MAX_ROWS)
+            .map(|i| i * rows / BOOTSTRAP_MAX_ROWS)
+            .map(|i| (labels[i], probabilities[i]))
+            .unzip()
+    } else {
+        (labels.to_vec(), probabilities.to_vec())
+    };
+    let f1 = bootstrap_f1_interval(
+        &labels,
+        &probabilities,
+        threshold,
+        resamples,
+        confidence,
+        BOOTSTRAP_SEED,
+    );
+    let roc_auc = bootstrap_roc_auc_interval(
+        &labels,
+        &probabilities,
+        resamples,
+        confidence,
+        BOOTSTRAP_SEED,
+    );
+    (f1.ok(), roc_auc.ok())
 }
 
 fn compare(

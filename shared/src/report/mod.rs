@@ -13,10 +13,9 @@ pub mod svg;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 
-use crate::drift::report::{BOOTSTRAP_MAX_ROWS, BOOTSTRAP_SEED};
+use crate::drift::report::bootstrap_f1_and_auc;
 use crate::drift::stats::{
-    BootstrapInterval, ConfidenceLevel, MeanInterval, bootstrap_f1_interval,
-    bootstrap_roc_auc_interval, log_loss_per_row, mean_interval,
+    BootstrapInterval, ConfidenceLevel, MeanInterval, log_loss_per_row, mean_interval,
 };
 use crate::lifecycle::profile::labelled_probabilities;
 use crate::model::{ClassificationMetrics, TrainedModel, classification_metrics};
@@ -310,35 +309,7 @@ pub fn test_metrics(
         .collect();
     let metrics = classification_metrics(&labels, &predicted, &probabilities)
         .map_err(|e| format!("no labelled test rows to score: {e}"))?;
-    let rows = labels.len();
-    let sample: Vec<usize> = if rows > BOOTSTRAP_MAX_ROWS {
-        (0..BOOTSTRAP_MAX_ROWS)
-            .map(|i| i * rows / BOOTSTRAP_MAX_ROWS)
-            .collect()
-    } else {
-        (0..rows).collect()
-    };
-    // The drift check's counting bootstraps: each resample is scored from the rows it drew,
-    // without collecting or sorting it.
-    let sample_labels: Vec<u8> = sample.iter().map(|&i| labels[i]).collect();
-    let sample_scores: Vec<f64> = sample.iter().map(|&i| probabilities[i]).collect();
-    let f1 = bootstrap_f1_interval(
-        &sample_labels,
-        &sample_scores,
-        threshold,
-        resamples,
-        confidence,
-        BOOTSTRAP_SEED,
-    )
-    .ok();
-    let roc = bootstrap_roc_auc_interval(
-        &sample_labels,
-        &sample_scores,
-        resamples,
-        confidence,
-        BOOTSTRAP_SEED,
-    )
-    .ok();
+    let (f1, roc) = bootstrap_f1_and_auc(&labels, &probabilities, threshold, resamples, confidence);
     let log_loss = log_loss_per_row(&labels, &probabilities)
         .ok()
         .and_then(|losses| mean_interval(&losses, confidence).ok());
