@@ -436,15 +436,15 @@ pub struct Provenance {
 
 /// What the drivers of a row need of each model feature, worked out once per list: its name,
 /// where its raw value is, its scaling and its phrases.
-pub(super) struct DriverBookEntry {
-    pub(super) name: Arc<str>,
+struct DriverBookEntry {
+    name: Arc<str>,
     /// Where its raw value is among [`FEATURES`].
     raw_index: Option<usize>,
     impute_value: f64,
     mean: f64,
     std: f64,
     coefficient_standardized: f64,
-    pub(super) phrases: Phrases,
+    phrases: Phrases,
 }
 
 fn driver_book(model: &TrainedModel) -> Vec<DriverBookEntry> {
@@ -528,6 +528,36 @@ impl BuiltList {
         self.newly_high.get(position).copied().unwrap_or(false)
     }
 
+    /// 1 for the most at risk; `None` for a client that left.
+    pub(super) fn rank(&self, position: usize) -> Option<u32> {
+        (position < self.ranked()).then(|| u32::try_from(position + 1).unwrap_or(u32::MAX))
+    }
+
+    pub(super) fn status(&self, position: usize) -> ClientStatus {
+        if position < self.ranked() {
+            ClientStatus::Active
+        } else {
+            ClientStatus::Exited
+        }
+    }
+
+    pub(super) fn probability_change(&self, position: usize) -> Option<f64> {
+        self.probability(position)
+            .zip(self.previous_probability(position))
+            .map(|(now, before)| now - before)
+    }
+
+    /// The model features at `position`, largest contribution first (none for a client that
+    /// left).
+    fn driver_order_at(&self, position: usize) -> &[u8] {
+        let features = self.book.len();
+        if position < self.ranked() {
+            &self.driver_order[position * features..(position + 1) * features]
+        } else {
+            &[]
+        }
+    }
+
     /// The raw value, standardised value and contribution of model feature `feature` at
     /// ranked `position` (`None` for a client that left).
     pub(super) fn feature_at(
@@ -550,13 +580,7 @@ impl BuiltList {
     /// The drivers' phrases at `position`, largest contribution first (none for a client
     /// that left).
     pub(super) fn phrases(&self, position: usize) -> impl Iterator<Item = &Arc<str>> {
-        let features = self.book.len();
-        let order = if position < self.ranked() {
-            &self.driver_order[position * features..(position + 1) * features]
-        } else {
-            &[]
-        };
-        order.iter().map(move |&f| {
+        self.driver_order_at(position).iter().map(move |&f| {
             let f = usize::from(f);
             self.book[f].phrases.get(self.phrase[f][position])
         })
@@ -564,40 +588,29 @@ impl BuiltList {
 
     /// The entry at `position`.
     pub fn entry(&self, position: usize) -> RiskEntry {
-        let probability = self.probability(position);
-        let previous_probability = self.previous_probability(position);
-        let features = self.book.len();
-        let drivers = if position < self.ranked() {
-            self.driver_order[position * features..(position + 1) * features]
-                .iter()
-                .filter_map(|&f| {
-                    let f = usize::from(f);
-                    let (value, standardized, contribution) = self.feature_at(f, position)?;
-                    Some(Driver {
-                        feature: self.book[f].name.clone(),
-                        value,
-                        standardized,
-                        contribution,
-                        phrase: self.book[f].phrases.get(self.phrase[f][position]).clone(),
-                    })
+        let drivers = self
+            .driver_order_at(position)
+            .iter()
+            .filter_map(|&f| {
+                let f = usize::from(f);
+                let (value, standardized, contribution) = self.feature_at(f, position)?;
+                Some(Driver {
+                    feature: self.book[f].name.clone(),
+                    value,
+                    standardized,
+                    contribution,
+                    phrase: self.book[f].phrases.get(self.phrase[f][position]).clone(),
                 })
-                .collect()
-        } else {
-            Vec::new()
-        };
-        let ranked = position < self.ranked();
+            })
+            .collect();
         RiskEntry {
             corporation: self.corporation(position).to_string(),
-            status: if ranked {
-                ClientStatus::Active
-            } else {
-                ClientStatus::Exited
-            },
-            rank: ranked.then(|| u32::try_from(position + 1).unwrap_or(u32::MAX)),
-            probability,
+            status: self.status(position),
+            rank: self.rank(position),
+            probability: self.probability(position),
             band: self.band(position),
-            previous_probability,
-            probability_change: probability.zip(previous_probability).map(|(p, q)| p - q),
+            previous_probability: self.previous_probability(position),
+            probability_change: self.probability_change(position),
             newly_high: self.newly_high(position),
             drivers,
         }

@@ -335,7 +335,6 @@ fn drivers_column(list: &BuiltList) -> StringArray {
 /// contribution per model feature; made from the list's columns, not from entries.
 fn to_batch(list: &BuiltList) -> Result<RecordBatch, RiskListError> {
     let clients = list.len();
-    let ranked = list.ranked();
     let positions = || 0..clients;
     let mut fields = vec![
         Field::new("rank", DataType::UInt32, true),
@@ -353,28 +352,12 @@ fn to_batch(list: &BuiltList) -> Result<RecordBatch, RiskListError> {
     for position in positions() {
         corporations.append_value(list.corporation(position));
     }
-    let status = |p: usize| {
-        if p < ranked {
-            ClientStatus::Active
-        } else {
-            ClientStatus::Exited
-        }
-    };
-    let change = |p: usize| {
-        list.probability(p)
-            .zip(list.previous_probability(p))
-            .map(|(now, before)| now - before)
-    };
     let mut columns: Vec<ArrayRef> = vec![
-        Arc::new(
-            positions()
-                .map(|p| (p < ranked).then(|| u32::try_from(p + 1).unwrap_or(u32::MAX)))
-                .collect::<UInt32Array>(),
-        ),
+        Arc::new(positions().map(|p| list.rank(p)).collect::<UInt32Array>()),
         Arc::new(corporations.finish()),
         Arc::new(
             positions()
-                .map(|p| Some(status(p).name()))
+                .map(|p| Some(list.status(p).name()))
                 .collect::<StringArray>(),
         ),
         Arc::new(
@@ -392,7 +375,11 @@ fn to_batch(list: &BuiltList) -> Result<RecordBatch, RiskListError> {
                 .map(|p| list.previous_probability(p))
                 .collect::<Float64Array>(),
         ),
-        Arc::new(positions().map(change).collect::<Float64Array>()),
+        Arc::new(
+            positions()
+                .map(|p| list.probability_change(p))
+                .collect::<Float64Array>(),
+        ),
         Arc::new(
             positions()
                 .map(|p| Some(list.newly_high(p)))
