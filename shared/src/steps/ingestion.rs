@@ -1282,12 +1282,6 @@ impl PartEncoder {
         let mut part = new_part()?;
         // The part's statistics, from its rows as they are encoded (not decoded again after).
         let mut summary = SummaryBuilder::new();
-        let summarise = |summary: &mut SummaryBuilder, batch: &RecordBatch| {
-            summary.add(batch).map_err(|source| StepError::Summary {
-                url: names::COMPILED_DATA.to_string(),
-                source,
-            })
-        };
         // A few batches in flight: enough to keep both threads busy, little memory.
         let (inbox, messages) = std::sync::mpsc::sync_channel::<ToEncoder>(4);
         let span = tracing::Span::current();
@@ -1297,7 +1291,10 @@ impl PartEncoder {
                     match message {
                         ToEncoder::Rows(batch) => {
                             part.write(&batch)?;
-                            summarise(&mut summary, &batch)?;
+                            summary.add(&batch).map_err(|source| StepError::Summary {
+                                url: names::COMPILED_DATA.to_string(),
+                                source,
+                            })?;
                         }
                         ToEncoder::Close(mut fingerprints) => {
                             let (bytes, rows) =
