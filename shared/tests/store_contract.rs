@@ -505,7 +505,11 @@ mod local_only {
 
         let written = put(&store, "sourcedata/dataset3.csv", "written by the store").await;
         assert_ne!(written.version_id, NULL_VERSION);
-        assert_eq!(written.etag.len(), 32, "an MD5 in hex");
+        assert_eq!(
+            written.etag.len(),
+            32,
+            "a content hash (XXH3-128) in hex, not a weak ETag"
+        );
         let versions = store
             .list_versions("sourcedata/dataset3.csv")
             .await

@@ -112,7 +112,7 @@ pub async fn write_risk_list(
     };
     let bands = *bands;
     let read_ms = ms(started);
-    let (list, parquet, csv, timings) = spawn_blocking_in_span(move || {
+    let (list, batch, timings) = spawn_blocking_in_span(move || {
         let step = Instant::now();
         let compiled = CompiledRows::of_parts(&parts, first_row)?;
         let rows = rows_for_new_list(&compiled, &ingestion, previous.as_ref(), &model)?;
@@ -121,45 +121,51 @@ pub async fn write_risk_list(
         let rows_ms = ms(step);
         let step = Instant::now();
         let list = build_list(&model, rows, previous.as_ref(), &bands, provenance)?;
+        drop(previous);
         let score_ms = ms(step);
         let step = Instant::now();
-        // One Arrow batch, encoded twice on two cores; the previous list is freed meanwhile.
         let batch = to_batch(&list)?;
-        let batch_ms = ms(step);
-        let timed = |encode: &dyn Fn() -> Result<Vec<u8>, RiskListError>| {
-            let started = Instant::now();
-            encode().map(|bytes| (bytes, ms(started)))
-        };
-        let ((parquet, parquet_ms), (csv, csv_ms)) = std::thread::scope(|scope| {
-            let csv = scope.spawn(|| timed(&|| batch_to_csv(&batch)));
-            drop(previous);
-            let parquet = timed(&|| batch_to_parquet(&list.meta, &batch));
-            let csv = joined(csv, "CSV")?;
-            Ok::<_, RiskListError>((parquet?, csv?))
-        })?;
-        let timings = [rows_ms, score_ms, batch_ms, parquet_ms, csv_ms];
-        Ok::<_, RiskListError>((list, parquet, csv, timings))
+        Ok::<_, RiskListError>((list, Arc::new(batch), [rows_ms, score_ms, ms(step)]))
     })
     .await??;
-    let [rows_ms, score_ms, batch_ms, parquet_ms, csv_ms] = timings;
-    let writing = Instant::now();
-    let (parquet, csv) = (Bytes::from(parquet), Bytes::from(csv));
+    let [rows_ms, score_ms, batch_ms] = timings;
     let put = |name: String, body: Bytes, mode: PutMode| async move {
         let meta = reports.put(&name, body, mode).await?;
         Ok::<_, StoreError>(ObjectRef::new(reports, &meta))
     };
-    // The run's Parquet copy and `latest.csv` at once, then `latest.parquet`. The CSV is written
-    // once, as a new version of `latest.csv` (the run record names that version): a per-run copy
-    // of a file ten times the Parquet file's size was a third of the step's time.
-    let (run_parquet, latest_csv) = tokio::try_join!(
-        put(
-            format!("{RUN_LISTS_PREFIX}/{run_id}.parquet"),
-            parquet.clone(),
-            PutMode::CreateOnly,
-        ),
-        put(LATEST_CSV.to_string(), csv, PutMode::Overwrite),
+    // The one batch encoded twice at once (the CSV, the larger, on two threads); each file is
+    // stored as soon as it is encoded. The run's Parquet copy goes first and `latest.parquet`
+    // is a copy of it made last (on S3, server-side: the bytes are uploaded once). The CSV is
+    // written once, as a new version of `latest.csv` (the run record names that version): a
+    // per-run copy of a file ten times the Parquet file's size was a third of the step's time.
+    let encoded = |encode: fn(&RiskListMeta, &RecordBatch) -> Result<Vec<u8>, RiskListError>| {
+        let (meta, batch) = (list.meta.clone(), Arc::clone(&batch));
+        async move {
+            let started = Instant::now();
+            let bytes = spawn_blocking_in_span(move || encode(&meta, &batch)).await??;
+            Ok::<_, StepError>((Bytes::from(bytes), ms(started)))
+        }
+    };
+    let run_key = format!("{RUN_LISTS_PREFIX}/{run_id}.parquet");
+    let writing = Instant::now();
+    let ((run_parquet, parquet_ms), (latest_csv, csv_ms)) = tokio::try_join!(
+        async {
+            let (parquet, encode_ms) = encoded(batch_to_parquet).await?;
+            let stored = put(run_key.clone(), parquet, PutMode::CreateOnly).await?;
+            Ok::<_, StepError>((stored, encode_ms))
+        },
+        async {
+            let (csv, encode_ms) = encoded(batch_to_csv).await?;
+            let stored = put(LATEST_CSV.to_string(), csv, PutMode::Overwrite).await?;
+            Ok::<_, StepError>((stored, encode_ms))
+        },
     )?;
-    let latest_parquet = put(LATEST_PARQUET.to_string(), parquet, PutMode::Overwrite).await?;
+    // Only this run writes its run key (create-only), so its latest version is the one above.
+    let latest_parquet = reports
+        .copy_to(&run_key, None, reports, LATEST_PARQUET)
+        .await
+        .map(|meta| ObjectRef::new(reports, &meta))?;
+    drop(batch);
     let meta = &list.meta;
     tracing::info!(
         clients = meta.clients,
@@ -176,7 +182,7 @@ pub async fn write_risk_list(
         batch_ms,
         parquet_ms,
         csv_ms,
-        write_ms = ms(writing),
+        encode_and_write_ms = ms(writing),
         "risk list written"
     );
     let record = RiskListRecord {
@@ -466,7 +472,20 @@ pub const CSV_SCALE_DECIMALS: u32 = 4;
 /// cells made [spreadsheet-safe](spreadsheet_safe); probabilities with
 /// [`CSV_PROBABILITY_DECIMALS`] decimals, standardised values and contributions with
 /// [`CSV_SCALE_DECIMALS`]), written field by field into one buffer.
-fn batch_to_csv(batch: &RecordBatch) -> Result<Vec<u8>, RiskListError> {
+fn batch_to_csv(_: &RiskListMeta, batch: &RecordBatch) -> Result<Vec<u8>, RiskListError> {
+    // Two halves on two threads (the CSV takes twice the Parquet file's time), joined in order.
+    let half = batch.num_rows() / 2;
+    let (mut first, second) = std::thread::scope(|scope| {
+        let second = scope.spawn(|| csv_rows(&batch.slice(half, batch.num_rows() - half), false));
+        let first = csv_rows(&batch.slice(0, half), true)?;
+        Ok::<_, RiskListError>((first, joined(second, "CSV")??))
+    })?;
+    first.extend_from_slice(&second);
+    Ok(first)
+}
+
+/// The rows of `batch` as CSV, after the header row if `header`.
+fn csv_rows(batch: &RecordBatch, header: bool) -> Result<Vec<u8>, RiskListError> {
     let encode = |detail: String| RiskListError::Encode {
         format: "CSV",
         detail,
@@ -474,9 +493,11 @@ fn batch_to_csv(batch: &RecordBatch) -> Result<Vec<u8>, RiskListError> {
     // About 300 bytes a client.
     let mut writer = csv::Writer::from_writer(Vec::with_capacity(batch.num_rows() * 320));
     let schema = batch.schema();
-    writer
-        .write_record(schema.fields().iter().map(|f| f.name().as_bytes()))
-        .map_err(|e| encode(e.to_string()))?;
+    if header {
+        writer
+            .write_record(schema.fields().iter().map(|f| f.name().as_bytes()))
+            .map_err(|e| encode(e.to_string()))?;
+    }
     enum Cells<'a> {
         Ranks(&'a UInt32Array),
         Integers(&'a Int64Array),
