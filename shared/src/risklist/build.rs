@@ -577,6 +577,21 @@ impl BuiltList {
         })
     }
 
+    /// Model feature `feature` over the ranked positions, as columns: raw values (each
+    /// client's row looked up once, in list order), standardised values and contributions.
+    pub(super) fn feature_columns(&self, feature: usize) -> (Vec<Option<i64>>, &[f64], &[f64]) {
+        let raw_index = self.book[feature].raw_index;
+        let values = self.order[..self.ranked()]
+            .iter()
+            .map(|&row| raw_index.and_then(|i| self.rows.features[row][i]))
+            .collect();
+        (
+            values,
+            &self.standardized[feature],
+            &self.contribution[feature],
+        )
+    }
+
     /// The drivers' phrases at `position`, largest contribution first (none for a client
     /// that left).
     pub(super) fn phrases(&self, position: usize) -> impl Iterator<Item = &Arc<str>> {

@@ -395,7 +395,7 @@ fn to_batch(list: &BuiltList) -> Result<RecordBatch, RiskListError> {
     ];
     for (index, feature) in list.meta.features.iter().enumerate() {
         let name = feature.name.as_str();
-        let at = |p: usize| list.feature_at(index, p);
+        let (values, standardized, contributions) = list.feature_columns(index);
         fields.push(Field::new(value_column(name), DataType::Int64, true));
         fields.push(Field::new(
             standardized_column(name),
@@ -407,9 +407,18 @@ fn to_batch(list: &BuiltList) -> Result<RecordBatch, RiskListError> {
             DataType::Float64,
             true,
         ));
-        let values: Int64Array = positions().map(|p| at(p).and_then(|f| f.0)).collect();
-        let standardized: Float64Array = positions().map(|p| at(p).map(|f| f.1)).collect();
-        let contributions: Float64Array = positions().map(|p| at(p).map(|f| f.2)).collect();
+        // A client that left (the positions after the ranked ones) has none of the three.
+        let exited = clients - values.len();
+        let values: Int64Array = values
+            .into_iter()
+            .chain((0..exited).map(|_| None))
+            .collect();
+        let standardized: Float64Array = (standardized.iter().map(|&v| Some(v)))
+            .chain((0..exited).map(|_| None))
+            .collect();
+        let contributions: Float64Array = (contributions.iter().map(|&v| Some(v)))
+            .chain((0..exited).map(|_| None))
+            .collect();
         columns.push(Arc::new(values));
         columns.push(Arc::new(standardized));
         columns.push(Arc::new(contributions));

@@ -260,7 +260,10 @@ async fn every_run_that_adds_rows_writes_the_list_of_the_latest_rows_explained()
     let run_copy = format!("{}/{}.parquet", store::RUN_LISTS_PREFIX, first.run_id);
     let (_, run_bytes) = reports.get(&run_copy, None).await.unwrap();
     let (_, latest_bytes) = reports.get(store::LATEST_PARQUET, None).await.unwrap();
-    assert_eq!(run_bytes, latest_bytes, "latest.parquet is a copy of the run's list");
+    assert_eq!(
+        run_bytes, latest_bytes,
+        "latest.parquet is a copy of the run's list"
+    );
 
     // A run that adds rows (the practice files) writes a new list compared with the first.
     for name in ["dataset1.csv", "dataset2.csv"] {
