@@ -10,8 +10,8 @@ use std::collections::{HashMap, HashSet};
 use std::hash::BuildHasher;
 use std::sync::Arc;
 
-use arrow::array::{Array, AsArray, Int8Array, Int64Array, RecordBatch, StringArray};
-use arrow::datatypes::{Int8Type, Int64Type};
+use arrow::array::{Array, AsArray, Int64Array, RecordBatch};
+use arrow::datatypes::{Int8Type, Int64Type, Schema};
 use chrono::Utc;
 
 use super::compiled_rows::CompiledRows;
@@ -45,18 +45,28 @@ pub struct LatestRows {
 
 impl LatestRows {
     /// The rows as one batch of the client schema (what the model predicts on).
-    fn to_batch(&self) -> Result<RecordBatch, RiskListError> {
-        let corporations: StringArray = self.corporations.iter().map(|c| Some(&**c)).collect();
-        let mut columns: Vec<Arc<dyn Array>> = vec![Arc::new(corporations)];
-        for index in 0..FEATURES.len() {
+    /// The raw feature columns (all the model reads), without the codes: copying 100,000
+    /// codes into a batch only to score it cost more than the scoring.
+    fn feature_batch(&self) -> Result<RecordBatch, RiskListError> {
+        let schema = client_schema();
+        let mut fields = Vec::with_capacity(FEATURES.len());
+        let mut columns: Vec<Arc<dyn Array>> = Vec::with_capacity(FEATURES.len());
+        for (index, name) in FEATURES.iter().enumerate() {
+            let field = schema
+                .field_with_name(name)
+                .map_err(|e| RiskListError::Encode {
+                    format: "Arrow",
+                    detail: e.to_string(),
+                })?;
+            fields.push(field.clone());
             let values: Int64Array = self.features.iter().map(|f| f[index]).collect();
             columns.push(Arc::new(values));
         }
-        let exited: Int8Array = self.exited.iter().copied().collect();
-        columns.push(Arc::new(exited));
-        RecordBatch::try_new(client_schema(), columns).map_err(|e| RiskListError::Encode {
-            format: "Arrow",
-            detail: e.to_string(),
+        RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(|e| {
+            RiskListError::Encode {
+                format: "Arrow",
+                detail: e.to_string(),
+            }
         })
     }
 }
@@ -666,7 +676,7 @@ pub fn build_list(
     bands: &RiskBands,
     provenance: Provenance,
 ) -> Result<BuiltList, RiskListError> {
-    let probabilities = model.predict(&rows.to_batch()?)?.probabilities;
+    let probabilities = model.predict(&rows.feature_batch()?)?.probabilities;
     let threshold = model.threshold();
     let high_probability = bands.high_probability(threshold);
 
@@ -679,12 +689,13 @@ pub fn build_list(
             active.push(index);
         }
     }
-    active.sort_by(|&a, &b| {
+    // A client has one row, so no two keys tie: an unstable sort gives the one order.
+    active.sort_unstable_by(|&a, &b| {
         probabilities[b]
             .total_cmp(&probabilities[a])
             .then_with(|| rows.corporations[a].cmp(&rows.corporations[b]))
     });
-    exited.sort_by(|&a, &b| rows.corporations[a].cmp(&rows.corporations[b]));
+    exited.sort_unstable_by(|&a, &b| rows.corporations[a].cmp(&rows.corporations[b]));
     let watch_ranks = bands.watch_ranks(active.len());
     let ranked = active.len();
 
