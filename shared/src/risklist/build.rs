@@ -10,8 +10,8 @@ use std::collections::{HashMap, HashSet};
 use std::hash::BuildHasher;
 use std::sync::Arc;
 
-use arrow::array::{Array, AsArray, Int64Array, RecordBatch};
-use arrow::datatypes::{Int8Type, Int64Type, Schema};
+use arrow::array::{Array, ArrayRef, AsArray, Int64Array, RecordBatch};
+use arrow::datatypes::{Int8Type, Int64Type};
 use chrono::Utc;
 
 use super::compiled_rows::CompiledRows;
@@ -20,7 +20,7 @@ use super::{
     Band, ClientStatus, DataLineage, Driver, FeatureScale, RiskBands, RiskEntry, RiskList,
     RiskListError, RiskListMeta, joined,
 };
-use crate::data::schema::{COLUMNS, FEATURES, client_schema};
+use crate::data::schema::{COLUMNS, FEATURES};
 use crate::data::{DataError, Prehashed};
 use crate::model::TrainedModel;
 use crate::records::{FileOutcome, IngestionRecord};
@@ -44,29 +44,16 @@ pub struct LatestRows {
 }
 
 impl LatestRows {
-    /// The rows as one batch of the client schema (what the model predicts on).
     /// The raw feature columns (all the model reads), without the codes: copying 100,000
     /// codes into a batch only to score it cost more than the scoring.
     fn feature_batch(&self) -> Result<RecordBatch, RiskListError> {
-        let schema = client_schema();
-        let mut fields = Vec::with_capacity(FEATURES.len());
-        let mut columns: Vec<Arc<dyn Array>> = Vec::with_capacity(FEATURES.len());
-        for (index, name) in FEATURES.iter().enumerate() {
-            let field = schema
-                .field_with_name(name)
-                .map_err(|e| RiskListError::Encode {
-                    format: "Arrow",
-                    detail: e.to_string(),
-                })?;
-            fields.push(field.clone());
+        let columns = FEATURES.iter().enumerate().map(|(index, name)| {
             let values: Int64Array = self.features.iter().map(|f| f[index]).collect();
-            columns.push(Arc::new(values));
-        }
-        RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(|e| {
-            RiskListError::Encode {
-                format: "Arrow",
-                detail: e.to_string(),
-            }
+            (*name, Arc::new(values) as ArrayRef)
+        });
+        RecordBatch::try_from_iter(columns).map_err(|e| RiskListError::Encode {
+            format: "Arrow",
+            detail: e.to_string(),
         })
     }
 }

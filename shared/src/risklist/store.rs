@@ -138,11 +138,11 @@ pub async fn write_risk_list(
     // is a copy of it made last (on S3, server-side: the bytes are uploaded once). The CSV is
     // written once, as a new version of `latest.csv` (the run record names that version): a
     // per-run copy of a file ten times the Parquet file's size was a third of the step's time.
-    let encoded = |encode: fn(&RiskListMeta, &RecordBatch) -> Result<Vec<u8>, RiskListError>| {
-        let (meta, batch) = (list.meta.clone(), Arc::clone(&batch));
+    let encoded = |encode: Box<dyn FnOnce(&RecordBatch) -> EncodeResult + Send>| {
+        let batch = Arc::clone(&batch);
         async move {
             let started = Instant::now();
-            let bytes = spawn_blocking_in_span(move || encode(&meta, &batch)).await??;
+            let bytes = spawn_blocking_in_span(move || encode(&batch)).await??;
             Ok::<_, StepError>((Bytes::from(bytes), ms(started)))
         }
     };
@@ -150,12 +150,14 @@ pub async fn write_risk_list(
     let writing = Instant::now();
     let ((run_parquet, parquet_ms), (latest_csv, csv_ms)) = tokio::try_join!(
         async {
-            let (parquet, encode_ms) = encoded(batch_to_parquet).await?;
+            let meta = list.meta.clone();
+            let to_parquet = move |batch: &RecordBatch| batch_to_parquet(&meta, batch);
+            let (parquet, encode_ms) = encoded(Box::new(to_parquet)).await?;
             let stored = put(run_key.clone(), parquet, PutMode::CreateOnly).await?;
             Ok::<_, StepError>((stored, encode_ms))
         },
         async {
-            let (csv, encode_ms) = encoded(batch_to_csv).await?;
+            let (csv, encode_ms) = encoded(Box::new(batch_to_csv)).await?;
             let stored = put(LATEST_CSV.to_string(), csv, PutMode::Overwrite).await?;
             Ok::<_, StepError>((stored, encode_ms))
         },
@@ -411,13 +413,13 @@ fn to_batch(list: &BuiltList) -> Result<RecordBatch, RiskListError> {
         let exited = clients - values.len();
         let values: Int64Array = values
             .into_iter()
-            .chain((0..exited).map(|_| None))
+            .chain(std::iter::repeat_n(None, exited))
             .collect();
         let standardized: Float64Array = (standardized.iter().map(|&v| Some(v)))
-            .chain((0..exited).map(|_| None))
+            .chain(std::iter::repeat_n(None, exited))
             .collect();
         let contributions: Float64Array = (contributions.iter().map(|&v| Some(v)))
-            .chain((0..exited).map(|_| None))
+            .chain(std::iter::repeat_n(None, exited))
             .collect();
         columns.push(Arc::new(values));
         columns.push(Arc::new(standardized));
@@ -430,6 +432,9 @@ fn to_batch(list: &BuiltList) -> Result<RecordBatch, RiskListError> {
         }
     })
 }
+
+/// What encoding the list's batch into one file gives.
+type EncodeResult = Result<Vec<u8>, RiskListError>;
 
 /// The list's [`to_batch`] as a Parquet file with its [`RiskListMeta`] in the key-value
 /// metadata.
@@ -481,7 +486,7 @@ pub const CSV_SCALE_DECIMALS: u32 = 4;
 /// cells made [spreadsheet-safe](spreadsheet_safe); probabilities with
 /// [`CSV_PROBABILITY_DECIMALS`] decimals, standardised values and contributions with
 /// [`CSV_SCALE_DECIMALS`]), written field by field into one buffer.
-fn batch_to_csv(_: &RiskListMeta, batch: &RecordBatch) -> Result<Vec<u8>, RiskListError> {
+fn batch_to_csv(batch: &RecordBatch) -> Result<Vec<u8>, RiskListError> {
     // Two halves on two threads (the CSV takes twice the Parquet file's time), joined in order.
     let half = batch.num_rows() / 2;
     let (mut first, second) = std::thread::scope(|scope| {
