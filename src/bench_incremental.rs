@@ -414,7 +414,7 @@ fn render(args: &IncrementalArgs, sizes: &[SizeResult]) -> String {
                 step_cell(case, &["ingestion"]),
                 step_cell(case, &["drift_check"]),
                 step_cell(case, &["training", "champion_challenger"]),
-                step_cell(case, &["risk_list"]),
+                step_cell(case, &["risk_list_draft", "risk_list"]),
             );
         }
         for python in &size.python {

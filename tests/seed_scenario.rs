@@ -263,6 +263,10 @@ async fn seed_scenario_bootstrap_then_drift_check_then_nothing_new() {
         Some((52, "run-2"))
     );
     assert_eq!(second.rows_added, 26);
+    // No drift: the list drafted during the check, with the deployed model, is the one stored.
+    assert!(second.steps.iter().any(|s| s.step == "risk_list_draft"));
+    let second_list = second.risk_list.as_ref().unwrap();
+    assert_eq!(second_list.model_version, deployed_1.model.version_id);
 
     // 3. Drifted data arrives: very active clients who all left. The deployed model (less
     // activity -> more risk) predicts they stay, so its F1 on them is 0: drift, retrain.
@@ -302,6 +306,17 @@ async fn seed_scenario_bootstrap_then_drift_check_then_nothing_new() {
         Some(&deployed_2.model_source.version_id)
     );
     assert_eq!(third.new_model_f1, Some(deployed_2.f1));
+    // The list drafted during the drift check scored with the replaced model: the run wrote
+    // one scored with the new model instead.
+    assert!(third.steps.iter().any(|s| s.step == "risk_list_draft"));
+    let third_list = third.risk_list.as_ref().unwrap();
+    assert_eq!(third_list.model_version, deployed_2.model.version_id);
+    let latest = shared::risklist::load_latest(&locations.reports)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(latest.meta.model_version, deployed_2.model.version_id);
+    assert_eq!(latest.meta.run_id, "run-3");
     let model_versions = locations.models.list_versions(names::MODEL).await.unwrap();
     assert_eq!(model_versions.len(), 2);
     assert_eq!(

@@ -84,6 +84,35 @@ pub struct RiskListRecord {
     pub newly_high: u64,
 }
 
+/// A list built from the deployed model and the committed compiled data and encoded, not yet
+/// stored ([`draft_risk_list`]; [`store_draft`] writes it). The full process drafts the list
+/// while it checks the deployed model for drift, and stores the draft if the run keeps that
+/// model.
+pub struct RiskListDraft {
+    list: BuiltList,
+    parquet: Bytes,
+    csv: Bytes,
+    /// Where the time went, in milliseconds: reading, the rows, scoring, the batch, and the
+    /// Parquet and CSV encodings (at once).
+    read_ms: f64,
+    rows_ms: f64,
+    score_ms: f64,
+    batch_ms: f64,
+    parquet_ms: f64,
+    csv_ms: f64,
+}
+
+impl RiskListDraft {
+    /// The version (in the models location) of the model the list scored with.
+    pub fn model_version(&self) -> &str {
+        &self.list.meta.model_version
+    }
+}
+
+fn millis_since(since: Instant) -> f64 {
+    since.elapsed().as_secs_f64() * 1e3
+}
+
 /// Builds the list from the deployed model and the compiled data the ingestion record names,
 /// compares it with the latest list, and writes it (per-run copy, then latest).
 pub async fn write_risk_list(
@@ -91,8 +120,17 @@ pub async fn write_risk_list(
     run_id: &str,
     bands: &RiskBands,
 ) -> Result<(RiskListRecord, BuiltList), StepError> {
-    // Where the time goes (logged): reading, the rows, scoring, encoding, writing.
-    let ms = |since: Instant| since.elapsed().as_secs_f64() * 1e3;
+    let draft = draft_risk_list(pipeline, run_id, bands).await?;
+    store_draft(pipeline, draft).await
+}
+
+/// The list [`write_risk_list`] would write now, built and encoded but not stored.
+pub async fn draft_risk_list(
+    pipeline: &Pipeline,
+    run_id: &str,
+    bands: &RiskBands,
+) -> Result<RiskListDraft, StepError> {
+    let ms = millis_since;
     let started = Instant::now();
     let (deployment, model) = deployed_model(pipeline).await?;
     let compiled_data = &pipeline.locations.compiled_data;
@@ -129,15 +167,7 @@ pub async fn write_risk_list(
     })
     .await??;
     let [rows_ms, score_ms, batch_ms] = timings;
-    let put = |name: String, body: Bytes, mode: PutMode| async move {
-        let meta = reports.put(&name, body, mode).await?;
-        Ok::<_, StoreError>(ObjectRef::new(reports, &meta))
-    };
-    // The one batch encoded twice at once (the CSV, the larger, on two threads); each file is
-    // stored as soon as it is encoded. The run's Parquet copy goes first and `latest.parquet`
-    // is a copy of it made last (on S3, server-side: the bytes are uploaded once). The CSV is
-    // written once, as a new version of `latest.csv` (the run record names that version): a
-    // per-run copy of a file ten times the Parquet file's size was a third of the step's time.
+    // The one batch encoded twice at once (the CSV, the larger, on two threads).
     let encoded = |encode: Box<dyn FnOnce(&RecordBatch) -> EncodeResult + Send>| {
         let batch = Arc::clone(&batch);
         async move {
@@ -146,28 +176,51 @@ pub async fn write_risk_list(
             Ok::<_, StepError>((Bytes::from(bytes), ms(started)))
         }
     };
-    let run_key = format!("{RUN_LISTS_PREFIX}/{run_id}.parquet");
+    let meta = list.meta.clone();
+    let to_parquet = move |batch: &RecordBatch| batch_to_parquet(&meta, batch);
+    let ((parquet, parquet_ms), (csv, csv_ms)) = tokio::try_join!(
+        encoded(Box::new(to_parquet)),
+        encoded(Box::new(batch_to_csv)),
+    )?;
+    Ok(RiskListDraft {
+        list,
+        parquet,
+        csv,
+        read_ms,
+        rows_ms,
+        score_ms,
+        batch_ms,
+        parquet_ms,
+        csv_ms,
+    })
+}
+
+/// Writes a drafted list: the run's Parquet copy and the new version of `latest.csv` at once,
+/// then `latest.parquet` as a copy of the run's copy (on S3, server-side: the bytes are
+/// uploaded once). The CSV is written once, as a new version of `latest.csv` (the run record
+/// names that version): a per-run copy of a file ten times the Parquet file's size was a third
+/// of the step's time.
+pub async fn store_draft(
+    pipeline: &Pipeline,
+    draft: RiskListDraft,
+) -> Result<(RiskListRecord, BuiltList), StepError> {
+    let reports = &pipeline.locations.reports;
+    let put = |name: String, body: Bytes, mode: PutMode| async move {
+        let meta = reports.put(&name, body, mode).await?;
+        Ok::<_, StoreError>(ObjectRef::new(reports, &meta))
+    };
+    let run_key = format!("{RUN_LISTS_PREFIX}/{}.parquet", draft.list.meta.run_id);
     let writing = Instant::now();
-    let ((run_parquet, parquet_ms), (latest_csv, csv_ms)) = tokio::try_join!(
-        async {
-            let meta = list.meta.clone();
-            let to_parquet = move |batch: &RecordBatch| batch_to_parquet(&meta, batch);
-            let (parquet, encode_ms) = encoded(Box::new(to_parquet)).await?;
-            let stored = put(run_key.clone(), parquet, PutMode::CreateOnly).await?;
-            Ok::<_, StepError>((stored, encode_ms))
-        },
-        async {
-            let (csv, encode_ms) = encoded(Box::new(batch_to_csv)).await?;
-            let stored = put(LATEST_CSV.to_string(), csv, PutMode::Overwrite).await?;
-            Ok::<_, StepError>((stored, encode_ms))
-        },
+    let (run_parquet, latest_csv) = tokio::try_join!(
+        put(run_key.clone(), draft.parquet, PutMode::CreateOnly),
+        put(LATEST_CSV.to_string(), draft.csv, PutMode::Overwrite),
     )?;
     // Only this run writes its run key (create-only), so its latest version is the one above.
     let latest_parquet = reports
         .copy_to(&run_key, None, reports, LATEST_PARQUET)
         .await
         .map(|meta| ObjectRef::new(reports, &meta))?;
-    drop(batch);
+    let list = draft.list;
     let meta = &list.meta;
     tracing::info!(
         clients = meta.clients,
@@ -178,13 +231,13 @@ pub async fn write_risk_list(
         exited_earlier = meta.exited_earlier,
         incremental = meta.incremental,
         model_version = %meta.model_version,
-        read_ms,
-        rows_ms,
-        score_ms,
-        batch_ms,
-        parquet_ms,
-        csv_ms,
-        encode_and_write_ms = ms(writing),
+        read_ms = draft.read_ms,
+        rows_ms = draft.rows_ms,
+        score_ms = draft.score_ms,
+        batch_ms = draft.batch_ms,
+        parquet_ms = draft.parquet_ms,
+        csv_ms = draft.csv_ms,
+        write_ms = millis_since(writing),
         "risk list written"
     );
     let record = RiskListRecord {
@@ -207,20 +260,30 @@ pub async fn write_risk_list(
 
 /// After a full-process run: writes the list when a model is deployed and the run deployed one
 /// or finished new compiled data (`checked_new_data`: rows it added, or rows a crashed run left
-/// unchecked); otherwise nothing. Bands are the pipeline's.
+/// unchecked); otherwise nothing. Bands are the pipeline's. A `draft` made earlier in the run
+/// is stored instead of building the list again when the run kept the model it scored with.
 pub async fn write_after_run(
     pipeline: &Pipeline,
     run_id: &str,
     record: &RunRecord,
     checked_new_data: bool,
+    draft: Option<RiskListDraft>,
 ) -> Result<Option<(RiskListRecord, BuiltList)>, StepError> {
     let deployed_now = record.model_after.is_some() && record.model_after != record.model_before;
     if record.model_after.is_none() || !(deployed_now || checked_new_data) {
         return Ok(None);
     }
-    Ok(Some(
-        write_risk_list(pipeline, run_id, &pipeline.risk_bands).await?,
-    ))
+    let scored_with_deployed = |draft: &RiskListDraft| {
+        record
+            .model_after
+            .as_ref()
+            .is_some_and(|model| model.version_id == draft.model_version())
+    };
+    let written = match draft.filter(|draft| !deployed_now && scored_with_deployed(draft)) {
+        Some(draft) => store_draft(pipeline, draft).await?,
+        None => write_risk_list(pipeline, run_id, &pipeline.risk_bands).await?,
+    };
+    Ok(Some(written))
 }
 
 /// The latest list in the reports location, or `None` when none was written yet. The function

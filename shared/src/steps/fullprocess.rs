@@ -50,11 +50,20 @@ impl Stopwatch {
         }
     }
 
-    fn record(&mut self, step: &str, started: Instant) {
+    /// A step run alongside another one (its time overlaps that step's).
+    fn overlapped(&mut self, step: &str, took: std::time::Duration) {
         self.0.push(StepTiming {
             step: step.to_string(),
-            ms: super::millis(started.elapsed()),
+            ms: super::millis(took),
         });
+    }
+
+    fn record(&mut self, step: &str, started: Instant) {
+        self.record_took(step, started.elapsed());
+    }
+
+    fn record_took(&mut self, step: &str, took: std::time::Duration) {
+        self.overlapped(step, took);
         (self.1)();
     }
 }
@@ -309,6 +318,7 @@ pub async fn run_full_process_for(
     let mut compiled: Option<(IngestionRecord, CompiledData)> = None;
     // The compiled data this run finishes the deployment's check against.
     let mut checked_data: Option<CompiledData> = None;
+    let mut draft: Option<crate::risklist::RiskListDraft> = None;
     let retrain = match &deployment {
         _ if ingestion.record.compiled.is_none() => {
             record.decision = Decision::NoNewRows;
@@ -330,8 +340,27 @@ pub async fn run_full_process_for(
         }
         Some(deployed) => {
             steps.before("drift_check")?;
-            let started = Instant::now();
-            let checked = check_deployed(pipeline, deployed).await?;
+            // The list the run writes if it keeps this model, drafted during the check (a
+            // retrain drops it; a failed draft is built again after the decision).
+            let drafting = async {
+                let started = Instant::now();
+                let bands = &pipeline.risk_bands;
+                let drafted = crate::risklist::draft_risk_list(pipeline, run_id, bands).await;
+                (drafted, started.elapsed())
+            };
+            let checking = async {
+                let started = Instant::now();
+                (check_deployed(pipeline, deployed).await, started.elapsed())
+            };
+            let ((checked, check_time), (drafted, draft_time)) = tokio::join!(checking, drafting);
+            let checked = checked?;
+            match drafted {
+                Ok(drafted) => {
+                    steps.overlapped("risk_list_draft", draft_time);
+                    draft = Some(drafted);
+                }
+                Err(error) => tracing::debug!("the risk list was not drafted: {error}"),
+            }
             checked_data = Some(checked.compiled.1.clone());
             record.deployed_f1 = Some(deployed.f1);
             let retrain = match &checked.report {
@@ -343,7 +372,7 @@ pub async fn run_full_process_for(
                     false
                 }
                 Some(report) => {
-                    steps.record("drift_check", started);
+                    steps.record_took("drift_check", check_time);
                     record.new_data_f1 = report.performance.f1.as_ref().map(|f| f.estimate);
                     record.decision = decision_for(report.verdict);
                     record.reason = report.explanation.clone();
@@ -371,6 +400,8 @@ pub async fn run_full_process_for(
     tracing::info!(decision = ?record.decision, "{}", record.reason);
 
     if retrain {
+        // Scored with the model this run replaces (and its memory is the training's).
+        draft = None;
         steps.before("training")?;
         let started = Instant::now();
         let (ingested, data) = match compiled {
@@ -435,7 +466,8 @@ pub async fn run_full_process_for(
     steps.before("risk_list")?;
     let started = Instant::now();
     let checked = checked_data.is_some();
-    let written_list = crate::risklist::write_after_run(pipeline, run_id, &record, checked).await?;
+    let written_list =
+        crate::risklist::write_after_run(pipeline, run_id, &record, checked, draft).await?;
     let written_list = written_list.map(|(list_record, list)| {
         steps.record("risk_list", started);
         wrote.extend([
