@@ -128,6 +128,26 @@ async fn check_deployed(
     })
 }
 
+/// Runs `main` and `draft` together until `main` finishes, then finishes `draft` if `wanted`
+/// by `main`'s outcome; otherwise drops it where it is (`None`).
+async fn with_draft_while<M, D>(
+    main: impl Future<Output = M>,
+    draft: impl Future<Output = D>,
+    wanted: impl FnOnce(&M) -> bool,
+) -> (M, Option<D>) {
+    let (mut main, mut draft) = (std::pin::pin!(main), std::pin::pin!(draft));
+    let (outcome, drafted) = tokio::select! {
+        outcome = &mut main => (outcome, None),
+        drafted = &mut draft => (main.await, Some(drafted)),
+    };
+    let drafted = match drafted {
+        Some(drafted) => Some(drafted),
+        None if wanted(&outcome) => Some(draft.await),
+        None => None,
+    };
+    (outcome, drafted)
+}
+
 fn decision_for(verdict: Verdict) -> Decision {
     match verdict {
         Verdict::TooFewRows => Decision::TooFewRows,
@@ -340,8 +360,8 @@ pub async fn run_full_process_for(
         }
         Some(deployed) => {
             steps.before("drift_check")?;
-            // The list the run writes if it keeps this model, drafted during the check (a
-            // retrain drops it; a failed draft is built again after the decision).
+            // The list the run writes if it keeps this model, drafted during the check; a
+            // retrain drops the draft where it is, and a failed draft is built again later.
             let drafting = async {
                 let started = Instant::now();
                 let bands = &pipeline.risk_bands;
@@ -352,14 +372,21 @@ pub async fn run_full_process_for(
                 let started = Instant::now();
                 (check_deployed(pipeline, deployed).await, started.elapsed())
             };
-            let ((checked, check_time), (drafted, draft_time)) = tokio::join!(checking, drafting);
+            let keeps_model = |(checked, _): &(Result<Checked, StepError>, _)| {
+                checked.as_ref().is_ok_and(|checked| {
+                    (checked.report.as_ref()).is_none_or(|report| !report.verdict.retrain())
+                })
+            };
+            let ((checked, check_time), drafted) =
+                with_draft_while(checking, drafting, keeps_model).await;
             let checked = checked?;
             match drafted {
-                Ok(drafted) => {
+                Some((Ok(drafted), draft_time)) => {
                     steps.overlapped("risk_list_draft", draft_time);
                     draft = Some(drafted);
                 }
-                Err(error) => tracing::debug!("the risk list was not drafted: {error}"),
+                Some((Err(error), _)) => tracing::debug!("the risk list was not drafted: {error}"),
+                None => {}
             }
             checked_data = Some(checked.compiled.1.clone());
             record.deployed_f1 = Some(deployed.f1);
@@ -521,4 +548,31 @@ pub async fn run_full_process_for(
         .put_json(names::LAST_RUN, "run record", &record, PutMode::Overwrite)
         .await?;
     Ok(record)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_draft_while;
+
+    #[tokio::test]
+    async fn a_draft_is_finished_only_when_the_main_outcome_wants_it() {
+        // Not wanted: dropped unfinished (a draft that never ends does not hold the run).
+        let (outcome, drafted) =
+            with_draft_while(async { 1 }, std::future::pending::<u8>(), |_| false).await;
+        assert_eq!((outcome, drafted), (1, None));
+        // Wanted: awaited after the main future.
+        let slow_draft = async {
+            tokio::task::yield_now().await;
+            7
+        };
+        let (outcome, drafted) = with_draft_while(async { 2 }, slow_draft, |&o| o == 2).await;
+        assert_eq!((outcome, drafted), (2, Some(7)));
+        // Finished first: kept whatever the outcome (the caller decides).
+        let slow_main = async {
+            tokio::task::yield_now().await;
+            4
+        };
+        let (outcome, drafted) = with_draft_while(slow_main, async { 3 }, |_| false).await;
+        assert_eq!((outcome, drafted), (4, Some(3)));
+    }
 }
