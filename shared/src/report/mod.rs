@@ -32,6 +32,8 @@ use crate::store::PutMode;
 pub const INDEX_HTML: &str = "index.html";
 /// Run records kept on the page's history (the newest).
 pub const HISTORY_RUNS: usize = 200;
+/// Run records the history section reads at once.
+const RUN_RECORDS_AT_ONCE: usize = 16;
 /// Quarantine files read to count rejected rows by reason (the newest), and the most bytes read
 /// of each: the page stays cheap however much was rejected over the years.
 pub const QUARANTINE_FILES_READ: usize = 50;
@@ -352,10 +354,22 @@ async fn run_history(pipeline: &Pipeline, current_run: Option<&RunRecord>) -> Pa
     // Run ids start with their time: the newest sort last.
     keys.sort_unstable();
     let skip = keys.len().saturating_sub(HISTORY_RUNS);
-    let mut runs = Vec::new();
+    // Read RUN_RECORDS_AT_ONCE at a time: on S3 each is a request, and 200 in turn took seconds.
+    let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(RUN_RECORDS_AT_ONCE));
+    let mut reads = tokio::task::JoinSet::new();
     for key in &keys[skip..] {
+        let (reports, key, permits) = (reports.clone(), key.clone(), permits.clone());
+        reads.spawn(async move {
+            let _permit = permits.acquire_owned().await;
+            reports
+                .get_json::<RunRecord>(&key, "run record", None)
+                .await
+        });
+    }
+    let mut runs = Vec::new();
+    for read in reads.join_all().await {
         // One unreadable record leaves a gap, not an empty history.
-        match reports.get_json::<RunRecord>(key, "run record", None).await {
+        match read {
             Ok((_, record)) => runs.push(record),
             Err(error) => tracing::warn!("run record left off the report: {error}"),
         }

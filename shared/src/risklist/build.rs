@@ -41,6 +41,16 @@ pub struct LatestRows {
     pub incremental: bool,
     /// The first row position of the data the rows are new for: exits from it on are kept.
     pub recent_from: u64,
+    /// Rows built from a previous list ([`LatestRows::from_list`]) remember where their client
+    /// is in it, so scoring need not look every client up by code again.
+    previous_slots: Option<PreviousSlots>,
+}
+
+/// Per row, the client's position in the previous list of run `run_id` (`None`: not in it).
+#[derive(Debug, Clone)]
+struct PreviousSlots {
+    run_id: String,
+    slots: Vec<Option<u32>>,
 }
 
 impl LatestRows {
@@ -267,6 +277,12 @@ impl LatestRows {
             };
             rows.push(client.corporation.clone(), values, exited);
         }
+        rows.previous_slots = u32::try_from(list.clients.len())
+            .ok()
+            .map(|clients| PreviousSlots {
+                run_id: list.meta.run_id.clone(),
+                slots: (0..clients).map(Some).collect(),
+            });
         rows
     }
 
@@ -298,18 +314,26 @@ impl LatestRows {
             incremental: true,
             ..LatestRows::default()
         };
+        let mut previous_slots = self.previous_slots;
+        let mut kept_slots = Vec::new();
         let old = self
             .corporations
             .into_iter()
             .zip(self.features)
             .zip(self.exited)
-            .zip(replaced);
-        for (((name, features), exited), replacement) in old {
+            .zip(replaced)
+            .enumerate();
+        for (row, (((name, features), exited), replacement)) in old {
+            let slot = previous_slots.as_ref().and_then(|p| p.slots[row]);
             match replacement {
                 Some(index) => rows.push(name, newer.features[index], newer.exited[index]),
-                None if exited == Some(1) => rows.exited_earlier += 1,
+                None if exited == Some(1) => {
+                    rows.exited_earlier += 1;
+                    continue;
+                }
                 None => rows.push(name, features, exited),
             }
+            kept_slots.push(slot);
         }
         for index in added {
             rows.push(
@@ -317,8 +341,37 @@ impl LatestRows {
                 newer.features[index],
                 newer.exited[index],
             );
+            kept_slots.push(None);
         }
+        if let Some(previous) = &mut previous_slots {
+            previous.slots = kept_slots;
+        }
+        rows.previous_slots = previous_slots;
         rows
+    }
+
+    /// Where each of `order`'s rows is in `previous`, from the slots [`LatestRows::from_list`]
+    /// kept when they were taken from this very list (each checked by code); `None` otherwise.
+    fn clients_in<'a>(
+        &self,
+        previous: &'a PreviousList,
+        order: &[usize],
+    ) -> Option<Vec<Option<&'a PreviousClient>>> {
+        let kept = self.previous_slots.as_ref()?;
+        if kept.run_id != previous.meta.run_id || kept.slots.len() != self.corporations.len() {
+            return None;
+        }
+        order
+            .iter()
+            .map(|&row| match kept.slots[row] {
+                None => Some(None),
+                Some(slot) => previous
+                    .clients
+                    .get(slot as usize)
+                    .filter(|client| client.corporation == self.corporations[row])
+                    .map(Some),
+            })
+            .collect()
     }
 
     fn push(&mut self, name: Box<str>, features: [Option<i64>; 3], exited: Option<i8>) {
@@ -686,16 +739,18 @@ pub fn build_list(
     let watch_ranks = bands.watch_ranks(active.len());
     let ranked = active.len();
 
-    let previous_of: HashMap<&str, &PreviousClient, foldhash::fast::RandomState> = previous
-        .map(|list| list.clients.iter().map(|c| (&*c.corporation, c)).collect())
-        .unwrap_or_default();
     let mut order = active;
     order.extend(exited);
-    let before: Vec<Option<&PreviousClient>> = order
-        .iter()
-        .map(|&index| previous_of.get(&*rows.corporations[index]).copied())
-        .collect();
-    drop(previous_of);
+    let by_slot = previous.and_then(|list| rows.clients_in(list, &order));
+    let before: Vec<Option<&PreviousClient>> = by_slot.unwrap_or_else(|| {
+        let previous_of: HashMap<&str, &PreviousClient, foldhash::fast::RandomState> = previous
+            .map(|list| list.clients.iter().map(|c| (&*c.corporation, c)).collect())
+            .unwrap_or_default();
+        order
+            .iter()
+            .map(|&index| previous_of.get(&*rows.corporations[index]).copied())
+            .collect()
+    });
 
     let mut probability = Vec::with_capacity(ranked);
     let mut band = Vec::with_capacity(ranked);

@@ -132,12 +132,14 @@ pub async fn draft_risk_list(
 ) -> Result<RiskListDraft, StepError> {
     let ms = millis_since;
     let started = Instant::now();
-    let (deployment, model) = deployed_model(pipeline).await?;
     let compiled_data = &pipeline.locations.compiled_data;
-    let (ingestion, compiled) = committed_data(pipeline, compiled_data).await?;
-    let data = compiled.object.clone();
     let reports = &pipeline.locations.reports;
-    let previous = load_previous(reports).await?;
+    let ((deployment, model), (ingestion, compiled), previous) = tokio::try_join!(
+        deployed_model(pipeline),
+        committed_data(pipeline, compiled_data),
+        async { Ok(load_previous(reports).await?) },
+    )?;
+    let data = compiled.object.clone();
     // An incremental build reads only the parts holding the rows added since the previous list.
     let first_row = first_row_needed(previous.as_ref(), &ingestion, compiled.rows, &model);
     let parts = fetch_parts(compiled_data, &compiled, first_row).await?;
