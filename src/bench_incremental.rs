@@ -437,7 +437,7 @@ fn render(args: &IncrementalArgs, sizes: &[SizeResult]) -> String {
     }
     let _ = writeln!(
         out,
-        "\nStep columns are the run record's own step timings (inside the process; training is the challenger's training plus the champion/challenger gate); a dash: the run did not do that step. The decision column lists each distinct decision of the runs."
+        "\nStep columns are the run record's own step timings (inside the process; training is the challenger's training plus the champion/challenger gate; the risk list is its draft, made during the drift check, plus storing it, so the columns overlap and do not add up to the run); a dash: the run did not do that step. The decision column lists each distinct decision of the runs."
     );
     out
 }

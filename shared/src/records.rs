@@ -415,6 +415,20 @@ pub struct Report {
     pub confusion_matrix_png: ObjectRef,
     pub generated_at: DateTime<Utc>,
     pub run_id: String,
+    /// Bootstrap intervals of F1 and ROC AUC on `test_data`, which the HTML page reuses while
+    /// the model and the test data are these (absent from reports written before).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_intervals: Option<TestIntervals>,
+}
+
+/// Percentile-bootstrap intervals of a model's F1 (at its threshold) and ROC AUC on the test
+/// data, with the confidence and the number of resamples they were drawn with.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TestIntervals {
+    pub confidence: crate::drift::stats::ConfidenceLevel,
+    pub resamples: usize,
+    pub f1: Option<crate::drift::stats::performance::BootstrapInterval>,
+    pub roc_auc: Option<crate::drift::stats::performance::BootstrapInterval>,
 }
 
 /// What the full process decided.

@@ -203,7 +203,7 @@ pub async fn gather(
     let card = model_card(pipeline, current_run).await;
     let test = async {
         match &card {
-            Ok(card) => test_figures(pipeline, &card.model).await,
+            Ok(card) => test_figures(pipeline, card).await,
             Err(_) => Err("no model is deployed yet: the full process bootstraps one".to_string()),
         }
     };
@@ -262,31 +262,42 @@ async fn model_card(pipeline: &Pipeline, current_run: Option<&RunRecord>) -> Par
     })
 }
 
-async fn test_figures(pipeline: &Pipeline, model: &TrainedModel) -> Part<TestFigures> {
-    let test = read_csv_location(&pipeline.locations.test_data)
-        .await
-        .map_err(|e| format!("the test data could not be read: {e}"))?;
+async fn test_figures(pipeline: &Pipeline, card: &ModelCard) -> Part<TestFigures> {
+    let reports = &pipeline.locations.reports;
+    let (test, report) = tokio::join!(
+        read_csv_location(&pipeline.locations.test_data),
+        reports.get_json_if_exists::<crate::records::Report>(names::REPORT_JSON, "report"),
+    );
+    let test = test.map_err(|e| format!("the test data could not be read: {e}"))?;
     if test.rows() == 0 {
         return Err(format!(
             "there is no test data in {}",
             pipeline.locations.test_data.url()
         ));
     }
-    let model = model.clone();
     let confidence = pipeline.lifecycle.confidence;
     let resamples = pipeline.lifecycle.bootstrap_resamples;
+    // The reporting step's intervals, when they are of this model, these test files and these
+    // settings: the bootstraps are then not drawn again on every page.
+    let drawn = report.ok().flatten().and_then(|(_, report)| {
+        let intervals = report.test_intervals?;
+        (report.model.version_id == card.deployment.model.version_id
+            && report.test_data == test.files
+            && intervals.confidence == confidence
+            && intervals.resamples == resamples)
+            .then_some((intervals.f1, intervals.roc_auc))
+    });
+    let model = card.model.clone();
     let files = test.files;
     let batches = test.batches;
     let computed = tokio::task::spawn_blocking(move || {
         let (labels, probabilities) =
             labelled_probabilities(&model, &batches).map_err(|e| e.to_string())?;
-        test_metrics(
-            labels,
-            probabilities,
-            model.threshold(),
-            confidence,
-            resamples,
-        )
+        let threshold = model.threshold();
+        match drawn {
+            Some(drawn) => test_metrics_with(labels, probabilities, threshold, confidence, drawn),
+            None => test_metrics(labels, probabilities, threshold, confidence, resamples),
+        }
     })
     .await
     .map_err(|e| format!("the test figures could not be computed: {e}"))?;
@@ -305,13 +316,24 @@ pub fn test_metrics(
     confidence: ConfidenceLevel,
     resamples: usize,
 ) -> Result<TestFigures, String> {
+    let intervals = bootstrap_f1_and_auc(&labels, &probabilities, threshold, resamples, confidence);
+    test_metrics_with(labels, probabilities, threshold, confidence, intervals)
+}
+
+/// [`test_metrics`] with F1 and ROC AUC intervals drawn before (the reporting step's).
+fn test_metrics_with(
+    labels: Vec<u8>,
+    probabilities: Vec<f64>,
+    threshold: f64,
+    confidence: ConfidenceLevel,
+    (f1, roc_auc): (Option<BootstrapInterval>, Option<BootstrapInterval>),
+) -> Result<TestFigures, String> {
     let predicted: Vec<u8> = probabilities
         .iter()
         .map(|&p| u8::from(p >= threshold))
         .collect();
     let metrics = classification_metrics(&labels, &predicted, &probabilities)
         .map_err(|e| format!("no labelled test rows to score: {e}"))?;
-    let (f1, roc) = bootstrap_f1_and_auc(&labels, &probabilities, threshold, resamples, confidence);
     let log_loss = log_loss_per_row(&labels, &probabilities)
         .ok()
         .and_then(|losses| mean_interval(&losses, confidence).ok());
@@ -322,7 +344,7 @@ pub fn test_metrics(
         threshold,
         metrics,
         f1,
-        roc_auc: roc,
+        roc_auc,
         log_loss,
     })
 }
@@ -547,6 +569,65 @@ mod tests {
         assert!(page.contains("Nothing has been ingested yet"));
         assert!(page.contains("Not available yet"));
         assert!(!page.contains("<script") && !page.contains("<svg"));
+    }
+
+    #[tokio::test]
+    async fn the_page_reuses_the_reports_intervals_while_the_model_and_test_data_are_the_same() {
+        use crate::records::Report;
+        let dir = tempfile::tempdir().unwrap();
+        let (_, pipeline) = crate::testing::local_pipeline(dir.path());
+        crate::testing::place_seed_source_files(dir.path());
+        crate::steps::fullprocess::run_full_process(&pipeline, "run-boot")
+            .await
+            .unwrap();
+        let reports = &pipeline.locations.reports;
+        let (_, report) = reports
+            .get_json::<Report>(names::REPORT_JSON, "report", None)
+            .await
+            .unwrap();
+        let drawn = report.test_intervals.clone().expect("reporting draws them");
+        let card = model_card(&pipeline, None).await.unwrap();
+        let shown = test_figures(&pipeline, &card).await.unwrap();
+        let (confidence, resamples) = (
+            pipeline.lifecycle.confidence,
+            pipeline.lifecycle.bootstrap_resamples,
+        );
+        let fresh = |figures: &TestFigures| {
+            let (labels, probabilities) = (figures.labels.clone(), figures.probabilities.clone());
+            test_metrics(
+                labels,
+                probabilities,
+                figures.threshold,
+                confidence,
+                resamples,
+            )
+            .unwrap()
+        };
+        let again = fresh(&shown);
+        assert!(again.f1.is_some() && again.roc_auc.is_some());
+        assert_eq!((&shown.f1, &shown.roc_auc), (&again.f1, &again.roc_auc));
+        assert_eq!((&drawn.f1, &drawn.roc_auc), (&again.f1, &again.roc_auc));
+        assert_eq!(shown.log_loss, again.log_loss);
+
+        // Taken from the report, not drawn again: what the report says is what the page shows.
+        let mut marked = report.clone();
+        let intervals = marked.test_intervals.as_mut().unwrap();
+        intervals.f1.as_mut().unwrap().estimate = 0.123;
+        reports
+            .put_json(names::REPORT_JSON, "report", &marked, PutMode::Overwrite)
+            .await
+            .unwrap();
+        let shown = test_figures(&pipeline, &card).await.unwrap();
+        assert_eq!(shown.f1.as_ref().map(|f1| f1.estimate), Some(0.123));
+        // A new version of the test data: drawn again.
+        let test_file = dir.path().join("testdata/testdata.csv");
+        let body = bytes::Bytes::from(std::fs::read(&test_file).unwrap());
+        (pipeline.locations.test_data)
+            .put("testdata.csv", body, PutMode::Overwrite)
+            .await
+            .unwrap();
+        let shown = test_figures(&pipeline, &card).await.unwrap();
+        assert_eq!((&shown.f1, &shown.roc_auc), (&again.f1, &again.roc_auc));
     }
 
     #[tokio::test]

@@ -10,8 +10,10 @@ use chrono::Utc;
 use super::deployment::deployed_model;
 use super::scoring::{evaluate, load_test_data};
 use super::{Pipeline, StepError};
+use crate::drift::report::bootstrap_f1_and_auc;
+use crate::lifecycle::profile::labelled_probabilities;
 use crate::model::confusion_matrix_png;
-use crate::records::{Coefficient, ObjectRef, Report, names};
+use crate::records::{Coefficient, ObjectRef, Report, TestIntervals, names};
 use crate::store::PutMode;
 
 /// What reporting wrote.
@@ -37,7 +39,28 @@ pub async fn run_reporting(pipeline: &Pipeline, run_id: &str) -> Result<ReportOu
 pub async fn write_reports(pipeline: &Pipeline, run_id: &str) -> Result<ReportOutcome, StepError> {
     let (deployment, model) = deployed_model(pipeline).await?;
     let test = load_test_data(pipeline).await?;
-    let evaluation = evaluate(&model, test.batches).await?;
+    // The intervals the HTML page shows, drawn once per deployment and test data.
+    let (confidence, resamples) = (
+        pipeline.lifecycle.confidence,
+        pipeline.lifecycle.bootstrap_resamples,
+    );
+    let (batches, scored) = (test.batches.clone(), model.clone());
+    let intervals = async move {
+        super::spawn_blocking_in_span(move || {
+            let (labels, probabilities) = labelled_probabilities(&scored, &batches)?;
+            let threshold = scored.threshold();
+            let (f1, roc_auc) =
+                bootstrap_f1_and_auc(&labels, &probabilities, threshold, resamples, confidence);
+            Ok::<_, StepError>(TestIntervals {
+                confidence,
+                resamples,
+                f1,
+                roc_auc,
+            })
+        })
+        .await?
+    };
+    let (evaluation, test_intervals) = tokio::try_join!(evaluate(&model, test.batches), intervals)?;
     let reports = &pipeline.locations.reports;
 
     // The short version only: with the run id as well the title is wider than the plot (the
@@ -86,6 +109,7 @@ pub async fn write_reports(pipeline: &Pipeline, run_id: &str) -> Result<ReportOu
             confusion_matrix_png: png_ref.clone(),
             generated_at: Utc::now(),
             run_id: run_id.to_string(),
+            test_intervals: Some(test_intervals),
         };
     let json = reports
         .put_json(names::REPORT_JSON, "report", &report, PutMode::Overwrite)
