@@ -39,8 +39,8 @@ pub use build::{
 };
 pub use drivers::driver_phrase;
 pub use store::{
-    HistoryPoint, RiskListDraft, RiskListRecord, client_history, draft_risk_list, load_latest,
-    load_previous, store_draft, write_after_run, write_risk_list,
+    HistoryPoint, PreviousRead, RiskListDraft, RiskListRecord, client_history, draft_risk_list,
+    load_latest, load_previous, store_draft, write_after_run, write_risk_list,
 };
 
 use crate::data::DataError;

@@ -120,15 +120,21 @@ pub async fn write_risk_list(
     run_id: &str,
     bands: &RiskBands,
 ) -> Result<(RiskListRecord, BuiltList), StepError> {
-    let draft = draft_risk_list(pipeline, run_id, bands).await?;
+    let draft = draft_risk_list(pipeline, run_id, bands, None).await?;
     store_draft(pipeline, draft).await
 }
 
-/// The list [`write_risk_list`] would write now, built and encoded but not stored.
+/// The latest list as [`load_previous`] read it earlier in the run (`None`: none was written),
+/// which a draft then does not read again.
+pub struct PreviousRead(pub Option<PreviousList>);
+
+/// The list [`write_risk_list`] would write now, built and encoded but not stored; from the
+/// `previous` list when the caller read it already.
 pub async fn draft_risk_list(
     pipeline: &Pipeline,
     run_id: &str,
     bands: &RiskBands,
+    previous: Option<PreviousRead>,
 ) -> Result<RiskListDraft, StepError> {
     let ms = millis_since;
     let started = Instant::now();
@@ -137,7 +143,12 @@ pub async fn draft_risk_list(
     let ((deployment, model), (ingestion, compiled), previous) = tokio::try_join!(
         deployed_model(pipeline),
         committed_data(pipeline, compiled_data),
-        async { Ok(load_previous(reports).await?) },
+        async {
+            match previous {
+                Some(PreviousRead(previous)) => Ok(previous),
+                None => Ok(load_previous(reports).await?),
+            }
+        },
     )?;
     let data = compiled.object.clone();
     // An incremental build reads only the parts holding the rows added since the previous list.

@@ -262,23 +262,35 @@ pub async fn run_full_process_for(
     let started = Instant::now();
     // A scheduled tick lists the source and reads the deployment record first: with nothing new
     // and nothing pending, that is all it reads ([`idle`]).
-    let (ingestion, deployment, listing) = match scope {
+    // The latest risk list, read during ingestion: a run that checks its model drafts the next
+    // list from it (a failed read is left to the draft, which reads it again).
+    let previous_list = |read: bool| async move {
+        let reports = &pipeline.locations.reports;
+        if !read {
+            return None;
+        }
+        crate::risklist::load_previous(reports).await.ok()
+    };
+    let (ingestion, deployment, listing, previous_list) = match scope {
         IngestScope::All => {
             let listing = pipeline.locations.source_data.list("").await?;
             let deployment = current_deployment(pipeline).await?;
             if idle::nothing_to_do(&listing, deployment.as_ref()) {
-                (None, deployment, listing)
+                (None, deployment, listing, None)
             } else {
                 let compiled = &pipeline.locations.compiled_data;
-                let ingestion =
-                    ingest_candidates(pipeline, compiled, listing.clone(), run_id).await?;
-                (Some(ingestion), deployment, listing)
+                let (ingestion, previous_list) = tokio::join!(
+                    ingest_candidates(pipeline, compiled, listing.clone(), run_id),
+                    previous_list(deployment.is_some()),
+                );
+                (Some(ingestion?), deployment, listing, previous_list)
             }
         }
         _ => {
-            let ingestion = ingest(pipeline, scope, run_id).await?;
+            let (ingestion, previous_list) =
+                tokio::join!(ingest(pipeline, scope, run_id), previous_list(true));
             let deployment = current_deployment(pipeline).await?;
-            (Some(ingestion), deployment, Vec::new())
+            (Some(ingestion?), deployment, Vec::new(), previous_list)
         }
     };
     steps.record("ingestion", started);
@@ -365,7 +377,9 @@ pub async fn run_full_process_for(
             let drafting = async {
                 let started = Instant::now();
                 let bands = &pipeline.risk_bands;
-                let drafted = crate::risklist::draft_risk_list(pipeline, run_id, bands).await;
+                let previous = previous_list.map(crate::risklist::PreviousRead);
+                let drafted =
+                    crate::risklist::draft_risk_list(pipeline, run_id, bands, previous).await;
                 (drafted, started.elapsed())
             };
             let checking = async {
