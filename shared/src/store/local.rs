@@ -183,8 +183,9 @@ struct CurrentVersion {
     stamp: Stamp,
 }
 
-/// Bodies at least this large are hashed on a second thread while they are written.
-const PARALLEL_HASH_BYTES: usize = 1024 * 1024;
+/// Bodies at least this large have their second copy written (and their ETag computed) on a
+/// second thread.
+const PARALLEL_COPY_BYTES: usize = 1024 * 1024;
 
 /// Paths belonging to one key.
 struct KeyPaths {
@@ -665,25 +666,31 @@ impl LocalStore {
         let mut visible = self.staged_file()?;
         let (size, etag) = match source {
             Body::Bytes(bytes) => {
-                // Both copies straight from memory; the ETag of a large body is computed on a
-                // second core meanwhile.
-                std::thread::scope(|scope| {
-                    let hash = (bytes.len() >= PARALLEL_HASH_BYTES)
-                        .then(|| scope.spawn(|| content_etag(bytes)));
-                    history
-                        .as_file_mut()
+                // Both copies straight from memory; a large body's visible copy is written and
+                // flushed, and its ETag computed, on a second core meanwhile (the copy into
+                // fresh page-cache pages is most of a large put's time).
+                let write_copy = |file: &mut NamedTempFile| {
+                    file.as_file_mut()
                         .write_all(bytes)
-                        .map_err(|e| io_error(history.path(), "cannot write", e))?;
-                    visible
-                        .as_file_mut()
-                        .write_all(bytes)
-                        .map_err(|e| io_error(visible.path(), "cannot write", e))?;
-                    let etag = match hash.map(|handle| handle.join()) {
-                        Some(Ok(etag)) => etag,
-                        _ => content_etag(bytes),
-                    };
-                    Ok::<_, StoreError>((bytes.len() as u64, etag))
-                })?
+                        .map_err(|e| io_error(file.path(), "cannot write", e))?;
+                    self.sync(file)
+                };
+                let etag = std::thread::scope(|scope| {
+                    if bytes.len() < PARALLEL_COPY_BYTES {
+                        write_copy(&mut history)?;
+                        write_copy(&mut visible)?;
+                        return Ok(content_etag(bytes));
+                    }
+                    let second = scope.spawn(|| {
+                        write_copy(&mut visible)?;
+                        Ok::<_, StoreError>(content_etag(bytes))
+                    });
+                    write_copy(&mut history)?;
+                    second
+                        .join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+                })?;
+                (bytes.len() as u64, etag)
             }
             Body::Reader(source) => {
                 let hashed = copy_hashing(source, history.as_file_mut())
@@ -692,11 +699,11 @@ impl LocalStore {
                     .map_err(|e| io_error(history.path(), "cannot read back", e))?;
                 io::copy(&mut staged, visible.as_file_mut())
                     .map_err(|e| io_error(visible.path(), "cannot write", e))?;
+                self.sync(&history)?;
+                self.sync(&visible)?;
                 hashed
             }
         };
-        self.sync(&history)?;
-        self.sync(&visible)?;
         let visible_stamp = visible
             .as_file()
             .metadata()
