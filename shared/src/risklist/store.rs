@@ -418,6 +418,26 @@ fn drivers_column(list: &BuiltList) -> StringArray {
 /// The list as one record batch: fixed columns, then value, standardised value and
 /// contribution per model feature; made from the list's columns, not from entries.
 fn to_batch(list: &BuiltList) -> Result<RecordBatch, RiskListError> {
+    // The drivers' text, the largest column (a copy of every phrase), on a second core.
+    std::thread::scope(|scope| {
+        let drivers = scope.spawn(|| drivers_column(list));
+        let (fields, mut columns, features) = other_columns(list);
+        let drivers = drivers
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        columns.push(Arc::new(drivers));
+        columns.extend(features);
+        RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(|e| {
+            RiskListError::Encode {
+                format: "Arrow",
+                detail: e.to_string(),
+            }
+        })
+    })
+}
+
+/// Every field of [`to_batch`], its columns before the drivers, and the feature columns after.
+fn other_columns(list: &BuiltList) -> (Vec<Field>, Vec<ArrayRef>, Vec<ArrayRef>) {
     let clients = list.len();
     let positions = || 0..clients;
     let mut fields = vec![
@@ -436,7 +456,7 @@ fn to_batch(list: &BuiltList) -> Result<RecordBatch, RiskListError> {
     for position in positions() {
         corporations.append_value(list.corporation(position));
     }
-    let mut columns: Vec<ArrayRef> = vec![
+    let columns: Vec<ArrayRef> = vec![
         Arc::new(positions().map(|p| list.rank(p)).collect::<UInt32Array>()),
         Arc::new(corporations.finish()),
         Arc::new(
@@ -469,8 +489,8 @@ fn to_batch(list: &BuiltList) -> Result<RecordBatch, RiskListError> {
                 .map(|p| Some(list.newly_high(p)))
                 .collect::<BooleanArray>(),
         ),
-        Arc::new(drivers_column(list)),
     ];
+    let mut features: Vec<ArrayRef> = Vec::new();
     for (index, feature) in list.meta.features.iter().enumerate() {
         let name = feature.name.as_str();
         let (values, standardized, contributions) = list.feature_columns(index);
@@ -497,16 +517,11 @@ fn to_batch(list: &BuiltList) -> Result<RecordBatch, RiskListError> {
         let contributions: Float64Array = (contributions.iter().map(|&v| Some(v)))
             .chain(std::iter::repeat_n(None, exited))
             .collect();
-        columns.push(Arc::new(values));
-        columns.push(Arc::new(standardized));
-        columns.push(Arc::new(contributions));
+        features.push(Arc::new(values));
+        features.push(Arc::new(standardized));
+        features.push(Arc::new(contributions));
     }
-    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(|e| {
-        RiskListError::Encode {
-            format: "Arrow",
-            detail: e.to_string(),
-        }
-    })
+    (fields, columns, features)
 }
 
 /// What encoding the list's batch into one file gives.
