@@ -260,8 +260,6 @@ pub async fn run_full_process_for(
 
     steps.before("ingestion")?;
     let started = Instant::now();
-    // A scheduled tick lists the source and reads the deployment record first: with nothing new
-    // and nothing pending, that is all it reads ([`idle`]).
     // The latest risk list, read during ingestion: a run that checks its model drafts the next
     // list from it (a failed read is left to the draft, which reads it again).
     let previous_list = |read: bool| async move {
@@ -271,6 +269,8 @@ pub async fn run_full_process_for(
         }
         crate::risklist::load_previous(reports).await.ok()
     };
+    // A scheduled tick lists the source and reads the deployment record first: with nothing new
+    // and nothing pending, that is all it reads ([`idle`]).
     let (ingestion, deployment, listing, previous_list) = match scope {
         IngestScope::All => {
             let listing = pipeline.locations.source_data.list("").await?;
