@@ -292,6 +292,24 @@ impl TrainedModel {
         batches: &[RecordBatch],
         threshold: f64,
     ) -> Result<Evaluation, ModelError> {
+        self.evaluate_scored(batches, threshold)
+            .map(|(evaluation, _, _)| evaluation)
+    }
+
+    /// [`TrainedModel::evaluate`], with the labels and predicted probabilities of the rows it
+    /// scored (in order), for statistics drawn over the same rows.
+    pub fn evaluate_with_scores(
+        &self,
+        batches: &[RecordBatch],
+    ) -> Result<(Evaluation, Vec<u8>, Vec<f64>), ModelError> {
+        self.evaluate_scored(batches, self.threshold())
+    }
+
+    fn evaluate_scored(
+        &self,
+        batches: &[RecordBatch],
+        threshold: f64,
+    ) -> Result<(Evaluation, Vec<u8>, Vec<f64>), ModelError> {
         let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
         let mut labels = Vec::with_capacity(rows);
         let mut classes = Vec::with_capacity(rows);
@@ -330,10 +348,11 @@ impl TrainedModel {
             return Err(ModelError::EmptyEvaluation);
         }
         let metrics = classification_metrics(&labels, &classes, &scores)?;
-        Ok(Evaluation {
+        let evaluation = Evaluation {
             metrics,
             excluded_missing_target,
             imputed,
-        })
+        };
+        Ok((evaluation, labels, scores))
     }
 }

@@ -8,10 +8,9 @@ use bytes::Bytes;
 use chrono::Utc;
 
 use super::deployment::deployed_model;
-use super::scoring::{evaluate, load_test_data};
+use super::scoring::load_test_data;
 use super::{Pipeline, StepError};
 use crate::drift::report::bootstrap_f1_and_auc;
-use crate::lifecycle::profile::labelled_probabilities;
 use crate::model::confusion_matrix_png;
 use crate::records::{Coefficient, ObjectRef, Report, TestIntervals, names};
 use crate::store::PutMode;
@@ -39,28 +38,27 @@ pub async fn run_reporting(pipeline: &Pipeline, run_id: &str) -> Result<ReportOu
 pub async fn write_reports(pipeline: &Pipeline, run_id: &str) -> Result<ReportOutcome, StepError> {
     let (deployment, model) = deployed_model(pipeline).await?;
     let test = load_test_data(pipeline).await?;
-    // The intervals the HTML page shows, drawn once per deployment and test data.
+    // The metrics, and the bootstrap intervals the HTML page shows (drawn once per deployment
+    // and test data), over the same scored rows.
     let (confidence, resamples) = (
         pipeline.lifecycle.confidence,
         pipeline.lifecycle.bootstrap_resamples,
     );
-    let (batches, scored) = (test.batches.clone(), model.clone());
-    let intervals = async move {
-        super::spawn_blocking_in_span(move || {
-            let (labels, probabilities) = labelled_probabilities(&scored, &batches)?;
-            let threshold = scored.threshold();
-            let (f1, roc_auc) =
-                bootstrap_f1_and_auc(&labels, &probabilities, threshold, resamples, confidence);
-            Ok::<_, StepError>(TestIntervals {
-                confidence,
-                resamples,
-                f1,
-                roc_auc,
-            })
-        })
-        .await?
-    };
-    let (evaluation, test_intervals) = tokio::try_join!(evaluate(&model, test.batches), intervals)?;
+    let scored = model.clone();
+    let (evaluation, test_intervals) = super::spawn_blocking_in_span(move || {
+        let (evaluation, labels, probabilities) = scored.evaluate_with_scores(&test.batches)?;
+        let threshold = scored.threshold();
+        let (f1, roc_auc) =
+            bootstrap_f1_and_auc(&labels, &probabilities, threshold, resamples, confidence);
+        let intervals = TestIntervals {
+            confidence,
+            resamples,
+            f1,
+            roc_auc,
+        };
+        Ok::<_, StepError>((evaluation, intervals))
+    })
+    .await??;
     let reports = &pipeline.locations.reports;
 
     // The short version only: with the run id as well the title is wider than the plot (the

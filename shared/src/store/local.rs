@@ -1109,7 +1109,11 @@ fn hex(bytes: &[u8]) -> String {
 /// MD5 only for single-part uploads) it is opaque, only ever compared; MD5 made each large put
 /// CPU-bound at a tenth of XXH3's speed.
 fn content_etag(bytes: &[u8]) -> String {
-    format!("{:032x}", XxHash3_128::oneshot(bytes))
+    etag_of_hash(XxHash3_128::oneshot(bytes))
+}
+
+fn etag_of_hash(hash: u128) -> String {
+    format!("{hash:032x}")
 }
 
 /// Copies everything from `source` to `dest`; returns the size and the [`content_etag`].
@@ -1128,7 +1132,7 @@ fn copy_hashing(source: &mut dyn Read, dest: &mut fs::File) -> io::Result<(u64, 
         dest.write_all(&buffer[..n])?;
         size += n as u64;
     }
-    Ok((size, format!("{:032x}", hasher.finish_128())))
+    Ok((size, etag_of_hash(hasher.finish_128())))
 }
 
 /// A temporary file in the staging directory, with the permissions an ordinary new file gets
